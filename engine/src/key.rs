@@ -147,6 +147,24 @@ pub fn cmp_internal(a: &[u8], b: &[u8]) -> Ordering {
     }
 }
 
+/// A range tombstone: deletes every version of every user key in
+/// `[start, end)` whose sequence number is below `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RangeTombstone {
+    pub start: Vec<u8>,
+    pub end: Vec<u8>,
+    pub seq: SeqNo,
+}
+
+impl RangeTombstone {
+    /// Whether this tombstone deletes version `entry_seq` of `user_key`
+    /// for a reader at snapshot `snapshot_seq`.
+    #[inline]
+    pub fn covers(&self, user_key: &[u8], entry_seq: SeqNo, snapshot_seq: SeqNo) -> bool {
+        self.seq <= snapshot_seq && entry_seq < self.seq && self.start.as_slice() <= user_key && user_key < self.end.as_slice()
+    }
+}
+
 /// Splits a `PutExpiring` stored value into (expire_at_unix_ms, user value).
 pub fn split_expiring(stored: &[u8]) -> Option<(u64, &[u8])> {
     let (head, rest) = stored.split_at_checked(8)?;
