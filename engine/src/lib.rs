@@ -15,13 +15,16 @@
 //! exposed as futures that the runtime drives in its own low-priority task
 //! queue. It must never depend on `lumadb-shard`, `lumadb-net` or glommio.
 
+pub mod batch;
 pub mod coding;
 pub mod error;
 pub mod key;
 pub mod options;
 pub mod storage;
 pub mod version;
+pub mod wal;
 
+pub use batch::{KeyspaceId, WriteBatch};
 pub use error::{Error, Result};
 pub use key::SeqNo;
 pub use options::{CompactionStyle, Compression, EngineOptions, KeyspaceOptions, SyncMode};
