@@ -182,7 +182,7 @@ fn apply_torn_pages(durable: &mut Vec<u8>, volatile: &[u8], rng: &mut SplitMix64
         let start = page * IO_ALIGN;
         let end = (start + IO_ALIGN).min(volatile.len());
         let differs = durable.get(start..end) != Some(&volatile[start..end]);
-        if differs && rng.next() % 2 == 0 {
+        if differs && rng.next_u64() & 1 == 0 {
             if durable.len() < end {
                 durable.resize(end, 0);
             }
@@ -200,7 +200,7 @@ impl SplitMix64 {
         SplitMix64(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -1,0 +1,24 @@
+//! Errors of the benchmarks.
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("unknown workload {0:?}; known: fillseq, fillrandom, overwrite, readrandom, readseq, seekrandom, deleterandom")]
+    UnknownWorkload(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("engine: {0}")]
+    Engine(#[from] lumadb_engine::Error),
+    #[error("I/O on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the glommio executor: {0} (io_uring must be available and `ulimit -l` at least 1 MiB)")]
+    Executor(String),
+    #[error("this build has no RocksDB; rebuild with `cargo build --release --features rocksdb`")]
+    NoRocksdb,
+    #[error("rocksdb: {0}")]
+    Rocksdb(String),
+}

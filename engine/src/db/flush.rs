@@ -1,0 +1,157 @@
+//! Flush: a frozen memtable becomes an L0 table. One flush runs at a time
+//! (oldest frozen memtable first, across keyspaces, so WAL segments are
+//! released in order); writers keep writing to the new memtable meanwhile.
+
+use super::compact::{GcFilter, OutputWriter};
+use super::Engine;
+use crate::batch::KeyspaceId;
+use crate::key::{self, SeqNo};
+use crate::memtable::MemTable;
+use crate::sst::Table;
+use crate::storage::Storage;
+use crate::version::FileMeta;
+use crate::wal;
+use crate::Result;
+use std::rc::Rc;
+
+/// Keys copied out of a frozen memtable per step of a flush.
+const FLUSH_CHUNK_KEYS: usize = 1024;
+
+impl<S: Storage> Engine<S> {
+    /// Freezes and flushes every keyspace's memtable, then returns.
+    pub async fn flush(&self) -> Result<()> {
+        self.flush_keyspaces(None).await
+    }
+
+    pub(crate) async fn flush_keyspaces(&self, keyspaces: Option<Vec<KeyspaceId>>) -> Result<()> {
+        self.check_writable()?;
+        self.freeze_memtables(keyspaces.clone()).await?;
+        loop {
+            let pending = {
+                let st = self.inner.state.borrow();
+                st.keyspaces
+                    .values()
+                    .filter(|k| keyspaces.as_ref().is_none_or(|ids| ids.contains(&k.id)))
+                    .any(|k| !k.imm.is_empty())
+            };
+            if !pending {
+                return Ok(());
+            }
+            self.check_writable()?;
+            if !self.flush_once().await? {
+                self.inner.progress.notified().await;
+            }
+        }
+    }
+
+    /// Flushes the oldest frozen memtable, if any. Returns whether it did.
+    pub async fn flush_once(&self) -> Result<bool> {
+        let _guard = self.inner.flush_lock.lock().await;
+        self.check_writable()?;
+        let picked = {
+            let st = self.inner.state.borrow();
+            st.keyspaces
+                .values()
+                .filter_map(|k| k.imm.first().map(|m| (k.id, m.clone())))
+                .min_by_key(|(_, m)| m.first_segment())
+        };
+        let Some((ks, mem)) = picked else { return Ok(false) };
+        match self.flush_memtable(ks, &mem).await {
+            Ok(()) => Ok(true),
+            Err(e) => Err(self.poison(e)),
+        }
+    }
+
+    async fn flush_memtable(&self, ks: KeyspaceId, mem: &Rc<MemTable>) -> Result<()> {
+        let output = self.write_memtable(ks, mem).await?;
+        let mut opened = None;
+        if let Some((meta, file)) = output {
+            let t = Table::open(file, meta.number, self.inner.block_cache.clone()).await?;
+            opened = Some((meta, t));
+        }
+        let _m = self.inner.manifest_lock.lock().await;
+        let old = {
+            let mut st = self.inner.state.borrow_mut();
+            let k = st.keyspaces.get_mut(&ks).expect("keyspace exists");
+            assert!(Rc::ptr_eq(&k.imm[0], mem), "flushes run oldest first");
+            let old_version = k.version.clone();
+            if let Some((meta, _)) = &opened {
+                let mut v = (*k.version).clone();
+                add_to_l0(&mut v, meta.clone());
+                v.check_invariants();
+                k.version = Rc::new(v);
+            }
+            let removed = k.imm.remove(0);
+            if let Some((meta, t)) = &opened {
+                st.tables.insert(meta.number, t.clone());
+                st.stats.flushes += 1;
+                st.stats.flush_bytes_written += meta.size;
+            }
+            (old_version, removed)
+        };
+        if let Err(e) = self.persist_manifest_locked().await {
+            let mut st = self.inner.state.borrow_mut();
+            let k = st.keyspaces.get_mut(&ks).expect("keyspace exists");
+            k.version = old.0;
+            k.imm.insert(0, old.1);
+            return Err(e);
+        }
+        self.delete_obsolete_wal_segments().await;
+        self.inner.progress.notify_all();
+        self.inner.background.notify_all();
+        Ok(())
+    }
+
+    /// Writes `mem` to a new table (none if nothing survives).
+    pub(crate) async fn write_memtable(&self, ks: KeyspaceId, mem: &MemTable) -> Result<Option<(FileMeta, S::File)>> {
+        let (opts, snapshots) = {
+            let st = self.inner.state.borrow();
+            let snaps: Vec<SeqNo> = st.snapshots.borrow().keys().copied().collect();
+            (st.keyspaces[&ks].opts.clone(), snaps)
+        };
+        let tombstones = mem.all_range_tombstones();
+        let mut gc = GcFilter::new(snapshots, false, self.inner.storage.now_unix_ms(), tombstones.clone());
+        let mut out = OutputWriter::new(self.clone(), opts, None, tombstones);
+        let mut chunk = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            chunk.clear();
+            mem.all_versions_after(after.as_deref(), FLUSH_CHUNK_KEYS, &mut chunk);
+            let Some(last) = chunk.last() else { break };
+            after = Some(last.key.clone());
+            for e in &chunk {
+                if let Some(kind) = gc.filter(&e.key, e.seq, e.kind) {
+                    let ikey = key::make_internal_key(&e.key, e.seq, kind);
+                    out.add(&ikey, &e.value).await?;
+                }
+            }
+        }
+        let (mut outputs, _) = out.finish().await?;
+        assert!(outputs.len() <= 1, "a flush writes at most one table");
+        Ok(outputs.pop())
+    }
+
+    /// Removes WAL segments older than every keyspace's log number.
+    pub(crate) async fn delete_obsolete_wal_segments(&self) {
+        let obsolete: Vec<u64> = {
+            let st = self.inner.state.borrow();
+            let min = st
+                .keyspaces
+                .values()
+                .map(|k| super::keyspace_log_number(k, st.wal_segment))
+                .min()
+                .unwrap_or(st.wal_segment);
+            st.wal_segments.keys().copied().filter(|&n| n < min && n != st.wal_segment).collect()
+        };
+        for n in &obsolete {
+            self.inner.state.borrow_mut().wal_segments.remove(n);
+        }
+        self.delete_files(obsolete.into_iter().map(wal::wal_file_name)).await;
+    }
+}
+
+/// Inserts a freshly flushed file into L0, keeping L0 newest first.
+pub(crate) fn add_to_l0(v: &mut crate::version::Version, meta: FileMeta) {
+    let pos = v.levels[0].partition_point(|f| f.largest_seq > meta.largest_seq);
+    v.levels[0].insert(pos, Rc::new(meta));
+}

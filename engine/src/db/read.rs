@@ -1,0 +1,180 @@
+//! Point reads: memtable, frozen memtables, L0 newest first, then one file
+//! per deeper level, stopping at the first version visible at the snapshot.
+//! Range tombstones met on the way (with their sequence numbers) decide
+//! whether that version is deleted.
+
+use super::{Engine, Snapshot, ValueEntry};
+use crate::batch::KeyspaceId;
+use crate::key::{self, SeqNo, ValueKind};
+use crate::memtable::MemTable;
+use crate::sst::Table;
+use crate::storage::Storage;
+use crate::version::{FileMeta, Version};
+use crate::{Error, Result};
+use std::cmp::Ordering;
+use std::rc::Rc;
+
+/// What one source says about a key.
+pub(crate) struct Found {
+    pub seq: SeqNo,
+    pub kind: ValueKind,
+    pub value: Vec<u8>,
+}
+
+/// Interprets the newest visible version of a key.
+pub(crate) fn resolve(found: Found, tombstone_seq: SeqNo, now_ms: u64) -> Option<ValueEntry> {
+    if found.seq < tombstone_seq {
+        return None;
+    }
+    match found.kind {
+        ValueKind::Put => Some(ValueEntry {
+            value: found.value,
+            expire_at_unix_ms: None,
+        }),
+        ValueKind::PutExpiring => {
+            let (at, v) = key::split_expiring(&found.value)?;
+            (at > now_ms).then(|| ValueEntry {
+                value: v.to_vec(),
+                expire_at_unix_ms: Some(at),
+            })
+        }
+        ValueKind::Delete | ValueKind::RangeDelete => None,
+    }
+}
+
+/// The sources a read consults, captured at one instant.
+pub(crate) struct ReadView<F: crate::storage::StorageFile> {
+    pub mem: Rc<MemTable>,
+    /// Newest first.
+    pub imm: Vec<Rc<MemTable>>,
+    pub version: Rc<Version>,
+    pub tables: Vec<(Rc<FileMeta>, Rc<Table<F>>)>,
+}
+
+impl<S: Storage> Engine<S> {
+    /// The value of `key`, or `None` if absent, deleted or expired.
+    pub async fn get(&self, ks: KeyspaceId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_entry(ks, key, None).await?.map(|e| e.value))
+    }
+
+    /// The value of `key` as of `snapshot`.
+    pub async fn get_at(&self, ks: KeyspaceId, key: &[u8], snapshot: &Snapshot) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_entry(ks, key, Some(snapshot)).await?.map(|e| e.value))
+    }
+
+    /// The values of `keys`, in the same order.
+    pub async fn multi_get(&self, ks: KeyspaceId, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        let snapshot = self.snapshot();
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get_entry(ks, k, Some(&snapshot)).await?.map(|e| e.value));
+        }
+        Ok(out)
+    }
+
+    /// The value of `key` with its expiry time.
+    pub async fn get_entry(&self, ks: KeyspaceId, key: &[u8], snapshot: Option<&Snapshot>) -> Result<Option<ValueEntry>> {
+        let (seq, view) = {
+            let st = self.inner.state.borrow();
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            let seq = snapshot.map_or(st.visible_seq, |s| s.seq());
+            (seq, self.read_view(ks, Some(key))?)
+        };
+        let now = self.inner.storage.now_unix_ms();
+        let mut tomb = 0;
+        for m in std::iter::once(&view.mem).chain(view.imm.iter()) {
+            tomb = tomb.max(m.covering_tombstone_seq(key, seq));
+            if let Some(v) = m.get(key, seq) {
+                let found = Found {
+                    seq: v.seq,
+                    kind: v.kind,
+                    value: v.value.into_vec(),
+                };
+                return Ok(resolve(found, tomb, now));
+            }
+        }
+        for (meta, table) in &view.tables {
+            for t in table.range_tombstones() {
+                if t.seq <= seq && t.start.as_slice() <= key && key < t.end.as_slice() {
+                    tomb = tomb.max(t.seq);
+                }
+            }
+            if meta.smallest_seq > seq || !table.may_contain(key) {
+                continue;
+            }
+            if let Some((trailer, value)) = self.table_get(meta, table, key, seq).await? {
+                let seq = trailer >> 8;
+                let kind = ValueKind::from_u8(trailer as u8).ok_or_else(|| {
+                    Error::corruption(meta.file_name(), 0, format!("unknown entry kind {}", trailer as u8))
+                })?;
+                return Ok(resolve(Found { seq, kind, value }, tomb, now));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A point lookup in one table, through the row cache when the
+    /// snapshot sees the whole file (then the answer cannot depend on it).
+    async fn table_get(
+        &self,
+        meta: &FileMeta,
+        table: &Rc<Table<S::File>>,
+        key: &[u8],
+        seq: SeqNo,
+    ) -> Result<Option<(u64, Vec<u8>)>> {
+        let cacheable = self.inner.row_cache.capacity_bytes() > 0 && seq >= meta.largest_seq;
+        if cacheable {
+            if let Some(hit) = self.inner.row_cache.get(&(meta.number, key.to_vec())) {
+                return Ok(hit);
+            }
+        }
+        let r = table.get(key, seq).await?;
+        if cacheable {
+            let charge = key.len() + r.as_ref().map_or(0, |(_, v)| v.len()) + 64;
+            self.inner.row_cache.insert((meta.number, key.to_vec()), r.clone(), charge);
+        }
+        Ok(r)
+    }
+
+    /// Captures the sources for keyspace `ks`: every table whose range may
+    /// hold `key` (all tables when `key` is `None`), newest first.
+    pub(crate) fn read_view(&self, ks: KeyspaceId, key: Option<&[u8]>) -> Result<ReadView<S::File>> {
+        let st = self.inner.state.borrow();
+        let k = st
+            .keyspaces
+            .get(&ks)
+            .ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))?;
+        let mut tables = Vec::new();
+        for (level, files) in k.version.levels.iter().enumerate() {
+            let candidates: Vec<&Rc<FileMeta>> = match key {
+                None => files.iter().collect(),
+                Some(key) if level == 0 => files.iter().filter(|f| f.overlaps_user_range(key, key)).collect(),
+                Some(key) => level_candidates(files, key),
+            };
+            for f in candidates {
+                let t = st.tables.get(&f.number).expect("every live file has an open table");
+                tables.push((f.clone(), t.clone()));
+            }
+        }
+        Ok(ReadView {
+            mem: k.mem.clone(),
+            imm: k.imm.iter().rev().cloned().collect(),
+            version: k.version.clone(),
+            tables,
+        })
+    }
+}
+
+/// Files of a sorted, non-overlapping level whose user-key range contains
+/// `key` (at most two: a file whose range tombstone ends at `key` and the
+/// next one).
+fn level_candidates<'a>(files: &'a [Rc<FileMeta>], key: &[u8]) -> Vec<&'a Rc<FileMeta>> {
+    let i = files.partition_point(|f| key::user_key(&f.largest).cmp(key) == Ordering::Less);
+    files[i..]
+        .iter()
+        .take(2)
+        .filter(|f| key::user_key(&f.smallest) <= key && key <= key::user_key(&f.largest))
+        .collect()
+}

@@ -1,0 +1,367 @@
+//! The write path: group commit.
+//!
+//! Writers enqueue their batch. The first writer to find no leader becomes
+//! the leader: it takes a group of queued batches (up to
+//! `wal_batch_bytes_max`), assigns sequence numbers, writes them to the WAL
+//! with one write and, in `sync` mode, one fdatasync, then applies them to
+//! the memtables, publishes the new visible sequence number and wakes each
+//! writer with its result. Leadership then passes to the writer at the
+//! front of the queue. So N concurrent writers cost one fsync per group,
+//! not one each, and a write is never visible before it is durable.
+//!
+//! Cost: with fdatasync at ~200 µs and G writers per group, the WAL
+//! sustains ~G × 5,000 writes/s on one core.
+
+use super::Engine;
+use crate::batch::{KeyspaceId, WriteBatch};
+use crate::key::{SeqNo, ValueKind};
+use crate::memtable::MemTable;
+use crate::options::{CompactionStyle, SyncMode};
+use crate::storage::Storage;
+use crate::sync::Slot;
+use crate::wal::{self, LogWriter};
+use crate::{Error, Result};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+pub(crate) enum SlotMsg {
+    /// The write's outcome: the sequence number of its last op.
+    Done(Result<SeqNo>),
+    /// You are at the front of the queue: lead the next group.
+    Lead,
+}
+
+/// A request to the leader.
+pub(crate) struct Pending {
+    batch: WriteBatch,
+    /// fdatasync this group even if the sync mode would not.
+    sync: bool,
+    /// Freeze these keyspaces' memtables after this group (manual flush).
+    freeze: Option<Vec<KeyspaceId>>,
+    slot: Rc<Slot<SlotMsg>>,
+}
+
+#[derive(Default)]
+pub(crate) struct CommitQueue {
+    pending: VecDeque<Pending>,
+    leader_active: bool,
+}
+
+/// Why a writer must wait before entering the queue.
+enum Stall {
+    Flush,
+    Compaction,
+}
+
+impl<S: Storage> Engine<S> {
+    /// Applies `batch` atomically. Returns after the batch is durable
+    /// under the sync mode's promise; its writes are visible from then on.
+    /// Returns the sequence number of the batch's last op.
+    pub async fn write(&self, batch: WriteBatch) -> Result<SeqNo> {
+        self.check_writable()?;
+        if batch.is_empty() {
+            return Ok(self.visible_seq());
+        }
+        self.check_keyspaces(&batch)?;
+        self.wait_for_stall(&batch).await?;
+        let bytes = batch.encoded_size() as u64;
+        let r = self
+            .submit(Pending {
+                batch,
+                sync: false,
+                freeze: None,
+                slot: Slot::new(),
+            })
+            .await;
+        if r.is_ok() {
+            let mut st = self.inner.state.borrow_mut();
+            st.stats.user_bytes_written += bytes;
+            st.stats.writes += 1;
+        }
+        r
+    }
+
+    /// Writes `key = value` in keyspace `ks`.
+    pub async fn put(&self, ks: KeyspaceId, key: &[u8], value: &[u8]) -> Result<SeqNo> {
+        let mut b = WriteBatch::new();
+        b.put(ks, key, value)?;
+        self.write(b).await
+    }
+
+    /// Writes `key = value`, expiring at `expire_at_unix_ms`.
+    pub async fn put_expiring(&self, ks: KeyspaceId, key: &[u8], value: &[u8], expire_at_unix_ms: u64) -> Result<SeqNo> {
+        let mut b = WriteBatch::new();
+        b.put_expiring(ks, key, value, expire_at_unix_ms)?;
+        self.write(b).await
+    }
+
+    /// Deletes `key`.
+    pub async fn delete(&self, ks: KeyspaceId, key: &[u8]) -> Result<SeqNo> {
+        let mut b = WriteBatch::new();
+        b.delete(ks, key)?;
+        self.write(b).await
+    }
+
+    /// Deletes every key in `[start, end)`.
+    pub async fn delete_range(&self, ks: KeyspaceId, start: &[u8], end: &[u8]) -> Result<SeqNo> {
+        let mut b = WriteBatch::new();
+        b.delete_range(ks, start, end)?;
+        self.write(b).await
+    }
+
+    /// Makes every acknowledged write durable (fdatasync of the WAL). The
+    /// runtime calls it every `interval_ms` in `interval` mode.
+    pub async fn sync_wal(&self) -> Result<()> {
+        self.check_writable()?;
+        self.submit(Pending {
+            batch: WriteBatch::new(),
+            sync: true,
+            freeze: None,
+            slot: Slot::new(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Freezes the memtables of `keyspaces` (all when `None`) so the next
+    /// flushes write them out.
+    pub(crate) async fn freeze_memtables(&self, keyspaces: Option<Vec<KeyspaceId>>) -> Result<()> {
+        let all = keyspaces.unwrap_or_else(|| self.inner.state.borrow().keyspaces.keys().copied().collect());
+        self.submit(Pending {
+            batch: WriteBatch::new(),
+            sync: false,
+            freeze: Some(all),
+            slot: Slot::new(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    fn check_keyspaces(&self, batch: &WriteBatch) -> Result<()> {
+        let st = self.inner.state.borrow();
+        for op in batch.iter() {
+            if !st.keyspaces.contains_key(&op.keyspace) {
+                return Err(Error::InvalidArgument(format!("no keyspace with id {}", op.keyspace)));
+            }
+        }
+        Ok(())
+    }
+
+    fn stall_reason(&self, batch: &WriteBatch) -> Option<Stall> {
+        let st = self.inner.state.borrow();
+        let max_imm = self.inner.opts.max_immutable_memtables;
+        for op in batch.iter() {
+            let ks = &st.keyspaces[&op.keyspace];
+            if ks.imm.len() >= max_imm {
+                return Some(Stall::Flush);
+            }
+            if ks.opts.compaction_style != CompactionStyle::Fifo
+                && ks.version.levels[0].len() >= ks.opts.level0_stop_writes_trigger
+            {
+                return Some(Stall::Compaction);
+            }
+        }
+        None
+    }
+
+    /// Backpressure: while flushes or L0 compactions are behind, writers
+    /// wait (memory stays bounded). A stalled writer that finds no flush or
+    /// compaction running does that work itself, so a stall can never
+    /// outlive its cause even when no background task is driving.
+    async fn wait_for_stall(&self, batch: &WriteBatch) -> Result<()> {
+        let mut counted = false;
+        while let Some(reason) = self.stall_reason(batch) {
+            self.check_writable()?;
+            if !counted {
+                counted = true;
+                self.inner.state.borrow_mut().stats.write_stalls += 1;
+            }
+            let did = match reason {
+                Stall::Flush if !self.inner.flush_lock.is_locked() => self.flush_once().await?,
+                Stall::Compaction if !self.inner.compaction_lock.is_locked() => self.compact_once().await?,
+                _ => false,
+            };
+            if !did {
+                self.inner.progress.notified().await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn submit(&self, p: Pending) -> Result<SeqNo> {
+        let slot = p.slot.clone();
+        let lead = {
+            let mut q = self.inner.commit.borrow_mut();
+            q.pending.push_back(p);
+            if q.leader_active {
+                false
+            } else {
+                q.leader_active = true;
+                true
+            }
+        };
+        if !lead {
+            match slot.wait().await {
+                SlotMsg::Done(r) => return r,
+                SlotMsg::Lead => {}
+            }
+        }
+        self.lead_group().await;
+        {
+            let mut q = self.inner.commit.borrow_mut();
+            match q.pending.front() {
+                Some(next) => next.slot.set(SlotMsg::Lead),
+                None => q.leader_active = false,
+            }
+        }
+        match slot.wait().await {
+            SlotMsg::Done(r) => r,
+            SlotMsg::Lead => unreachable!("a leader's own write is always in its group"),
+        }
+    }
+
+    /// Runs one group: the front of the queue, up to the batch byte limit.
+    async fn lead_group(&self) {
+        let group: Vec<Pending> = {
+            let mut q = self.inner.commit.borrow_mut();
+            let mut bytes = 0usize;
+            let mut g = Vec::new();
+            while let Some(p) = q.pending.front() {
+                let size = p.batch.encoded_size();
+                if !g.is_empty() && bytes + size > self.inner.opts.wal_batch_bytes_max {
+                    break;
+                }
+                bytes += size;
+                g.push(q.pending.pop_front().expect("front exists"));
+            }
+            g
+        };
+        assert!(!group.is_empty());
+        if let Err(e) = self.check_writable() {
+            let msg = e.to_string();
+            for p in group {
+                p.slot.set(SlotMsg::Done(Err(Error::Poisoned { cause: msg.clone() })));
+            }
+            return;
+        }
+        let mut wal = self.inner.wal.borrow_mut().take().expect("the leader owns the WAL writer");
+        let outcome = self.commit_group(&mut wal, &group).await;
+        match outcome {
+            Ok(last_seqs) => {
+                for (p, seq) in group.iter().zip(last_seqs) {
+                    p.slot.set(SlotMsg::Done(Ok(seq)));
+                }
+                if let Err(e) = self.after_group(&mut wal, &group).await {
+                    self.poison(e);
+                }
+            }
+            Err(e) => {
+                let e = self.poison(e);
+                let msg = e.to_string();
+                for p in &group {
+                    p.slot.set(SlotMsg::Done(Err(Error::Poisoned { cause: msg.clone() })));
+                }
+            }
+        }
+        *self.inner.wal.borrow_mut() = Some(wal);
+    }
+
+    /// WAL write (+ sync), then memtable apply. Returns each batch's last
+    /// sequence number.
+    async fn commit_group(&self, wal: &mut LogWriter<S::File>, group: &[Pending]) -> Result<Vec<SeqNo>> {
+        let mut seqs = Vec::with_capacity(group.len());
+        let mut next = self.inner.state.borrow().last_seq + 1;
+        let mut wal_bytes = 0u64;
+        for p in group {
+            let n = p.batch.len() as u64;
+            if n == 0 {
+                seqs.push(next - 1);
+                continue;
+            }
+            wal.append_batch(next, &p.batch)?;
+            wal_bytes += (p.batch.encoded_size() + wal::BATCH_RECORD_PREFIX_SIZE + wal::RECORD_HEADER_SIZE) as u64;
+            next += n;
+            seqs.push(next - 1);
+        }
+        let last = next - 1;
+        let need_sync = self.inner.opts.sync_mode == SyncMode::Sync && wal_bytes > 0 || group.iter().any(|p| p.sync);
+        if wal_bytes > 0 {
+            wal.write().await?;
+        }
+        if need_sync {
+            wal.sync().await?;
+        }
+        // Durable under the mode's promise: apply in commit order, then publish.
+        let mut st = self.inner.state.borrow_mut();
+        let mut seq = st.last_seq + 1;
+        for p in group {
+            for op in p.batch.iter() {
+                let ks = st.keyspaces.get(&op.keyspace).expect("keyspace checked at submit");
+                match op.kind {
+                    ValueKind::RangeDelete => ks.mem.add_range_delete(op.key, op.value, seq),
+                    kind => ks.mem.insert(op.key, seq, kind, op.value),
+                }
+                seq += 1;
+            }
+        }
+        assert_eq!(seq, last + 1);
+        st.last_seq = last;
+        st.visible_seq = last;
+        st.stats.write_groups += 1;
+        st.stats.wal_bytes_written += wal_bytes;
+        if need_sync {
+            st.stats.wal_syncs += 1;
+        }
+        let segment = st.wal_segment;
+        *st.wal_segments.entry(segment).or_insert(0) += wal_bytes;
+        Ok(seqs)
+    }
+
+    /// Freezes full (or requested) memtables and rolls the WAL segment.
+    async fn after_group(&self, wal: &mut LogWriter<S::File>, group: &[Pending]) -> Result<()> {
+        let to_freeze: Vec<KeyspaceId> = {
+            let st = self.inner.state.borrow();
+            let requested: Vec<KeyspaceId> = group.iter().filter_map(|p| p.freeze.clone()).flatten().collect();
+            let mut v: Vec<KeyspaceId> = st
+                .keyspaces
+                .values()
+                .filter(|k| !k.mem.is_empty())
+                .filter(|k| k.mem.size_bytes() >= self.inner.opts.memtable_size || requested.contains(&k.id))
+                .map(|k| k.id)
+                .collect();
+            // Bound the WAL: flush whichever keyspace pins the oldest segment.
+            let wal_bytes: u64 = st.wal_segments.values().sum();
+            if v.is_empty() && wal_bytes > self.inner.opts.wal_total_bytes_max {
+                if let Some(k) = st.keyspaces.values().filter(|k| !k.mem.is_empty()).min_by_key(|k| k.mem.first_segment()) {
+                    if k.mem.first_segment() < st.wal_segment {
+                        v.push(k.id);
+                    }
+                }
+            }
+            v
+        };
+        if to_freeze.is_empty() {
+            return Ok(());
+        }
+        // Everything in the old segment must be durable before memtables
+        // that depend on it can be flushed and the segment deleted.
+        wal.sync().await?;
+        let number = self.alloc_file_number();
+        let file = self.inner.storage.create(&wal::wal_file_name(number)).await?;
+        let new_wal = LogWriter::create(file, number).await?;
+        self.inner.storage.sync_dir().await?;
+        *wal = new_wal;
+        let mut st = self.inner.state.borrow_mut();
+        st.wal_segment = number;
+        st.wal_segments.insert(number, 0);
+        for id in to_freeze {
+            let ks = st.keyspaces.get_mut(&id).expect("keyspace exists");
+            ks.mem.freeze();
+            let old = std::mem::replace(&mut ks.mem, Rc::new(MemTable::new(number)));
+            ks.imm.push(old);
+        }
+        drop(st);
+        self.inner.background.notify_all();
+        Ok(())
+    }
+}

@@ -1,0 +1,259 @@
+//! The memtable: a keyspace's recent writes, in memory, ordered by user key
+//! with every version kept (newest last) until the table is flushed.
+//! Range tombstones are kept in a list beside the map.
+//!
+//! Access is by short synchronous calls that copy out what they return
+//! ([`MemTable::visible_after`] hands out chunks), so no borrow is ever
+//! held across an `.await` and iterators stay valid while writers insert:
+//! entries newer than an iterator's snapshot are simply not visible to it.
+
+use crate::key::{RangeTombstone, SeqNo, ValueKind};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+/// Bytes charged per entry on top of key and value (map node, vec header).
+const ENTRY_OVERHEAD_BYTES: usize = 48;
+
+/// One version of one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub seq: SeqNo,
+    pub kind: ValueKind,
+    /// The stored value (for `PutExpiring`, with its 8-byte expiry header).
+    pub value: Box<[u8]>,
+}
+
+/// A user key and one of its versions, copied out of the memtable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: Vec<u8>,
+    pub seq: SeqNo,
+    pub kind: ValueKind,
+    pub value: Vec<u8>,
+}
+
+/// A keyspace's memtable. Mutated only by the group-commit leader; frozen
+/// (never mutated again) when it is full.
+#[derive(Debug)]
+pub struct MemTable {
+    map: RefCell<BTreeMap<Box<[u8]>, Vec<Version>>>,
+    range_dels: RefCell<Vec<RangeTombstone>>,
+    size_bytes: Cell<usize>,
+    entries: Cell<u64>,
+    max_seq: Cell<SeqNo>,
+    /// The WAL segment that was current when this memtable was created:
+    /// every write it holds is in this segment or a later one.
+    first_segment: u64,
+    frozen: Cell<bool>,
+}
+
+impl MemTable {
+    pub fn new(first_segment: u64) -> Self {
+        MemTable {
+            map: RefCell::new(BTreeMap::new()),
+            range_dels: RefCell::new(Vec::new()),
+            size_bytes: Cell::new(0),
+            entries: Cell::new(0),
+            max_seq: Cell::new(0),
+            first_segment,
+            frozen: Cell::new(false),
+        }
+    }
+
+    pub fn first_segment(&self) -> u64 {
+        self.first_segment
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.size_bytes.get()
+    }
+
+    /// Versions plus range tombstones held.
+    pub fn entry_count(&self) -> u64 {
+        self.entries.get()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.get() == 0
+    }
+
+    pub fn max_seq(&self) -> SeqNo {
+        self.max_seq.get()
+    }
+
+    pub fn freeze(&self) {
+        self.frozen.set(true);
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.get()
+    }
+
+    /// Adds a point version. Sequence numbers for one key arrive in
+    /// increasing order (the commit order).
+    pub fn insert(&self, key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
+        assert!(!self.frozen.get(), "insert into a frozen memtable");
+        assert!(kind != ValueKind::RangeDelete, "range deletes go through add_range_delete");
+        let mut map = self.map.borrow_mut();
+        let version = Version {
+            seq,
+            kind,
+            value: value.into(),
+        };
+        match map.get_mut(key) {
+            Some(versions) => {
+                let last = versions.last().expect("a key in the map has a version");
+                assert!(last.seq < seq, "memtable versions out of order");
+                versions.push(version);
+            }
+            None => {
+                map.insert(key.into(), vec![version]);
+            }
+        }
+        self.account(key.len() + value.len(), seq);
+    }
+
+    pub fn add_range_delete(&self, start: &[u8], end: &[u8], seq: SeqNo) {
+        assert!(!self.frozen.get(), "range delete into a frozen memtable");
+        self.range_dels.borrow_mut().push(RangeTombstone {
+            start: start.to_vec(),
+            end: end.to_vec(),
+            seq,
+        });
+        self.account(start.len() + end.len(), seq);
+    }
+
+    fn account(&self, bytes: usize, seq: SeqNo) {
+        self.size_bytes.set(self.size_bytes.get() + bytes + ENTRY_OVERHEAD_BYTES);
+        self.entries.set(self.entries.get() + 1);
+        self.max_seq.set(self.max_seq.get().max(seq));
+    }
+
+    /// The newest version of `key` with `seq <= snapshot`.
+    pub fn get(&self, key: &[u8], snapshot: SeqNo) -> Option<Version> {
+        let map = self.map.borrow();
+        let versions = map.get(key)?;
+        versions.iter().rev().find(|v| v.seq <= snapshot).cloned()
+    }
+
+    /// The highest sequence number <= `snapshot` of a range tombstone
+    /// covering `key`, or 0.
+    pub fn covering_tombstone_seq(&self, key: &[u8], snapshot: SeqNo) -> SeqNo {
+        self.range_dels
+            .borrow()
+            .iter()
+            .filter(|t| t.seq <= snapshot && t.start.as_slice() <= key && key < t.end.as_slice())
+            .map(|t| t.seq)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Range tombstones with `seq <= snapshot` that intersect `[lower, upper)`.
+    pub fn range_tombstones(&self, snapshot: SeqNo) -> Vec<RangeTombstone> {
+        self.range_dels
+            .borrow()
+            .iter()
+            .filter(|t| t.seq <= snapshot)
+            .cloned()
+            .collect()
+    }
+
+    /// Copies out, in key order, up to `max` keys after `after` (and below
+    /// `upper`), each with its newest version visible at `snapshot`.
+    pub fn visible_after(
+        &self,
+        after: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        snapshot: SeqNo,
+        max: usize,
+        out: &mut Vec<Entry>,
+    ) {
+        let map = self.map.borrow();
+        for (key, versions) in map.range::<[u8], _>((after, upper)) {
+            if let Some(v) = versions.iter().rev().find(|v| v.seq <= snapshot) {
+                out.push(Entry {
+                    key: key.to_vec(),
+                    seq: v.seq,
+                    kind: v.kind,
+                    value: v.value.to_vec(),
+                });
+                if out.len() >= max {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Copies out, in internal-key order (key ascending, newest version
+    /// first), every version of up to `max_keys` keys after `after`: the
+    /// flush stream.
+    pub fn all_versions_after(&self, after: Option<&[u8]>, max_keys: usize, out: &mut Vec<Entry>) {
+        let map = self.map.borrow();
+        let lower = match after {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        for (key, versions) in map.range::<[u8], _>((lower, Bound::Unbounded)).take(max_keys) {
+            for v in versions.iter().rev() {
+                out.push(Entry {
+                    key: key.to_vec(),
+                    seq: v.seq,
+                    kind: v.kind,
+                    value: v.value.to_vec(),
+                });
+            }
+        }
+    }
+
+    /// Every range tombstone held.
+    pub fn all_range_tombstones(&self) -> Vec<RangeTombstone> {
+        self.range_dels.borrow().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_reads_pick_the_newest_visible_version() {
+        let m = MemTable::new(1);
+        m.insert(b"a", 1, ValueKind::Put, b"v1");
+        m.insert(b"a", 3, ValueKind::Put, b"v3");
+        m.insert(b"a", 5, ValueKind::Delete, b"");
+        assert_eq!(m.get(b"a", 0), None);
+        assert_eq!(&*m.get(b"a", 2).unwrap().value, b"v1");
+        assert_eq!(&*m.get(b"a", 4).unwrap().value, b"v3");
+        assert_eq!(m.get(b"a", 9).unwrap().kind, ValueKind::Delete);
+    }
+
+    #[test]
+    fn chunks_resume_after_the_last_key() {
+        let m = MemTable::new(1);
+        for (i, k) in [b"a", b"b", b"c", b"d"].iter().enumerate() {
+            m.insert(*k, i as u64 + 1, ValueKind::Put, b"x");
+        }
+        let mut out = Vec::new();
+        m.visible_after(Bound::Unbounded, Bound::Unbounded, 10, 2, &mut out);
+        assert_eq!(out.iter().map(|e| e.key.clone()).collect::<Vec<_>>(), vec![b"a".to_vec(), b"b".to_vec()]);
+        let last = out.last().unwrap().key.clone();
+        out.clear();
+        m.visible_after(Bound::Excluded(&last), Bound::Excluded(b"d"), 10, 10, &mut out);
+        assert_eq!(out.iter().map(|e| e.key.clone()).collect::<Vec<_>>(), vec![b"c".to_vec()]);
+        // Snapshot 2 sees only a and b.
+        out.clear();
+        m.visible_after(Bound::Unbounded, Bound::Unbounded, 2, 10, &mut out);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn range_tombstones_cover_half_open_ranges() {
+        let m = MemTable::new(1);
+        m.add_range_delete(b"b", b"d", 7);
+        assert_eq!(m.covering_tombstone_seq(b"b", 10), 7);
+        assert_eq!(m.covering_tombstone_seq(b"c", 10), 7);
+        assert_eq!(m.covering_tombstone_seq(b"d", 10), 0);
+        assert_eq!(m.covering_tombstone_seq(b"c", 6), 0);
+    }
+}

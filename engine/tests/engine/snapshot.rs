@@ -1,0 +1,103 @@
+//! Snapshot isolation: an iterator or snapshot taken before writes, a
+//! flush and a compaction still sees exactly its snapshot.
+
+use super::common::*;
+use lumadb_engine::CompactionStyle;
+use lumadb_engine::storage::mem::MemStorage;
+use std::ops::Bound;
+
+#[test]
+fn iterator_and_snapshot_survive_writes_flush_and_compaction() {
+    run(async {
+        let storage = MemStorage::new();
+        let e = open(&storage, &tiny_options(CompactionStyle::Leveled)).await;
+        let ks = e.keyspace("default").unwrap();
+        for i in 0..300 {
+            e.put(ks, format!("k{i:04}").as_bytes(), b"old").await.unwrap();
+        }
+        let snap = e.snapshot();
+        let mut it = e.scan(ks, Bound::Unbounded, Bound::Unbounded, None).unwrap();
+        // Read a little, then change everything underneath.
+        let first = it.next().await.unwrap().unwrap();
+        assert_eq!(first, (b"k0000".to_vec(), b"old".to_vec()));
+        for i in 0..300 {
+            if i % 3 == 0 {
+                e.delete(ks, format!("k{i:04}").as_bytes()).await.unwrap();
+            } else {
+                e.put(ks, format!("k{i:04}").as_bytes(), b"new").await.unwrap();
+            }
+        }
+        e.delete_range(ks, b"k0100", b"k0200").await.unwrap();
+        e.put(ks, b"k9999", b"new").await.unwrap();
+        e.flush().await.unwrap();
+        e.compact_all().await.unwrap();
+
+        let mut n = 1;
+        while let Some((k, v)) = it.next().await.unwrap() {
+            assert_eq!(v, b"old", "iterator sees its snapshot for {}", show(&k));
+            n += 1;
+        }
+        assert_eq!(n, 300, "iterator sees exactly the keys of its snapshot");
+        for i in 0..300 {
+            let got = e.get_at(ks, format!("k{i:04}").as_bytes(), &snap).await.unwrap();
+            assert_eq!(got.as_deref(), Some(&b"old"[..]), "snapshot read of k{i:04}");
+        }
+        assert_eq!(e.get_at(ks, b"k9999", &snap).await.unwrap(), None);
+        // The current view sees the new state.
+        assert_eq!(e.get(ks, b"k0000").await.unwrap(), None);
+        assert_eq!(e.get(ks, b"k0001").await.unwrap().as_deref(), Some(&b"new"[..]));
+        assert_eq!(e.get(ks, b"k0101").await.unwrap(), None);
+        drop(snap);
+        // With the snapshot gone, a full compaction drops the old versions.
+        e.compact_all().await.unwrap();
+        let live = e.scan_collect(ks, Bound::Unbounded, Bound::Unbounded, usize::MAX).await.unwrap();
+        assert!(live.iter().all(|(_, v)| v == b"new"));
+    });
+}
+
+#[test]
+fn expired_values_vanish_and_compaction_drops_them() {
+    run(async {
+        let storage = MemStorage::new();
+        storage.set_clock_ms(Some(1_000_000));
+        let e = open(&storage, &tiny_options(CompactionStyle::Leveled)).await;
+        let ks = e.keyspace("default").unwrap();
+        e.put(ks, b"a", b"old").await.unwrap();
+        e.put_expiring(ks, b"a", b"temp", 1_000_500).await.unwrap();
+        e.put_expiring(ks, b"b", b"long", 9_000_000).await.unwrap();
+        let got = e.get_entry(ks, b"a", None).await.unwrap().unwrap();
+        assert_eq!(got.value, b"temp");
+        assert_eq!(got.expire_at_unix_ms, Some(1_000_500));
+        e.flush().await.unwrap();
+        storage.set_clock_ms(Some(1_000_500));
+        assert_eq!(e.get(ks, b"a").await.unwrap(), None, "expired value hides the older one too");
+        e.compact_all().await.unwrap();
+        assert_eq!(e.get(ks, b"a").await.unwrap(), None);
+        assert_eq!(e.get(ks, b"b").await.unwrap().as_deref(), Some(&b"long"[..]));
+        let all = e.scan_collect(ks, Bound::Unbounded, Bound::Unbounded, 10).await.unwrap();
+        assert_eq!(all, vec![(b"b".to_vec(), b"long".to_vec())]);
+    });
+}
+
+#[test]
+fn keyspaces_are_independent_and_durable() {
+    run(async {
+        let storage = MemStorage::new();
+        let opts = tiny_options(CompactionStyle::Leveled);
+        let e = open(&storage, &opts).await;
+        let a = e.keyspace("default").unwrap();
+        let b = e.create_keyspace("redis", opts.keyspace_defaults.clone()).await.unwrap();
+        assert_ne!(a, b);
+        let mut batch = lumadb_engine::WriteBatch::new();
+        batch.put(a, b"k", b"in-default").unwrap();
+        batch.put(b, b"k", b"in-redis").unwrap();
+        e.write(batch).await.unwrap();
+        e.close().await.unwrap();
+        drop(e);
+        let e = open(&storage.crash(None), &opts).await;
+        let b2 = e.keyspace("redis").unwrap();
+        assert_eq!(b2, b);
+        assert_eq!(e.get(a, b"k").await.unwrap().as_deref(), Some(&b"in-default"[..]));
+        assert_eq!(e.get(b, b"k").await.unwrap().as_deref(), Some(&b"in-redis"[..]));
+    });
+}

@@ -1,0 +1,198 @@
+//! The production storage backend: glommio `DmaFile`s (O_DIRECT, io_uring)
+//! in one directory per shard. Implements the engine's
+//! [`Storage`](lumadb_engine::storage::Storage) seam. Calls must run inside
+//! a glommio executor; directory listing, the only call with no io_uring
+//! form, runs on glommio's blocking thread pool.
+
+use glommio::io::{DmaFile, OpenOptions};
+use lumadb_engine::storage::{Storage, StorageFile, IO_ALIGN};
+use lumadb_engine::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// A shard's data directory, accessed with O_DIRECT through io_uring.
+#[derive(Clone, Debug)]
+pub struct DmaStorage {
+    dir: Rc<PathBuf>,
+}
+
+impl DmaStorage {
+    /// Uses `dir`, creating it if needed (a blocking call: do it before
+    /// the shard starts serving).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), "create directory", e))?;
+        Ok(DmaStorage { dir: Rc::new(dir) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        assert!(!name.contains('/'), "storage names are bare file names: {name}");
+        self.dir.join(name)
+    }
+}
+
+/// One O_DIRECT file.
+#[derive(Clone)]
+pub struct DmaStorageFile {
+    file: Rc<DmaFile>,
+    name: Rc<str>,
+}
+
+impl DmaStorageFile {
+    fn err(&self, op: &'static str, e: glommio::GlommioError<()>) -> Error {
+        Error::io(&*self.name, op, std::io::Error::from(e))
+    }
+}
+
+impl StorageFile for DmaStorageFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let r = self.file.read_at(offset, len).await.map_err(|e| self.err("read", e))?;
+        if r.len() != len {
+            return Err(Error::io(
+                &*self.name,
+                "read",
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("read of {len} bytes at {offset} returned {}", r.len()),
+                ),
+            ));
+        }
+        Ok(r.to_vec())
+    }
+
+    async fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        assert_eq!(offset as usize % IO_ALIGN, 0, "unaligned write offset");
+        assert_eq!(data.len() % IO_ALIGN, 0, "unaligned write length");
+        let mut done = 0usize;
+        while done < data.len() {
+            let chunk = &data[done..];
+            let mut buf = self.file.alloc_dma_buffer(chunk.len());
+            buf.as_bytes_mut().copy_from_slice(chunk);
+            let n = self
+                .file
+                .write_at(buf, offset + done as u64)
+                .await
+                .map_err(|e| self.err("write", e))?;
+            if n == 0 {
+                return Err(Error::io(&*self.name, "write", std::io::Error::from(std::io::ErrorKind::WriteZero)));
+            }
+            if n % IO_ALIGN != 0 {
+                // A short O_DIRECT write that ends mid-page cannot be resumed aligned.
+                return Err(Error::io(
+                    &*self.name,
+                    "write",
+                    std::io::Error::other(format!("short unaligned write of {n} bytes")),
+                ));
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    async fn sync(&self) -> Result<()> {
+        self.file.fdatasync().await.map_err(|e| self.err("fdatasync", e))
+    }
+
+    async fn size(&self) -> Result<u64> {
+        self.file.file_size().await.map_err(|e| self.err("stat", e))
+    }
+
+    async fn truncate(&self, size: u64) -> Result<()> {
+        self.file.truncate(size).await.map_err(|e| self.err("truncate", e))
+    }
+}
+
+impl Storage for DmaStorage {
+    type File = DmaStorageFile;
+
+    async fn create(&self, name: &str) -> Result<DmaStorageFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .dma_open(self.path(name))
+            .await
+            .map_err(|e| Error::io(name, "create", std::io::Error::from(e)))?;
+        Ok(DmaStorageFile {
+            file: Rc::new(file),
+            name: name.into(),
+        })
+    }
+
+    async fn open(&self, name: &str) -> Result<DmaStorageFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(self.path(name))
+            .await
+            .map_err(|e| Error::io(name, "open", std::io::Error::from(e)))?;
+        Ok(DmaStorageFile {
+            file: Rc::new(file),
+            name: name.into(),
+        })
+    }
+
+    async fn exists(&self, name: &str) -> Result<bool> {
+        let path = self.path(name);
+        glommio::executor()
+            .spawn_blocking(move || path.try_exists())
+            .await
+            .map_err(|e| Error::io(name, "stat", e))
+    }
+
+    async fn remove(&self, name: &str) -> Result<()> {
+        glommio::io::remove(self.path(name))
+            .await
+            .map_err(|e| Error::io(name, "remove", std::io::Error::from(e)))
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        glommio::io::rename(self.path(from), self.path(to))
+            .await
+            .map_err(|e| Error::io(format!("{from} -> {to}"), "rename", std::io::Error::from(e)))
+    }
+
+    async fn list(&self) -> Result<Vec<String>> {
+        let dir = (*self.dir).clone();
+        let shown = dir.display().to_string();
+        glommio::executor()
+            .spawn_blocking(move || -> std::io::Result<Vec<String>> {
+                let mut names = Vec::new();
+                for entry in std::fs::read_dir(&dir)? {
+                    let entry = entry?;
+                    if let Some(n) = entry.file_name().to_str() {
+                        names.push(n.to_string());
+                    }
+                }
+                Ok(names)
+            })
+            .await
+            .map_err(|e| Error::io(shown, "list directory", e))
+    }
+
+    async fn sync_dir(&self) -> Result<()> {
+        let shown = self.dir.display().to_string();
+        let d = glommio::io::Directory::open(&*self.dir)
+            .await
+            .map_err(|e| Error::io(&shown, "open directory", std::io::Error::from(e)))?;
+        d.sync()
+            .await
+            .map_err(|e| Error::io(&shown, "fsync directory", std::io::Error::from(e)))?;
+        d.close()
+            .await
+            .map_err(|e| Error::io(&shown, "close directory", std::io::Error::from(e)))
+    }
+
+    fn yield_if_needed(&self) -> impl std::future::Future<Output = ()> {
+        glommio::yield_if_needed()
+    }
+}
