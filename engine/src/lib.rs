@@ -16,6 +16,7 @@
 //! queue. It must never depend on `lumadb-shard`, `lumadb-net` or glommio.
 
 pub mod coding;
+pub mod config;
 pub mod error;
 pub mod key;
 pub mod options;
