@@ -149,7 +149,8 @@ fn exact_unit(bytes: u64) -> Option<(u64, &'static str)> {
     }
     [(TIB, "TiB"), (GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")]
         .into_iter()
-        .find(|(unit, _)| bytes % unit == 0)
+        // Units are powers of two: a multiple has no bits below the unit's.
+        .find(|(unit, _)| bytes & (unit - 1) == 0)
         .map(|(unit, name)| (bytes / unit, name))
 }
 
