@@ -17,6 +17,7 @@
 
 pub mod batch;
 pub mod coding;
+pub mod config;
 pub mod error;
 pub mod key;
 pub mod options;

@@ -115,6 +115,8 @@ pub struct EngineOptions {
     pub max_immutable_memtables: usize,
     pub block_cache_size: usize,
     pub row_cache_size: usize,
+    /// Read SSTables through mmap'd files (page cache) instead of O_DIRECT reads.
+    pub use_mmap: bool,
     pub sync_mode: SyncMode,
     /// Largest group-commit batch (bytes) written with one write.
     pub wal_batch_bytes_max: usize,
@@ -135,6 +137,7 @@ impl Default for EngineOptions {
             max_immutable_memtables: 2,
             block_cache_size: 256 << 20,
             row_cache_size: 0,
+            use_mmap: false,
             sync_mode: SyncMode::Sync,
             wal_batch_bytes_max: 4 << 20,
             wal_total_bytes_max: 1 << 30,

@@ -1,0 +1,4 @@
+//! End-to-end tests, one module per area, all in this one test binary.
+
+mod boundaries;
+mod cli;
