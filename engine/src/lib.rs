@@ -18,13 +18,17 @@
 pub mod batch;
 pub mod coding;
 pub mod config;
+pub mod db;
 pub mod error;
 pub mod key;
+pub mod memtable;
 pub mod options;
 pub mod storage;
+pub(crate) mod sync;
 pub mod version;
 pub mod wal;
 
+pub use db::{Engine, Snapshot};
 pub use batch::{KeyspaceId, WriteBatch};
 pub use error::{Error, Result};
 pub use key::SeqNo;

@@ -2,6 +2,7 @@
 //! module; this file parses the command line, sets up logging to stderr and
 //! dispatches. Only subcommands that work are listed in [`Command`].
 
+mod bench;
 mod config;
 
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Run benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
 
     let result = match cli.command {
         Command::Config(command) => config::run(command),
+        Command::Bench(command) => bench::run(command),
     };
     match result {
         Ok(code) => code,

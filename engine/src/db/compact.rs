@@ -9,10 +9,10 @@
 
 use super::Engine;
 use crate::batch::KeyspaceId;
-use crate::compaction::{self, CompactionPlan};
+use crate::compaction::{self, CompactionPlan, ManualStep};
 use crate::key::{self, RangeTombstone, SeqNo, ValueKind};
 use crate::sst::{Table, TableIter, TableWriter};
-use crate::storage::{Storage, StorageFile};
+use crate::storage::Storage;
 use crate::version::{table_file_name, FileMeta};
 use crate::{Error, Result};
 use std::rc::Rc;
@@ -236,14 +236,16 @@ impl<S: Storage> Engine<S> {
         let _guard = self.inner.compaction_lock.lock().await;
         loop {
             self.check_writable()?;
-            let plan = {
+            let step = {
                 let st = self.inner.state.borrow();
                 let k = st.keyspaces.get(&ks).ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))?;
-                compaction::manual(&k.version, &k.opts, &k.busy, range)
+                compaction::manual(&k.version, &k.opts, &k.busy, range, None)
             };
-            match plan {
-                Some(p) => self.run_compaction(ks, p).await?,
-                None => return Ok(()),
+            match step {
+                ManualStep::Run(p) => self.run_compaction(ks, p).await?,
+                // Only one compaction runs at a time and we hold the lock.
+                ManualStep::Wait => unreachable!("no file can be busy while the compaction lock is held"),
+                ManualStep::Done => return Ok(()),
             }
         }
     }
@@ -282,7 +284,8 @@ impl<S: Storage> Engine<S> {
 
     async fn run_compaction_inner(&self, ks: KeyspaceId, plan: &CompactionPlan, inputs: &[Rc<FileMeta>]) -> Result<()> {
         tracing::debug!(keyspace = ks, reason = %plan.reason, inputs = inputs.len(), output_level = plan.output_level, "compaction");
-        let outputs = if plan.delete_only {
+        let trivial = plan.is_trivial_move();
+        let outputs = if plan.delete_only || trivial {
             Vec::new()
         } else {
             self.merge_tables(ks, plan, inputs).await?
@@ -299,7 +302,12 @@ impl<S: Storage> Engine<S> {
         let (old_version, new_version) = {
             let st = self.inner.state.borrow();
             let k = &st.keyspaces[&ks];
-            let metas = opened.iter().map(|(m, _)| m.clone()).collect();
+            let metas = if trivial {
+                // The file moves down a level as it is: no rewrite.
+                inputs.iter().map(|f| (**f).clone()).collect()
+            } else {
+                opened.iter().map(|(m, _)| m.clone()).collect()
+            };
             (k.version.clone(), Rc::new(compaction::apply(&k.version, plan, metas)))
         };
         {
@@ -318,14 +326,18 @@ impl<S: Storage> Engine<S> {
         }
         {
             let mut st = self.inner.state.borrow_mut();
-            for f in inputs {
-                st.tables.remove(&f.number);
-            }
             st.stats.compactions += 1;
-            st.stats.compaction_bytes_read += bytes_read;
-            st.stats.compaction_bytes_written += bytes_written;
+            if !trivial {
+                for f in inputs {
+                    st.tables.remove(&f.number);
+                }
+                st.stats.compaction_bytes_read += bytes_read;
+                st.stats.compaction_bytes_written += bytes_written;
+            }
         }
-        self.delete_files(inputs.iter().map(|f| f.file_name())).await;
+        if !trivial {
+            self.delete_files(inputs.iter().map(|f| f.file_name())).await;
+        }
         self.inner.progress.notify_all();
         self.inner.background.notify_all();
         Ok(())

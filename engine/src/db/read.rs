@@ -127,13 +127,13 @@ impl<S: Storage> Engine<S> {
         let cacheable = self.inner.row_cache.capacity_bytes() > 0 && seq >= meta.largest_seq;
         if cacheable {
             if let Some(hit) = self.inner.row_cache.get(&(meta.number, key.to_vec())) {
-                return Ok(hit);
+                return Ok((*hit).clone());
             }
         }
         let r = table.get(key, seq).await?;
         if cacheable {
             let charge = key.len() + r.as_ref().map_or(0, |(_, v)| v.len()) + 64;
-            self.inner.row_cache.insert((meta.number, key.to_vec()), r.clone(), charge);
+            self.inner.row_cache.insert((meta.number, key.to_vec()), Rc::new(r.clone()), charge);
         }
         Ok(r)
     }

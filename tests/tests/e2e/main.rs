@@ -2,3 +2,4 @@
 
 mod boundaries;
 mod cli;
+mod engine_kill;
