@@ -16,8 +16,10 @@
 //! queue. It must never depend on `lumadb-shard`, `lumadb-net` or glommio.
 
 pub mod coding;
+pub mod compaction;
 pub mod error;
 pub mod key;
+pub mod manifest;
 pub mod options;
 pub mod storage;
 pub mod version;
