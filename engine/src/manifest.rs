@@ -340,8 +340,14 @@ fn validate(state: &ManifestState, file: &str) -> Result<()> {
                         state.next_file_number
                     ));
                 }
-                if f.smallest.len() < TRAILER_SIZE || f.largest.len() < TRAILER_SIZE {
-                    return fail(format!("{what}: bound shorter than a key trailer"));
+                let key_max = USER_KEY_SIZE_MAX + TRAILER_SIZE;
+                for bound in [&f.smallest, &f.largest] {
+                    if bound.len() < TRAILER_SIZE || bound.len() > key_max {
+                        return fail(format!(
+                            "{what}: bound of impossible length {}",
+                            bound.len()
+                        ));
+                    }
                 }
                 if f.smallest_seq > f.largest_seq || f.largest_seq > state.last_seq {
                     return fail(format!(
