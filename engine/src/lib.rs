@@ -17,10 +17,12 @@
 
 pub mod batch;
 pub mod coding;
+pub mod compaction;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod key;
+pub mod manifest;
 pub mod memtable;
 pub mod options;
 pub mod storage;
