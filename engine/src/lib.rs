@@ -15,10 +15,12 @@
 //! exposed as futures that the runtime drives in its own low-priority task
 //! queue. It must never depend on `lumadb-shard`, `lumadb-net` or glommio.
 
+pub mod cache;
 pub mod coding;
 pub mod error;
 pub mod key;
 pub mod options;
+pub mod sst;
 pub mod storage;
 pub mod version;
 
