@@ -47,7 +47,10 @@ impl BlockBuilder {
 
     /// Appends an entry; `ikey` must sort strictly after the previous one.
     pub fn add(&mut self, ikey: &[u8], value: &[u8]) {
-        assert!(ikey.len() >= TRAILER_SIZE, "internal key shorter than its trailer");
+        assert!(
+            ikey.len() >= TRAILER_SIZE,
+            "internal key shorter than its trailer"
+        );
         assert!(
             self.entries == 0 || cmp_internal(&self.last_key, ikey) == Ordering::Less,
             "block keys out of order"
@@ -156,8 +159,12 @@ impl Block {
     /// and the offset inside the block where decoding stopped.
     pub fn decode(data: Vec<u8>) -> Result<Block, (usize, &'static str)> {
         let len = data.len();
-        let count_at = len.checked_sub(4).ok_or((0, "block shorter than its restart count"))?;
-        let num_restarts = Reader::new(&data[count_at..]).u32().ok_or((count_at, "short restart count"))? as usize;
+        let count_at = len
+            .checked_sub(4)
+            .ok_or((0, "block shorter than its restart count"))?;
+        let num_restarts = Reader::new(&data[count_at..])
+            .u32()
+            .ok_or((count_at, "short restart count"))? as usize;
         let restarts_offset = num_restarts
             .checked_mul(4)
             .and_then(|n| count_at.checked_sub(n))
@@ -173,7 +180,8 @@ impl Block {
         let mut prev: Vec<u8> = Vec::new();
         let mut entries = 0;
         while pos < restarts_offset {
-            let head = parse_entry(&data, pos, restarts_offset).ok_or((pos, "entry overruns the block"))?;
+            let head = parse_entry(&data, pos, restarts_offset)
+                .ok_or((pos, "entry overruns the block"))?;
             let is_restart = next_restart == Some(pos);
             if is_restart {
                 restarts_seen += 1;
@@ -280,7 +288,8 @@ impl BlockIter {
         let head = self.block.entry(pos);
         assert!(head.shared <= self.key.len(), "block validated at decode");
         self.key.truncate(head.shared);
-        self.key.extend_from_slice(&self.block.data[head.key_delta.0..head.key_delta.1]);
+        self.key
+            .extend_from_slice(&self.block.data[head.key_delta.0..head.key_delta.1]);
         self.value = head.value;
         self.next = head.next;
     }
@@ -331,7 +340,11 @@ mod tests {
     fn sample(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         (0..n)
             .map(|i| {
-                let k = make_internal_key(format!("key{:05}", i / 2).as_bytes(), 100 - (i % 2) as u64, ValueKind::Put);
+                let k = make_internal_key(
+                    format!("key{:05}", i / 2).as_bytes(),
+                    100 - (i % 2) as u64,
+                    ValueKind::Put,
+                );
                 (k, format!("v{i}").into_bytes())
             })
             .collect()

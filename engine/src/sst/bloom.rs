@@ -35,7 +35,10 @@ pub struct BloomBuilder {
 
 impl BloomBuilder {
     pub fn new(bits_per_key: u32) -> Self {
-        assert!(bits_per_key > 0, "a bloom filter needs at least one bit per key");
+        assert!(
+            bits_per_key > 0,
+            "a bloom filter needs at least one bit per key"
+        );
         BloomBuilder {
             bits_per_key,
             hashes: Vec::new(),
@@ -99,7 +102,8 @@ impl BloomFilter {
     /// False means the key is certainly absent.
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
         let bits = self.bits.len() * 8;
-        probe_positions(key_hash(user_key), self.k, bits).all(|bit| self.bits[bit / 8] & (1 << (bit % 8)) != 0)
+        probe_positions(key_hash(user_key), self.k, bits)
+            .all(|bit| self.bits[bit / 8] & (1 << (bit % 8)) != 0)
     }
 
     /// Bytes held.
@@ -132,9 +136,14 @@ mod tests {
                 assert!(f.may_contain(format!("key-{i}").as_bytes()));
             }
             let probes = 100_000;
-            let fp = (0..probes).filter(|i| f.may_contain(format!("other-{i}").as_bytes())).count();
+            let fp = (0..probes)
+                .filter(|i| f.may_contain(format!("other-{i}").as_bytes()))
+                .count();
             let rate = fp as f64 / probes as f64;
-            assert!(rate < expected * 1.5 && rate > expected / 2.0, "{bits_per_key} bits/key: fpr {rate}, theory {expected}");
+            assert!(
+                rate < expected * 1.5 && rate > expected / 2.0,
+                "{bits_per_key} bits/key: fpr {rate}, theory {expected}"
+            );
         }
     }
 

@@ -6,7 +6,10 @@
 use super::block::BlockBuilder;
 use super::bloom::BloomBuilder;
 use super::{append_block, encode_range_dels, BlockHandle, Footer, TableProps};
-use crate::key::{cmp_internal, make_internal_key, pack_trailer, InternalKey, RangeTombstone, SeqNo, ValueKind, SEQ_MAX};
+use crate::key::{
+    cmp_internal, make_internal_key, pack_trailer, InternalKey, RangeTombstone, SeqNo, ValueKind,
+    SEQ_MAX,
+};
 use crate::options::{Compression, KeyspaceOptions};
 use crate::storage::{align_down, align_up, StorageFile, IO_ALIGN};
 use crate::Result;
@@ -15,7 +18,7 @@ use std::cmp::Ordering;
 /// [`TableWriter::maybe_flush`] writes once this many bytes are buffered.
 pub const WRITE_CHUNK_BYTES_MIN: usize = 256 * 1024;
 
-const _: () = assert!(WRITE_CHUNK_BYTES_MIN % IO_ALIGN == 0);
+const _: () = assert!(WRITE_CHUNK_BYTES_MIN.is_multiple_of(IO_ALIGN));
 
 /// Restart interval of index blocks: every separator stored whole.
 const INDEX_RESTART_INTERVAL: usize = 1;
@@ -55,7 +58,8 @@ impl TableBuilder {
             data_block: BlockBuilder::new(opts.block_restart_interval),
             index_block: BlockBuilder::new(INDEX_RESTART_INTERVAL),
             pending_index: None,
-            bloom: (opts.bloom_bits_per_key > 0).then(|| BloomBuilder::new(opts.bloom_bits_per_key)),
+            bloom: (opts.bloom_bits_per_key > 0)
+                .then(|| BloomBuilder::new(opts.bloom_bits_per_key)),
             first_key: None,
             last_key: Vec::new(),
             tombstones: Vec::new(),
@@ -75,7 +79,10 @@ impl TableBuilder {
     pub fn add(&mut self, ikey: &[u8], value: &[u8]) {
         let k = InternalKey::decode(ikey).expect("internal key shorter than its trailer");
         let kind = k.kind().expect("stored key with an unknown kind tag");
-        assert!(kind != ValueKind::RangeDelete, "range tombstones do not go in data blocks");
+        assert!(
+            kind != ValueKind::RangeDelete,
+            "range tombstones do not go in data blocks"
+        );
         assert!(
             self.first_key.is_none() || cmp_internal(&self.last_key, ikey) == Ordering::Less,
             "table keys out of order: {:?} then {:?}",
@@ -126,7 +133,9 @@ impl TableBuilder {
 
     /// Approximate file size if finished now.
     pub fn estimated_size(&self) -> u64 {
-        self.offset() + self.data_block.estimated_size() as u64 + self.index_block.estimated_size() as u64
+        self.offset()
+            + self.data_block.estimated_size() as u64
+            + self.index_block.estimated_size() as u64
     }
 
     /// Bytes produced but not yet handed out.
@@ -180,8 +189,12 @@ impl TableBuilder {
         if let Some((last, handle)) = self.pending_index.take() {
             self.add_index_entry(&last, handle);
         }
-        self.tombstones
-            .sort_by(|a, b| a.start.cmp(&b.start).then(b.seq.cmp(&a.seq)).then(a.end.cmp(&b.end)));
+        self.tombstones.sort_by(|a, b| {
+            a.start
+                .cmp(&b.start)
+                .then(b.seq.cmp(&a.seq))
+                .then(a.end.cmp(&b.end))
+        });
         let range_del = self.write_block(&encode_range_dels(&self.tombstones), Compression::None);
         let filter = match self.bloom.take() {
             Some(bloom) => self.write_block(&bloom.finish(), Compression::None),
@@ -194,12 +207,20 @@ impl TableBuilder {
         let mut largest = self.first_key.as_ref().map(|_| self.last_key.clone());
         for t in &self.tombstones {
             let lo = make_internal_key(&t.start, t.seq, ValueKind::RangeDelete);
-            if smallest.as_ref().is_none_or(|s| cmp_internal(&lo, s) == Ordering::Less) {
+            if smallest
+                .as_ref()
+                .is_none_or(|s| cmp_internal(&lo, s) == Ordering::Less)
+            {
                 smallest = Some(lo);
             }
             let mut hi = t.end.clone();
-            hi.extend_from_slice(&pack_trailer(SEQ_MAX, ValueKind::RangeDelete as u8).to_le_bytes());
-            if largest.as_ref().is_none_or(|l| cmp_internal(&hi, l) == Ordering::Greater) {
+            hi.extend_from_slice(
+                &pack_trailer(SEQ_MAX, ValueKind::RangeDelete as u8).to_le_bytes(),
+            );
+            if largest
+                .as_ref()
+                .is_none_or(|l| cmp_internal(&hi, l) == Ordering::Greater)
+            {
                 largest = Some(hi);
             }
         }
@@ -214,7 +235,8 @@ impl TableBuilder {
             file_size: 0,
         };
         assert!(cmp_internal(&props.smallest, &props.largest) != Ordering::Greater);
-        let props_handle = self.write_block(&props.encode_block(self.compression), Compression::None);
+        let props_handle =
+            self.write_block(&props.encode_block(self.compression), Compression::None);
         let footer = Footer {
             range_del,
             filter,

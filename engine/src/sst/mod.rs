@@ -20,7 +20,9 @@ pub use builder::{TableBuilder, TableWriter};
 pub use reader::{Table, TableIter};
 
 use crate::coding::{checksum, put_len_prefixed, put_u32, put_u64, put_varint, Reader};
-use crate::key::{cmp_internal, RangeTombstone, SeqNo, SEQ_MAX, TRAILER_SIZE, USER_KEY_SIZE_MAX, VALUE_SIZE_MAX};
+use crate::key::{
+    cmp_internal, RangeTombstone, SeqNo, SEQ_MAX, TRAILER_SIZE, USER_KEY_SIZE_MAX, VALUE_SIZE_MAX,
+};
 use crate::options::Compression;
 use crate::version::FileMeta;
 use crate::{Error, Result};
@@ -53,7 +55,9 @@ pub struct BlockHandle {
 impl BlockHandle {
     /// End of the block including its trailer.
     pub fn end(&self) -> Option<u64> {
-        self.offset.checked_add(self.size)?.checked_add(BLOCK_TRAILER_SIZE as u64)
+        self.offset
+            .checked_add(self.size)?
+            .checked_add(BLOCK_TRAILER_SIZE as u64)
     }
 
     pub fn encode_varint(&self, buf: &mut Vec<u8>) {
@@ -117,7 +121,9 @@ pub fn decode_block(file: &str, offset: u64, bytes: &[u8]) -> Result<Vec<u8>> {
         .filter(|&s| s >= 1)
         .ok_or_else(|| Error::corruption(file, offset, "block shorter than its trailer"))?;
     let (body, sum) = bytes.split_at(split);
-    let expected = Reader::new(sum).u64().ok_or_else(|| Error::corruption(file, offset, "short block checksum"))?;
+    let expected = Reader::new(sum)
+        .u64()
+        .ok_or_else(|| Error::corruption(file, offset, "short block checksum"))?;
     let actual = checksum(body);
     if expected != actual {
         return Err(Error::ChecksumMismatch {
@@ -133,7 +139,9 @@ pub fn decode_block(file: &str, offset: u64, bytes: &[u8]) -> Result<Vec<u8>> {
         Some(Compression::None) => Ok(payload.to_vec()),
         Some(codec) => {
             let mut r = Reader::new(payload);
-            let raw_len = r.varint_len(BLOCK_DECODED_BYTES_MAX).ok_or_else(|| corrupt("bad decoded length"))?;
+            let raw_len = r
+                .varint_len(BLOCK_DECODED_BYTES_MAX)
+                .ok_or_else(|| corrupt("bad decoded length"))?;
             let data = r.rest();
             let out = match codec {
                 Compression::Lz4 => {
@@ -141,9 +149,11 @@ pub fn decode_block(file: &str, offset: u64, bytes: &[u8]) -> Result<Vec<u8>> {
                     if raw_len > data.len().saturating_mul(255).saturating_add(16) {
                         return Err(corrupt("impossible lz4 decoded length"));
                     }
-                    lz4_flex::block::decompress(data, raw_len).map_err(|e| corrupt(&format!("lz4: {e}")))?
+                    lz4_flex::block::decompress(data, raw_len)
+                        .map_err(|e| corrupt(&format!("lz4: {e}")))?
                 }
-                _ => zstd::bulk::decompress(data, raw_len).map_err(|e| corrupt(&format!("zstd: {e}")))?,
+                _ => zstd::bulk::decompress(data, raw_len)
+                    .map_err(|e| corrupt(&format!("zstd: {e}")))?,
             };
             if out.len() != raw_len {
                 return Err(corrupt("decoded length differs from the recorded one"));
@@ -204,7 +214,11 @@ impl Footer {
         let expected = r.u64().ok_or_else(short)?;
         let magic = r.u64().ok_or_else(short)?;
         if magic != MAGIC {
-            return Err(Error::corruption(file, offset + 76, format!("bad magic {magic:#018x}: not a table")));
+            return Err(Error::corruption(
+                file,
+                offset + 76,
+                format!("bad magic {magic:#018x}: not a table"),
+            ));
         }
         if version != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
@@ -269,7 +283,13 @@ impl TableProps {
         let mut buf = Vec::new();
         put_len_prefixed(&mut buf, &self.smallest);
         put_len_prefixed(&mut buf, &self.largest);
-        for v in [self.smallest_seq, self.largest_seq, self.entries, self.point_tombstones, self.range_tombstones] {
+        for v in [
+            self.smallest_seq,
+            self.largest_seq,
+            self.entries,
+            self.point_tombstones,
+            self.range_tombstones,
+        ] {
             put_varint(&mut buf, v);
         }
         buf.push(compression.tag());
@@ -278,7 +298,10 @@ impl TableProps {
     }
 
     /// Decodes and checks a properties block; `Err` holds the reason.
-    pub(crate) fn decode_block(data: &[u8], file_size: u64) -> Result<(TableProps, u8), &'static str> {
+    pub(crate) fn decode_block(
+        data: &[u8],
+        file_size: u64,
+    ) -> Result<(TableProps, u8), &'static str> {
         let mut r = Reader::new(data);
         let smallest = r.len_prefixed().ok_or("bad smallest key")?.to_vec();
         let largest = r.len_prefixed().ok_or("bad largest key")?.to_vec();

@@ -5,10 +5,15 @@
 
 use super::block::{Block, BlockIter};
 use super::bloom::BloomFilter;
-use super::{decode_block, decode_range_dels, BlockHandle, Footer, TableProps, BLOCK_TRAILER_SIZE, FOOTER_SIZE};
+use super::{
+    decode_block, decode_range_dels, BlockHandle, Footer, TableProps, BLOCK_TRAILER_SIZE,
+    FOOTER_SIZE,
+};
 use crate::cache::{BlockCache, RowCache, RowCacheValue};
 use crate::coding::Reader;
-use crate::key::{cmp_internal, make_seek_key, user_key, InternalKey, RangeTombstone, SeqNo, SEQ_MAX};
+use crate::key::{
+    cmp_internal, make_seek_key, user_key, InternalKey, RangeTombstone, SeqNo, SEQ_MAX,
+};
 use crate::storage::StorageFile;
 use crate::{Error, Result};
 use std::cmp::Ordering;
@@ -51,17 +56,28 @@ impl<F: StorageFile> Table<F> {
         let name = file.name().to_string();
         let size = file.size().await?;
         if size < FOOTER_SIZE as u64 {
-            return Err(Error::corruption(&name, 0, format!("file of {size} bytes is shorter than a table footer")));
+            return Err(Error::corruption(
+                &name,
+                0,
+                format!("file of {size} bytes is shorter than a table footer"),
+            ));
         }
         let footer_at = size - FOOTER_SIZE as u64;
-        let footer = Footer::decode(&name, footer_at, &file.read_at(footer_at, FOOTER_SIZE).await?)?;
+        let footer = Footer::decode(
+            &name,
+            footer_at,
+            &file.read_at(footer_at, FOOTER_SIZE).await?,
+        )?;
         let in_bounds = |h: BlockHandle, what: &str| -> Result<()> {
             match h.end() {
                 Some(end) if end <= footer_at => Ok(()),
                 _ => Err(Error::corruption(
                     &name,
                     footer_at,
-                    format!("{what} block handle ({}, {}) past the footer at {footer_at}", h.offset, h.size),
+                    format!(
+                        "{what} block handle ({}, {}) past the footer at {footer_at}",
+                        h.offset, h.size
+                    ),
                 )),
             }
         };
@@ -73,29 +89,51 @@ impl<F: StorageFile> Table<F> {
         }
 
         let raw = read_raw(&file, footer.props).await?;
-        let (props, compression_tag) = TableProps::decode_block(&raw, size)
-            .map_err(|why| Error::corruption(&name, footer.props.offset, format!("properties block: {why}")))?;
+        let (props, compression_tag) = TableProps::decode_block(&raw, size).map_err(|why| {
+            Error::corruption(
+                &name,
+                footer.props.offset,
+                format!("properties block: {why}"),
+            )
+        })?;
 
         let raw = read_raw(&file, footer.range_del).await?;
-        let tombstones = decode_range_dels(&raw)
-            .map_err(|why| Error::corruption(&name, footer.range_del.offset, format!("range-delete block: {why}")))?;
+        let tombstones = decode_range_dels(&raw).map_err(|why| {
+            Error::corruption(
+                &name,
+                footer.range_del.offset,
+                format!("range-delete block: {why}"),
+            )
+        })?;
         if tombstones.len() as u64 != props.range_tombstones {
-            return Err(Error::corruption(&name, footer.range_del.offset, "range tombstone count differs from properties"));
+            return Err(Error::corruption(
+                &name,
+                footer.range_del.offset,
+                "range tombstone count differs from properties",
+            ));
         }
 
         let filter = if footer.filter.size == 0 {
             None
         } else {
             let raw = read_raw(&file, footer.filter).await?;
-            Some(
-                BloomFilter::decode(raw)
-                    .ok_or_else(|| Error::corruption(&name, footer.filter.offset, "malformed bloom filter"))?,
-            )
+            Some(BloomFilter::decode(raw).ok_or_else(|| {
+                Error::corruption(&name, footer.filter.offset, "malformed bloom filter")
+            })?)
         };
 
-        let index = decode_index(&name, footer.index, read_raw(&file, footer.index).await?, data_end(&footer))?;
-        if (props.entries > 0) != !index.is_empty() {
-            return Err(Error::corruption(&name, footer.index.offset, "index disagrees with the entry count"));
+        let index = decode_index(
+            &name,
+            footer.index,
+            read_raw(&file, footer.index).await?,
+            data_end(&footer),
+        )?;
+        if (props.entries > 0) == index.is_empty() {
+            return Err(Error::corruption(
+                &name,
+                footer.index.offset,
+                "index disagrees with the entry count",
+            ));
         }
 
         Ok(Rc::new(Table {
@@ -143,7 +181,12 @@ impl<F: StorageFile> Table<F> {
             .iter()
             .map(|t| t.start.len() + t.end.len() + std::mem::size_of::<RangeTombstone>())
             .sum();
-        index + filter + tombstones + self.props.smallest.len() + self.props.largest.len() + std::mem::size_of::<Self>()
+        index
+            + filter
+            + tombstones
+            + self.props.smallest.len()
+            + self.props.largest.len()
+            + std::mem::size_of::<Self>()
     }
 
     /// False when `user_key` is certainly not in the table's point entries.
@@ -154,7 +197,11 @@ impl<F: StorageFile> Table<F> {
     /// The newest point entry for `user_key` with sequence number <=
     /// `snapshot_seq`, as (trailer, stored value). Tombstones are returned
     /// as entries; range tombstones are not applied.
-    pub async fn get(&self, user_key_wanted: &[u8], snapshot_seq: SeqNo) -> Result<Option<(u64, Vec<u8>)>> {
+    pub async fn get(
+        &self,
+        user_key_wanted: &[u8],
+        snapshot_seq: SeqNo,
+    ) -> Result<Option<(u64, Vec<u8>)>> {
         if !self.may_contain(user_key_wanted) {
             return Ok(None);
         }
@@ -180,7 +227,10 @@ impl<F: StorageFile> Table<F> {
         snapshot_seq: SeqNo,
         row_cache: &RowCache,
     ) -> Result<Option<(u64, Vec<u8>)>> {
-        if snapshot_seq < self.props.largest_seq || row_cache.capacity_bytes() == 0 || !self.may_contain(user_key_wanted) {
+        if snapshot_seq < self.props.largest_seq
+            || row_cache.capacity_bytes() == 0
+            || !self.may_contain(user_key_wanted)
+        {
             return self.get(user_key_wanted, snapshot_seq).await;
         }
         let key = (self.number, user_key_wanted.to_vec());
@@ -204,7 +254,11 @@ impl<F: StorageFile> Table<F> {
         let name = self.file.name();
         let raw = read_raw(&self.file, handle).await?;
         let block = Block::decode(raw).map_err(|(pos, why)| {
-            Error::corruption(name, handle.offset, format!("data block: {why} (byte {pos} of the decoded block)"))
+            Error::corruption(
+                name,
+                handle.offset,
+                format!("data block: {why} (byte {pos} of the decoded block)"),
+            )
         })?;
         let block = Rc::new(block);
         self.cache.insert(key, block.clone(), block.size());
@@ -222,7 +276,11 @@ impl<F: StorageFile> Table<F> {
 
 /// End of the data region: the first meta block.
 fn data_end(footer: &Footer) -> u64 {
-    let mut end = footer.range_del.offset.min(footer.index.offset).min(footer.props.offset);
+    let mut end = footer
+        .range_del
+        .offset
+        .min(footer.index.offset)
+        .min(footer.props.offset);
     if footer.filter.size != 0 {
         end = end.min(footer.filter.offset);
     }
@@ -238,21 +296,31 @@ async fn read_raw<F: StorageFile>(file: &F, handle: BlockHandle) -> Result<Vec<u
     decode_block(file.name(), handle.offset, &bytes)
 }
 
-fn decode_index(name: &str, at: BlockHandle, raw: Vec<u8>, data_end: u64) -> Result<Vec<IndexEntry>> {
+fn decode_index(
+    name: &str,
+    at: BlockHandle,
+    raw: Vec<u8>,
+    data_end: u64,
+) -> Result<Vec<IndexEntry>> {
     let corrupt = |why: String| Error::corruption(name, at.offset, format!("index block: {why}"));
-    let block = Rc::new(Block::decode(raw).map_err(|(pos, why)| corrupt(format!("{why} (byte {pos})")))?);
+    let block =
+        Rc::new(Block::decode(raw).map_err(|(pos, why)| corrupt(format!("{why} (byte {pos})")))?);
     let mut it = block.iter();
     it.seek_to_first();
     let mut index = Vec::with_capacity(block.entries());
     let mut next_offset = 0u64;
     while it.valid() {
         let mut r = Reader::new(it.value());
-        let handle = BlockHandle::decode_varint(&mut r).ok_or_else(|| corrupt("bad block handle".into()))?;
+        let handle =
+            BlockHandle::decode_varint(&mut r).ok_or_else(|| corrupt("bad block handle".into()))?;
         if !r.is_empty() {
             return Err(corrupt("trailing bytes after a block handle".into()));
         }
         if handle.offset < next_offset || handle.end().is_none_or(|end| end > data_end) {
-            return Err(corrupt(format!("block handle ({}, {}) out of place", handle.offset, handle.size)));
+            return Err(corrupt(format!(
+                "block handle ({}, {}) out of place",
+                handle.offset, handle.size
+            )));
         }
         next_offset = handle.end().expect("checked above");
         index.push(IndexEntry {
@@ -372,11 +440,19 @@ impl<F: StorageFile> TableIter<F> {
 
     /// The current internal key.
     pub fn key(&self) -> &[u8] {
-        self.cursor.block.as_ref().expect("key on an invalid iterator").key()
+        self.cursor
+            .block
+            .as_ref()
+            .expect("key on an invalid iterator")
+            .key()
     }
 
     pub fn value(&self) -> &[u8] {
-        self.cursor.block.as_ref().expect("value on an invalid iterator").value()
+        self.cursor
+            .block
+            .as_ref()
+            .expect("value on an invalid iterator")
+            .value()
     }
 
     pub fn table(&self) -> &Rc<Table<F>> {

@@ -19,7 +19,9 @@ fn random_contents(rng: &mut SmallRng, n_keys: usize) -> (Entries, Vec<RangeTomb
     let mut user_keys: Vec<Vec<u8>> = (0..n_keys)
         .map(|_| {
             let len = rng.gen_range(1..12);
-            (0..len).map(|_| b"abcde\xff\x00"[rng.gen_range(0..7)]).collect()
+            (0..len)
+                .map(|_| b"abcde\xff\x00"[rng.gen_range(0..7)])
+                .collect()
         })
         .collect();
     user_keys.sort();
@@ -35,9 +37,21 @@ fn random_contents(rng: &mut SmallRng, n_keys: usize) -> (Entries, Vec<RangeTomb
             let value: Vec<u8> = match kind {
                 ValueKind::Delete => Vec::new(),
                 _ => {
-                    let len = if rng.gen_ratio(1, 50) { rng.gen_range(2000..9000) } else { rng.gen_range(0..200) };
+                    let len = if rng.gen_ratio(1, 50) {
+                        rng.gen_range(2000..9000)
+                    } else {
+                        rng.gen_range(0..200)
+                    };
                     // Mildly compressible.
-                    (0..len).map(|i| if rng.gen_ratio(1, 4) { rng.gen() } else { (i % 7) as u8 }).collect()
+                    (0..len)
+                        .map(|i| {
+                            if rng.gen_ratio(1, 4) {
+                                rng.gen()
+                            } else {
+                                (i % 7) as u8
+                            }
+                        })
+                        .collect()
                 }
             };
             entries.push((make_internal_key(uk, seq, kind), value));
@@ -100,7 +114,12 @@ fn options(rng: &mut SmallRng, compression: Compression) -> KeyspaceOptions {
     }
 }
 
-async fn check_against_model(table: &Rc<Table<MemFile>>, entries: &Entries, tombstones: &[RangeTombstone], rng: &mut SmallRng) {
+async fn check_against_model(
+    table: &Rc<Table<MemFile>>,
+    entries: &Entries,
+    tombstones: &[RangeTombstone],
+    rng: &mut SmallRng,
+) {
     // Full scan.
     let mut it = table.iter();
     it.seek_to_first().await.unwrap();
@@ -122,17 +141,29 @@ async fn check_against_model(table: &Rc<Table<MemFile>>, entries: &Entries, tomb
         let first_at_or_after = entries
             .iter()
             .find(|(e, _)| cmp_internal(e, &make_seek_key(uk, seq + 1)) != Ordering::Less);
-        assert_eq!(it.valid().then(|| it.key().to_vec()), first_at_or_after.map(|e| e.0.clone()), "seek {i}");
+        assert_eq!(
+            it.valid().then(|| it.key().to_vec()),
+            first_at_or_after.map(|e| e.0.clone()),
+            "seek {i}"
+        );
         let mut after = uk.to_vec();
         after.push(0);
         it.seek(&make_seek_key(&after, SEQ_MAX)).await.unwrap();
         let next = entries.iter().find(|(e, _)| user_key(e) > uk);
-        assert_eq!(it.valid().then(|| it.key().to_vec()), next.map(|e| e.0.clone()));
+        assert_eq!(
+            it.valid().then(|| it.key().to_vec()),
+            next.map(|e| e.0.clone())
+        );
     }
     // Point lookups at random snapshots, present and absent keys.
     for (k, _) in entries {
         let uk = user_key(k);
-        for snapshot in [SEQ_MAX, trailer(k) >> 8, (trailer(k) >> 8).saturating_sub(1), rng.gen_range(0..1000)] {
+        for snapshot in [
+            SEQ_MAX,
+            trailer(k) >> 8,
+            (trailer(k) >> 8).saturating_sub(1),
+            rng.gen_range(0..1000),
+        ] {
             let want = model_get(entries, uk, snapshot).map(|(k, v)| (trailer(k), v.clone()));
             assert_eq!(table.get(uk, snapshot).await.unwrap(), want);
         }
@@ -143,7 +174,12 @@ async fn check_against_model(table: &Rc<Table<MemFile>>, entries: &Entries, tomb
         }
     }
     let mut sorted = tombstones.to_vec();
-    sorted.sort_by(|a, b| a.start.cmp(&b.start).then(b.seq.cmp(&a.seq)).then(a.end.cmp(&b.end)));
+    sorted.sort_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then(b.seq.cmp(&a.seq))
+            .then(a.end.cmp(&b.end))
+    });
     assert_eq!(table.range_tombstones(), &sorted[..]);
 }
 
@@ -152,7 +188,8 @@ fn random_tables_match_a_model() {
     block_on(async {
         let mut rng = SmallRng::seed_from_u64(0x5eed);
         for round in 0..24 {
-            let compression = [Compression::None, Compression::Lz4, Compression::Zstd(3)][round % 3];
+            let compression =
+                [Compression::None, Compression::Lz4, Compression::Zstd(3)][round % 3];
             let opts = options(&mut rng, compression);
             let n = [1, 5, 50, 400][round % 4];
             let (entries, tombstones) = random_contents(&mut rng, n);
@@ -165,7 +202,10 @@ fn random_tables_match_a_model() {
             assert_eq!(table.props(), &props);
             assert_eq!(table.compression_tag(), compression.tag());
             assert_eq!(props.entries, entries.len() as u64);
-            let dels = entries.iter().filter(|(k, _)| trailer(k) as u8 == ValueKind::Delete as u8).count();
+            let dels = entries
+                .iter()
+                .filter(|(k, _)| trailer(k) as u8 == ValueKind::Delete as u8)
+                .count();
             assert_eq!(props.point_tombstones, dels as u64);
             assert_eq!(props.range_tombstones, tombstones.len() as u64);
             // Bounds include tombstones.
@@ -183,7 +223,10 @@ fn random_tables_match_a_model() {
             }
             assert_eq!(props.smallest, smallest);
             assert_eq!(props.largest, largest);
-            let seqs = entries.iter().map(|(k, _)| trailer(k) >> 8).chain(tombstones.iter().map(|t| t.seq));
+            let seqs = entries
+                .iter()
+                .map(|(k, _)| trailer(k) >> 8)
+                .chain(tombstones.iter().map(|t| t.seq));
             assert_eq!(props.smallest_seq, seqs.clone().min().unwrap());
             assert_eq!(props.largest_seq, seqs.max().unwrap());
             let meta = props.to_file_meta(1);
@@ -204,10 +247,23 @@ fn tombstone_only_table() {
             end: b"m".to_vec(),
             seq: 9,
         };
-        let props = write_table(&storage, "t.sst", &KeyspaceOptions::default(), &Vec::new(), &[t.clone()]).await;
+        let props = write_table(
+            &storage,
+            "t.sst",
+            &KeyspaceOptions::default(),
+            &Vec::new(),
+            std::slice::from_ref(&t),
+        )
+        .await;
         assert_eq!(props.entries, 0);
-        assert_eq!(props.smallest, make_internal_key(b"a", 9, ValueKind::RangeDelete));
-        assert_eq!(props.largest, make_internal_key(b"m", SEQ_MAX, ValueKind::RangeDelete));
+        assert_eq!(
+            props.smallest,
+            make_internal_key(b"a", 9, ValueKind::RangeDelete)
+        );
+        assert_eq!(
+            props.largest,
+            make_internal_key(b"m", SEQ_MAX, ValueKind::RangeDelete)
+        );
         let table = open(&storage, "t.sst").await.unwrap();
         assert_eq!(table.range_tombstones(), &[t]);
         assert_eq!(table.get(b"b", SEQ_MAX).await.unwrap(), None);
@@ -240,14 +296,22 @@ fn builder_hands_out_aligned_chunks() {
     assert_eq!(out.len(), align_up(logical as usize));
     assert_eq!(props.file_size, logical);
     assert!(estimate <= logical);
-    assert_eq!(&out[logical as usize - 8..logical as usize], &MAGIC.to_le_bytes());
+    assert_eq!(
+        &out[logical as usize - 8..logical as usize],
+        &MAGIC.to_le_bytes()
+    );
 }
 
 #[test]
 fn compression_shrinks_compressible_tables() {
     block_on(async {
         let entries: Entries = (0..2000)
-            .map(|i| (make_internal_key(format!("user:{i:08}").as_bytes(), i + 1, ValueKind::Put), vec![b'x'; 100]))
+            .map(|i| {
+                (
+                    make_internal_key(format!("user:{i:08}").as_bytes(), i + 1, ValueKind::Put),
+                    vec![b'x'; 100],
+                )
+            })
             .collect();
         let mut sizes = Vec::new();
         for c in [Compression::None, Compression::Lz4, Compression::Zstd(3)] {
@@ -256,10 +320,17 @@ fn compression_shrinks_compressible_tables() {
                 compression: c,
                 ..KeyspaceOptions::default()
             };
-            sizes.push(write_table(&storage, "c.sst", &opts, &entries, &[]).await.file_size);
+            sizes.push(
+                write_table(&storage, "c.sst", &opts, &entries, &[])
+                    .await
+                    .file_size,
+            );
             let table = open(&storage, "c.sst").await.unwrap();
             let (k, v) = &entries[777];
-            assert_eq!(table.get(user_key(k), SEQ_MAX).await.unwrap(), Some((trailer(k), v.clone())));
+            assert_eq!(
+                table.get(user_key(k), SEQ_MAX).await.unwrap(),
+                Some((trailer(k), v.clone()))
+            );
         }
         assert!(sizes[1] < sizes[0] / 4, "{sizes:?}");
         assert!(sizes[2] < sizes[0] / 4, "{sizes:?}");
@@ -272,9 +343,18 @@ fn caches_serve_repeat_reads() {
         let mut rng = SmallRng::seed_from_u64(11);
         let (entries, _) = random_contents(&mut rng, 300);
         let storage = MemStorage::new();
-        write_table(&storage, "r.sst", &KeyspaceOptions::default(), &entries, &[]).await;
+        write_table(
+            &storage,
+            "r.sst",
+            &KeyspaceOptions::default(),
+            &entries,
+            &[],
+        )
+        .await;
         let cache = Rc::new(BlockCache::new(1 << 20));
-        let table = Table::open(storage.open("r.sst").await.unwrap(), 7, cache.clone()).await.unwrap();
+        let table = Table::open(storage.open("r.sst").await.unwrap(), 7, cache.clone())
+            .await
+            .unwrap();
         let mut it = table.iter();
         it.seek_to_first().await.unwrap();
         while it.valid() {
@@ -285,7 +365,11 @@ fn caches_serve_repeat_reads() {
         while it.valid() {
             it.next().await.unwrap();
         }
-        assert_eq!(cache.requests() - cache.hits(), misses, "second scan served from cache");
+        assert_eq!(
+            cache.requests() - cache.hits(),
+            misses,
+            "second scan served from cache"
+        );
         assert!(cache.usage_bytes() > 0);
 
         let rows = RowCache::new(1 << 20);
@@ -320,7 +404,11 @@ async fn read_everything(storage: &MemStorage, name: &str, entries: &Entries) ->
     it.seek_to_first().await?;
     let mut i = 0;
     while it.valid() {
-        assert_eq!((it.key(), it.value()), (&entries[i].0[..], &entries[i].1[..]), "wrong data returned");
+        assert_eq!(
+            (it.key(), it.value()),
+            (&entries[i].0[..], &entries[i].1[..]),
+            "wrong data returned"
+        );
         i += 1;
         it.next().await?;
     }
@@ -351,7 +439,9 @@ fn every_corrupted_byte_is_detected() {
             };
             let storage = MemStorage::new();
             write_table(&storage, "good.sst", &opts, &entries, &tombstones).await;
-            read_everything(&storage, "good.sst", &entries).await.unwrap();
+            read_everything(&storage, "good.sst", &entries)
+                .await
+                .unwrap();
             let good = storage.file_bytes("good.sst").unwrap();
             for offset in 0..good.len() {
                 let mut bad = good.clone();
@@ -359,7 +449,10 @@ fn every_corrupted_byte_is_detected() {
                 put_file(&storage, "bad.sst", &bad).await;
                 let err = read_everything(&storage, "bad.sst", &entries)
                     .await
-                    .expect_err(&format!("flip at {offset} of {} went unnoticed", good.len()));
+                    .expect_err(&format!(
+                        "flip at {offset} of {} went unnoticed",
+                        good.len()
+                    ));
                 assert_names_file(&err, "bad.sst");
             }
         }
@@ -372,7 +465,14 @@ fn corrupted_regions_name_file_and_offset() {
         let mut rng = SmallRng::seed_from_u64(5);
         let (entries, tombstones) = random_contents(&mut rng, 200);
         let storage = MemStorage::new();
-        write_table(&storage, "000042.sst", &KeyspaceOptions::default(), &entries, &tombstones).await;
+        write_table(
+            &storage,
+            "000042.sst",
+            &KeyspaceOptions::default(),
+            &entries,
+            &tombstones,
+        )
+        .await;
         let good = storage.file_bytes("000042.sst").unwrap();
         let footer_at = good.len() - FOOTER_SIZE;
         let footer = Footer::decode("x", footer_at as u64, &good[footer_at..]).unwrap();
@@ -388,7 +488,9 @@ fn corrupted_regions_name_file_and_offset() {
             let mut bad = good.clone();
             bad[offset as usize + 1] ^= 0x40;
             put_file(&storage, "000042.sst", &bad).await;
-            let err = read_everything(&storage, "000042.sst", &entries).await.expect_err(what);
+            let err = read_everything(&storage, "000042.sst", &entries)
+                .await
+                .expect_err(what);
             assert_names_file(&err, "000042.sst");
             match err {
                 Error::ChecksumMismatch { offset: at, .. } => assert_eq!(at, offset, "{what}"),
@@ -404,11 +506,23 @@ fn truncated_files_are_rejected() {
         let mut rng = SmallRng::seed_from_u64(8);
         let (entries, _) = random_contents(&mut rng, 100);
         let storage = MemStorage::new();
-        write_table(&storage, "t.sst", &KeyspaceOptions::default(), &entries, &[]).await;
+        write_table(
+            &storage,
+            "t.sst",
+            &KeyspaceOptions::default(),
+            &entries,
+            &[],
+        )
+        .await;
         let good = storage.file_bytes("t.sst").unwrap();
-        for len in (0..good.len()).step_by(37).chain([good.len() - 1, good.len() - FOOTER_SIZE]) {
+        for len in (0..good.len())
+            .step_by(37)
+            .chain([good.len() - 1, good.len() - FOOTER_SIZE])
+        {
             put_file(&storage, "t.sst", &good[..len]).await;
-            let err = open(&storage, "t.sst").await.expect_err("truncated table opened");
+            let err = open(&storage, "t.sst")
+                .await
+                .expect_err("truncated table opened");
             assert_names_file(&err, "t.sst");
         }
     });
@@ -419,7 +533,14 @@ fn unknown_format_version_is_reported() {
     block_on(async {
         let storage = MemStorage::new();
         let entries = vec![(make_internal_key(b"k", 1, ValueKind::Put), b"v".to_vec())];
-        write_table(&storage, "v.sst", &KeyspaceOptions::default(), &entries, &[]).await;
+        write_table(
+            &storage,
+            "v.sst",
+            &KeyspaceOptions::default(),
+            &entries,
+            &[],
+        )
+        .await;
         let mut bytes = storage.file_bytes("v.sst").unwrap();
         let at = bytes.len() - FOOTER_SIZE;
         bytes[at + 64..at + 68].copy_from_slice(&2u32.to_le_bytes());
@@ -427,7 +548,11 @@ fn unknown_format_version_is_reported() {
         bytes[at + 68..at + 76].copy_from_slice(&sum.to_le_bytes());
         put_file(&storage, "v.sst", &bytes).await;
         match open(&storage, "v.sst").await {
-            Err(Error::UnsupportedVersion { file, found: 2, supported: 1 }) => assert_eq!(file, "v.sst"),
+            Err(Error::UnsupportedVersion {
+                file,
+                found: 2,
+                supported: 1,
+            }) => assert_eq!(file, "v.sst"),
             other => panic!("{other:?}"),
         }
     });
