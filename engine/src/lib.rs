@@ -16,6 +16,7 @@
 //! queue. It must never depend on `lumadb-shard`, `lumadb-net` or glommio.
 
 pub mod batch;
+pub mod cache;
 pub mod coding;
 pub mod compaction;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod key;
 pub mod manifest;
 pub mod memtable;
 pub mod options;
+pub mod sst;
 pub mod storage;
 pub(crate) mod sync;
 pub mod version;
