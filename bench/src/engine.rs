@@ -58,7 +58,10 @@ pub enum CompareTarget {
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineBenchArgs {
     /// Comma-separated workloads: fillseq, fillrandom, overwrite, readrandom, readseq, seekrandom, deleterandom.
-    #[arg(long, default_value = "fillrandom,overwrite,readrandom,readseq,seekrandom,deleterandom")]
+    #[arg(
+        long,
+        default_value = "fillrandom,overwrite,readrandom,readseq,seekrandom,deleterandom"
+    )]
     pub workloads: String,
     /// Operations per workload (and the key space size).
     #[arg(long, default_value_t = 200_000)]
@@ -176,7 +179,14 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-pub(crate) fn result(engine: &str, workload: &str, ops: u64, elapsed: Duration, h: &Histogram<u64>, found: u64) -> WorkloadResult {
+pub(crate) fn result(
+    engine: &str,
+    workload: &str,
+    ops: u64,
+    elapsed: Duration,
+    h: &Histogram<u64>,
+    found: u64,
+) -> WorkloadResult {
     let secs = elapsed.as_secs_f64().max(1e-9);
     let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     WorkloadResult {
@@ -195,7 +205,12 @@ pub(crate) fn result(engine: &str, workload: &str, ops: u64, elapsed: Duration, 
 
 /// Runs the benchmark and prints the table; returns the report.
 pub fn run(args: &EngineBenchArgs) -> Result<BenchReport, BenchError> {
-    let workloads: Vec<String> = args.workloads.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
+    let workloads: Vec<String> = args
+        .workloads
+        .split(',')
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty())
+        .collect();
     for w in &workloads {
         if !WORKLOADS.contains(&w.as_str()) {
             return Err(BenchError::UnknownWorkload(w.clone()));
@@ -210,7 +225,9 @@ pub fn run(args: &EngineBenchArgs) -> Result<BenchReport, BenchError> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cpu = args.cpu.unwrap_or(cpus - 1);
     if cpu >= cpus {
-        return Err(BenchError::Invalid(format!("--cpu {cpu}: this machine has {cpus} CPUs")));
+        return Err(BenchError::Invalid(format!(
+            "--cpu {cpu}: this machine has {cpus} CPUs"
+        )));
     }
     let plan = Plan {
         workloads,

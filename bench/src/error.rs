@@ -3,7 +3,9 @@
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    #[error("unknown workload {0:?}; known: fillseq, fillrandom, overwrite, readrandom, readseq, seekrandom, deleterandom")]
+    #[error(
+        "unknown workload {0:?}; known: fillseq, fillrandom, overwrite, readrandom, readseq, seekrandom, deleterandom"
+    )]
     UnknownWorkload(String),
     #[error("{0}")]
     Invalid(String),

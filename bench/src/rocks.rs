@@ -63,7 +63,12 @@ pub(crate) fn run(plan: &Plan, dir: PathBuf) -> Result<Vec<WorkloadResult>, Benc
     .map_err(|_| BenchError::Rocksdb("benchmark thread panicked".into()))?
 }
 
-fn run_workload(db: &Arc<DB>, plan: &Plan, values: &Arc<ValueSource>, workload: &str) -> Result<WorkloadResult, BenchError> {
+fn run_workload(
+    db: &Arc<DB>,
+    plan: &Plan,
+    values: &Arc<ValueSource>,
+    workload: &str,
+) -> Result<WorkloadResult, BenchError> {
     if workload == "readseq" {
         let mut h = new_histogram();
         let start = Instant::now();
@@ -98,11 +103,17 @@ fn run_workload(db: &Arc<DB>, plan: &Plan, values: &Arc<ValueSource>, workload: 
             let mut key = Vec::with_capacity(plan.key_size);
             let mut hits = 0u64;
             for i in 0..per_task {
-                let n = if workload == "fillseq" { t as u64 * per_task + i } else { rng.gen_range(0..plan.num) };
+                let n = if workload == "fillseq" {
+                    t as u64 * per_task + i
+                } else {
+                    rng.gen_range(0..plan.num)
+                };
                 plan.key(n, &mut key);
                 let began = Instant::now();
                 match workload.as_str() {
-                    "fillseq" | "fillrandom" | "overwrite" => db.put_opt(&key, values.value(n, plan.value_size), &wo).map_err(err)?,
+                    "fillseq" | "fillrandom" | "overwrite" => {
+                        db.put_opt(&key, values.value(n, plan.value_size), &wo).map_err(err)?
+                    }
                     "deleterandom" => db.delete_opt(&key, &wo).map_err(err)?,
                     "readrandom" => hits += u64::from(db.get_pinned(&key).map_err(err)?.is_some()),
                     _ => {
@@ -119,9 +130,18 @@ fn run_workload(db: &Arc<DB>, plan: &Plan, values: &Arc<ValueSource>, workload: 
     let mut h = new_histogram();
     let mut found = 0;
     for handle in handles {
-        let (th, hits) = handle.join().map_err(|_| BenchError::Rocksdb("client thread panicked".into()))??;
+        let (th, hits) = handle
+            .join()
+            .map_err(|_| BenchError::Rocksdb("client thread panicked".into()))??;
         h.add(&th).expect("same histogram bounds");
         found += hits;
     }
-    Ok(result("rocksdb", workload, per_task * plan.concurrency as u64, start.elapsed(), &h, found))
+    Ok(result(
+        "rocksdb",
+        workload,
+        per_task * plan.concurrency as u64,
+        start.elapsed(),
+        &h,
+        found,
+    ))
 }

@@ -94,22 +94,10 @@ impl WriteBatch {
     }
 
     /// Sets `key` to `value`, readable until `expire_at_unix_ms` (exclusive).
-    pub fn put_expiring(
-        &mut self,
-        ks: KeyspaceId,
-        key: &[u8],
-        value: &[u8],
-        expire_at_unix_ms: u64,
-    ) -> Result<()> {
+    pub fn put_expiring(&mut self, ks: KeyspaceId, key: &[u8], value: &[u8], expire_at_unix_ms: u64) -> Result<()> {
         check_key(key)?;
         check_value(value)?;
-        self.push(
-            ValueKind::PutExpiring,
-            ks,
-            key,
-            &expire_at_unix_ms.to_le_bytes(),
-            value,
-        )
+        self.push(ValueKind::PutExpiring, ks, key, &expire_at_unix_ms.to_le_bytes(), value)
     }
 
     /// Deletes `key`.
@@ -216,14 +204,7 @@ impl WriteBatch {
 
     /// Appends one op whose value is `value_head ++ value` (the head is the
     /// expiry of `PutExpiring`, empty otherwise).
-    fn push(
-        &mut self,
-        kind: ValueKind,
-        ks: KeyspaceId,
-        key: &[u8],
-        value_head: &[u8],
-        value: &[u8],
-    ) -> Result<()> {
+    fn push(&mut self, kind: ValueKind, ks: KeyspaceId, key: &[u8], value_head: &[u8], value: &[u8]) -> Result<()> {
         let value_len = value_head.len() + value.len();
         // kind + three varints of at most 10 bytes each.
         let size_max = 1 + 30 + key.len() + value_len;
@@ -354,14 +335,8 @@ mod tests {
             (0, ValueKind::Put, &b"a"[..], &b"1"[..])
         );
         assert_eq!(ops[1].kind, ValueKind::PutExpiring);
-        assert_eq!(
-            ops[1].value,
-            key::join_expiring(1_700_000_000_000, b"22").as_slice()
-        );
-        assert_eq!(
-            ops[1].split_expiring(),
-            Some((1_700_000_000_000, &b"22"[..]))
-        );
+        assert_eq!(ops[1].value, key::join_expiring(1_700_000_000_000, b"22").as_slice());
+        assert_eq!(ops[1].split_expiring(), Some((1_700_000_000_000, &b"22"[..])));
         assert_eq!(
             (ops[2].keyspace, ops[2].kind, ops[2].key, ops[2].value),
             (300, ValueKind::Delete, &b"c"[..], &b""[..])
@@ -394,36 +369,19 @@ mod tests {
     fn limits_are_enforced() {
         let mut b = WriteBatch::new();
         let big_key = vec![0u8; USER_KEY_SIZE_MAX + 1];
-        assert!(matches!(
-            b.put(0, &big_key, b"v"),
-            Err(Error::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            b.delete(0, &big_key),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(b.put(0, &big_key, b"v"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(b.delete(0, &big_key), Err(Error::InvalidArgument(_))));
         assert!(matches!(
             b.delete_range(0, b"a", &big_key),
             Err(Error::InvalidArgument(_))
         ));
-        assert!(matches!(
-            b.delete_range(0, b"b", b"a"),
-            Err(Error::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            b.delete_range(0, b"a", b"a"),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(b.delete_range(0, b"b", b"a"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(b.delete_range(0, b"a", b"a"), Err(Error::InvalidArgument(_))));
         assert!(b.is_empty(), "rejected ops must leave no trace");
         let max_key = vec![1u8; USER_KEY_SIZE_MAX];
         b.put(0, &max_key, b"v").unwrap();
         assert_eq!(
-            WriteBatch::decode(b.as_bytes())
-                .unwrap()
-                .iter()
-                .next()
-                .unwrap()
-                .key,
+            WriteBatch::decode(b.as_bytes()).unwrap().iter().next().unwrap().key,
             max_key.as_slice()
         );
     }
@@ -458,12 +416,12 @@ mod tests {
         let base = sample();
         for i in 0..20_000 {
             let bytes: Vec<u8> = if i % 2 == 0 {
-                let len = (rng.next() % 64) as usize;
-                (0..len).map(|_| rng.next() as u8).collect()
+                let len = (rng.next_u64() % 64) as usize;
+                (0..len).map(|_| rng.next_u64() as u8).collect()
             } else {
                 let mut v = base.as_bytes().to_vec();
-                let at = (rng.next() as usize) % v.len();
-                v[at] ^= 1 << (rng.next() % 8);
+                let at = (rng.next_u64() as usize) % v.len();
+                v[at] ^= 1 << (rng.next_u64() % 8);
                 v
             };
             if let Some(b) = WriteBatch::decode(&bytes) {

@@ -175,12 +175,7 @@ impl<K: Hash + Eq + Clone, V: Clone> LruCache<K, V> {
     /// deleted file).
     pub fn remove_if(&self, mut pred: impl FnMut(&K) -> bool) {
         let mut inner = self.inner.borrow_mut();
-        let doomed: Vec<usize> = inner
-            .map
-            .iter()
-            .filter(|(k, _)| pred(k))
-            .map(|(_, &i)| i)
-            .collect();
+        let doomed: Vec<usize> = inner.map.iter().filter(|(k, _)| pred(k)).map(|(_, &i)| i).collect();
         for i in doomed {
             inner.remove_index(i);
         }

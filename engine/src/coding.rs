@@ -137,7 +137,10 @@ mod tests {
     fn truncated_and_overlong_varints_fail() {
         assert_eq!(Reader::new(&[0x80]).varint(), None);
         assert_eq!(Reader::new(&[0xff; 11]).varint(), None);
-        assert_eq!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]).varint(), None);
+        assert_eq!(
+            Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]).varint(),
+            None
+        );
     }
 
     #[test]

@@ -30,27 +30,15 @@ pub enum Error {
 
     /// Stored bytes are structurally invalid (bad magic, impossible length, ...).
     #[error("corruption in {file} at offset {offset}: {reason}")]
-    Corruption {
-        file: String,
-        offset: u64,
-        reason: String,
-    },
+    Corruption { file: String, offset: u64, reason: String },
 
     /// A file was written by a format version this build does not read.
     #[error("{file} has format version {found}; this build reads version {supported}")]
-    UnsupportedVersion {
-        file: String,
-        found: u32,
-        supported: u32,
-    },
+    UnsupportedVersion { file: String, found: u32, supported: u32 },
 
     /// A configuration key is missing, malformed or out of range.
     #[error("invalid configuration: {key} = {value}: {reason}")]
-    InvalidConfig {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    InvalidConfig { key: String, value: String, reason: String },
 
     /// A caller passed an argument the engine cannot accept.
     #[error("invalid argument: {0}")]

@@ -119,7 +119,13 @@ impl<'a> InternalKey<'a> {
 
 impl std::fmt::Debug for InternalKey<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}@{}:{}", String::from_utf8_lossy(self.user_key), self.seq, self.tag)
+        write!(
+            f,
+            "{:?}@{}:{}",
+            String::from_utf8_lossy(self.user_key),
+            self.seq,
+            self.tag
+        )
     }
 }
 
@@ -161,7 +167,10 @@ impl RangeTombstone {
     /// for a reader at snapshot `snapshot_seq`.
     #[inline]
     pub fn covers(&self, user_key: &[u8], entry_seq: SeqNo, snapshot_seq: SeqNo) -> bool {
-        self.seq <= snapshot_seq && entry_seq < self.seq && self.start.as_slice() <= user_key && user_key < self.end.as_slice()
+        self.seq <= snapshot_seq
+            && entry_seq < self.seq
+            && self.start.as_slice() <= user_key
+            && user_key < self.end.as_slice()
     }
 }
 
@@ -198,9 +207,18 @@ mod tests {
     #[test]
     fn seek_key_lands_on_visible_version() {
         let s = make_seek_key(b"a", 6);
-        assert_eq!(cmp_internal(&s, &make_internal_key(b"a", 7, ValueKind::Put)), Ordering::Greater);
-        assert_eq!(cmp_internal(&s, &make_internal_key(b"a", 6, ValueKind::Put)), Ordering::Less);
-        assert_eq!(cmp_internal(&s, &make_internal_key(b"a", 5, ValueKind::Put)), Ordering::Less);
+        assert_eq!(
+            cmp_internal(&s, &make_internal_key(b"a", 7, ValueKind::Put)),
+            Ordering::Greater
+        );
+        assert_eq!(
+            cmp_internal(&s, &make_internal_key(b"a", 6, ValueKind::Put)),
+            Ordering::Less
+        );
+        assert_eq!(
+            cmp_internal(&s, &make_internal_key(b"a", 5, ValueKind::Put)),
+            Ordering::Less
+        );
     }
 
     #[test]

@@ -32,8 +32,8 @@ pub(crate) mod sync;
 pub mod version;
 pub mod wal;
 
-pub use db::{Engine, Snapshot};
 pub use batch::{KeyspaceId, WriteBatch};
+pub use db::{Engine, Snapshot};
 pub use error::{Error, Result};
 pub use key::SeqNo;
 pub use options::{CompactionStyle, Compression, EngineOptions, KeyspaceOptions, SyncMode};

@@ -146,11 +146,7 @@ pub fn decode_manifest(bytes: &[u8], file: &str) -> Result<(ManifestState, u64)>
     let header = |what: &str| Error::corruption(file, 0, format!("truncated header: no {what}"));
     let magic = r.u64().ok_or_else(|| header("magic"))?;
     if magic != MANIFEST_MAGIC {
-        return Err(Error::corruption(
-            file,
-            0,
-            format!("bad magic {magic:#018x}"),
-        ));
+        return Err(Error::corruption(file, 0, format!("bad magic {magic:#018x}")));
     }
     let version = r.u32().ok_or_else(|| header("format version"))?;
     if version != MANIFEST_FORMAT_VERSION {
@@ -179,9 +175,9 @@ pub fn decode_manifest(bytes: &[u8], file: &str) -> Result<(ManifestState, u64)>
         )
     })?;
     let sum_offset = HEADER_SIZE + len;
-    let stored = r.u64().ok_or_else(|| {
-        Error::corruption(file, sum_offset as u64, "truncated before the checksum")
-    })?;
+    let stored = r
+        .u64()
+        .ok_or_else(|| Error::corruption(file, sum_offset as u64, "truncated before the checksum"))?;
     let actual = checksum(&bytes[..sum_offset]);
     if stored != actual {
         return Err(Error::ChecksumMismatch {
@@ -199,13 +195,9 @@ pub fn decode_manifest(bytes: &[u8], file: &str) -> Result<(ManifestState, u64)>
 /// Decodes the payload; offsets in errors are file offsets.
 fn decode_payload(payload: &[u8], file: &str) -> Result<ManifestState> {
     let mut r = Reader::new(payload);
-    let bad = |r: &Reader, what: &str| {
-        Error::corruption(file, (HEADER_SIZE + r.position()) as u64, what.to_string())
-    };
+    let bad = |r: &Reader, what: &str| Error::corruption(file, (HEADER_SIZE + r.position()) as u64, what.to_string());
     let next_file_number = r.varint().ok_or_else(|| bad(&r, "bad next file number"))?;
-    let last_seq = r
-        .varint()
-        .ok_or_else(|| bad(&r, "bad last sequence number"))?;
+    let last_seq = r.varint().ok_or_else(|| bad(&r, "bad last sequence number"))?;
     // Every record takes at least one byte, which bounds every count.
     let ks_count = r
         .varint_len(r.remaining())
@@ -214,9 +206,7 @@ fn decode_payload(payload: &[u8], file: &str) -> Result<ManifestState> {
     for _ in 0..ks_count {
         let id = r.varint().ok_or_else(|| bad(&r, "bad keyspace id"))?;
         let id = u32::try_from(id).map_err(|_| bad(&r, "keyspace id exceeds u32"))?;
-        let name = r
-            .len_prefixed()
-            .ok_or_else(|| bad(&r, "bad keyspace name"))?;
+        let name = r.len_prefixed().ok_or_else(|| bad(&r, "bad keyspace name"))?;
         if name.len() > KEYSPACE_NAME_BYTES_MAX {
             return Err(bad(&r, "keyspace name too long"));
         }
@@ -227,9 +217,7 @@ fn decode_payload(payload: &[u8], file: &str) -> Result<ManifestState> {
             .ok_or_else(|| bad(&r, "bad level count"))?;
         let mut levels = Vec::with_capacity(level_count);
         for _ in 0..level_count {
-            let file_count = r
-                .varint_len(r.remaining())
-                .ok_or_else(|| bad(&r, "bad file count"))?;
+            let file_count = r.varint_len(r.remaining()).ok_or_else(|| bad(&r, "bad file count"))?;
             let mut files = Vec::with_capacity(file_count);
             for _ in 0..file_count {
                 files.push(decode_file(&mut r, file)?);
@@ -255,30 +243,22 @@ fn decode_payload(payload: &[u8], file: &str) -> Result<ManifestState> {
 
 fn decode_file(r: &mut Reader, file: &str) -> Result<FileMeta> {
     let field = |r: &mut Reader, what: &str| {
-        r.varint().ok_or_else(|| {
-            Error::corruption(
-                file,
-                (HEADER_SIZE + r.position()) as u64,
-                format!("bad table {what}"),
-            )
-        })
+        r.varint()
+            .ok_or_else(|| Error::corruption(file, (HEADER_SIZE + r.position()) as u64, format!("bad table {what}")))
     };
     let number = field(r, "number")?;
     let size = field(r, "size")?;
     let key_max = USER_KEY_SIZE_MAX + TRAILER_SIZE;
     let ikey = |r: &mut Reader, what: &str| -> Result<Vec<u8>> {
         let at = (HEADER_SIZE + r.position()) as u64;
-        let k = r.len_prefixed().ok_or_else(|| {
-            Error::corruption(file, at, format!("bad {what} key of table {number}"))
-        })?;
+        let k = r
+            .len_prefixed()
+            .ok_or_else(|| Error::corruption(file, at, format!("bad {what} key of table {number}")))?;
         if k.len() < TRAILER_SIZE || k.len() > key_max {
             return Err(Error::corruption(
                 file,
                 at,
-                format!(
-                    "{what} key of table {number} has impossible length {}",
-                    k.len()
-                ),
+                format!("{what} key of table {number} has impossible length {}", k.len()),
             ));
         }
         Ok(k.to_vec())
@@ -303,10 +283,7 @@ fn decode_file(r: &mut Reader, file: &str) -> Result<FileMeta> {
 fn validate(state: &ManifestState, file: &str) -> Result<()> {
     let fail = |reason: String| Err(Error::corruption(file, 0, reason));
     if state.last_seq > SEQ_MAX {
-        return fail(format!(
-            "last sequence number {} exceeds SEQ_MAX",
-            state.last_seq
-        ));
+        return fail(format!("last sequence number {} exceeds SEQ_MAX", state.last_seq));
     }
     let mut ids = HashSet::new();
     let mut names = HashSet::new();
@@ -322,11 +299,7 @@ fn validate(state: &ManifestState, file: &str) -> Result<()> {
             return fail(format!("keyspace name {:?} too long", ks.name));
         }
         if ks.levels.len() > MANIFEST_LEVELS_MAX {
-            return fail(format!(
-                "keyspace {:?} has {} levels",
-                ks.name,
-                ks.levels.len()
-            ));
+            return fail(format!("keyspace {:?} has {} levels", ks.name, ks.levels.len()));
         }
         for (level, files) in ks.levels.iter().enumerate() {
             for f in files {
@@ -343,10 +316,7 @@ fn validate(state: &ManifestState, file: &str) -> Result<()> {
                 let key_max = USER_KEY_SIZE_MAX + TRAILER_SIZE;
                 for bound in [&f.smallest, &f.largest] {
                     if bound.len() < TRAILER_SIZE || bound.len() > key_max {
-                        return fail(format!(
-                            "{what}: bound of impossible length {}",
-                            bound.len()
-                        ));
+                        return fail(format!("{what}: bound of impossible length {}", bound.len()));
                     }
                 }
                 if f.smallest_seq > f.largest_seq || f.largest_seq > state.last_seq {
@@ -363,23 +333,14 @@ fn validate(state: &ManifestState, file: &str) -> Result<()> {
                 }
             }
             if level == 0 {
-                if files
-                    .windows(2)
-                    .any(|w| w[0].largest_seq < w[1].largest_seq)
-                {
-                    return fail(format!(
-                        "keyspace {:?} L0 not ordered newest first",
-                        ks.name
-                    ));
+                if files.windows(2).any(|w| w[0].largest_seq < w[1].largest_seq) {
+                    return fail(format!("keyspace {:?} L0 not ordered newest first", ks.name));
                 }
             } else if files
                 .windows(2)
                 .any(|w| cmp_internal(&w[0].largest, &w[1].smallest) != Ordering::Less)
             {
-                return fail(format!(
-                    "keyspace {:?} L{level} files unsorted or overlapping",
-                    ks.name
-                ));
+                return fail(format!("keyspace {:?} L{level} files unsorted or overlapping", ks.name));
             }
         }
     }
@@ -407,11 +368,7 @@ fn decode_current(bytes: &[u8]) -> Result<(u64, u64)> {
     let truncated = |r: &Reader| Error::corruption(file, r.position() as u64, "truncated");
     let magic = r.u64().ok_or_else(|| truncated(&r))?;
     if magic != CURRENT_MAGIC {
-        return Err(Error::corruption(
-            file,
-            0,
-            format!("bad magic {magic:#018x}"),
-        ));
+        return Err(Error::corruption(file, 0, format!("bad magic {magic:#018x}")));
     }
     let version = r.u32().ok_or_else(|| truncated(&r))?;
     if version != MANIFEST_FORMAT_VERSION {
@@ -445,9 +402,7 @@ fn decode_current(bytes: &[u8]) -> Result<(u64, u64)> {
     let number = std::str::from_utf8(name)
         .ok()
         .and_then(parse_manifest_file_name)
-        .ok_or_else(|| {
-            Error::corruption(file, HEADER_SIZE as u64, "does not name a manifest file")
-        })?;
+        .ok_or_else(|| Error::corruption(file, HEADER_SIZE as u64, "does not name a manifest file"))?;
     Ok((number, manifest_checksum))
 }
 
@@ -465,11 +420,7 @@ fn decode_current(bytes: &[u8]) -> Result<(u64, u64)> {
 /// Steps: write + sync the manifest; sync the directory; write + sync
 /// `CURRENT.tmp`; rename it over `CURRENT`; sync the directory (the commit
 /// point); remove every other manifest file.
-pub async fn write_manifest<S: Storage>(
-    storage: &S,
-    state: &ManifestState,
-    manifest_number: u64,
-) -> Result<()> {
+pub async fn write_manifest<S: Storage>(storage: &S, state: &ManifestState, manifest_number: u64) -> Result<()> {
     let name = manifest_file_name(manifest_number);
     if storage.exists(&name).await? {
         return Err(Error::InvalidArgument(format!(
@@ -495,9 +446,7 @@ pub async fn write_manifest<S: Storage>(
     tmp.write_at(0, &current).await?;
     // CURRENT's bytes must be durable before the rename makes them CURRENT.
     tmp.sync().await?;
-    storage
-        .rename(CURRENT_TMP_FILE_NAME, CURRENT_FILE_NAME)
-        .await?;
+    storage.rename(CURRENT_TMP_FILE_NAME, CURRENT_FILE_NAME).await?;
     // The commit point: until the rename is durable, a crash recovers the old state.
     storage.sync_dir().await?;
 
@@ -587,10 +536,7 @@ mod tests {
                     name: "default".into(),
                     log_number: 7 + g,
                     levels: vec![
-                        vec![
-                            table(20 + g, "a", "z", 500, 600 + g),
-                            table(10, "b", "c", 400, 450),
-                        ],
+                        vec![table(20 + g, "a", "z", 500, 600 + g), table(10, "b", "c", 400, 450)],
                         vec![
                             table(5, "a", "f", 1, 10),
                             table(6, "f", "k", 0, 0),
@@ -615,10 +561,7 @@ mod tests {
         assert_eq!(manifest_file_name(7), "MANIFEST-000007");
         assert_eq!(manifest_file_name(12345678), "MANIFEST-12345678");
         assert_eq!(parse_manifest_file_name("MANIFEST-000007"), Some(7));
-        assert_eq!(
-            parse_manifest_file_name("MANIFEST-12345678"),
-            Some(12345678)
-        );
+        assert_eq!(parse_manifest_file_name("MANIFEST-12345678"), Some(12345678));
         for bad in [
             "MANIFEST-7",
             "MANIFEST-0000007",
@@ -640,14 +583,9 @@ mod tests {
             assert_eq!(image.len() % 4096, 0);
             let (decoded, sum) = decode_manifest(&image, "M").unwrap();
             assert_eq!(decoded, s);
-            let body_len = HEADER_SIZE
-                + u32::from_le_bytes([image[12], image[13], image[14], image[15]]) as usize;
-            let stored =
-                u64::from_le_bytes(image[body_len..body_len + 8].try_into().unwrap_or([0; 8]));
-            assert_eq!(
-                sum, stored,
-                "the checksum CURRENT records is the manifest's trailer"
-            );
+            let body_len = HEADER_SIZE + u32::from_le_bytes([image[12], image[13], image[14], image[15]]) as usize;
+            let stored = u64::from_le_bytes(image[body_len..body_len + 8].try_into().unwrap_or([0; 8]));
+            assert_eq!(sum, stored, "the checksum CURRENT records is the manifest's trailer");
         }
     }
 
@@ -676,10 +614,7 @@ mod tests {
                 write_manifest(&s, &state(2), 2).await,
                 Err(Error::InvalidArgument(_))
             ));
-            assert_eq!(
-                read_current(&s.crash(None)).await.unwrap(),
-                Some((2, state(1)))
-            );
+            assert_eq!(read_current(&s.crash(None)).await.unwrap(), Some((2, state(1))));
         });
     }
 
@@ -691,10 +626,7 @@ mod tests {
             let junk = s.create("CURRENT.tmp").await.unwrap();
             junk.write_at(0, &[0xab; 4096]).await.unwrap();
             let newer = s.create("MANIFEST-000009").await.unwrap();
-            newer
-                .write_at(0, &encode_manifest(&state(3)))
-                .await
-                .unwrap();
+            newer.write_at(0, &encode_manifest(&state(3))).await.unwrap();
             assert_eq!(read_current(&s).await.unwrap(), Some((1, state(0))));
             write_manifest(&s, &state(4), 10).await.unwrap();
             let manifests: Vec<String> = s
@@ -734,10 +666,7 @@ mod tests {
             // An unknown format version.
             s.poke("MANIFEST-000002", 8, &2u32.to_le_bytes());
             let e = expect_err(&s);
-            assert!(
-                matches!(&e, Error::UnsupportedVersion { found: 2, .. }),
-                "{e}"
-            );
+            assert!(matches!(&e, Error::UnsupportedVersion { found: 2, .. }), "{e}");
             s.poke("MANIFEST-000002", 8, &1u32.to_le_bytes());
             assert_eq!(read_current(&s).await.unwrap(), Some((2, state(1))));
 
@@ -761,10 +690,7 @@ mod tests {
             // CURRENT naming a missing manifest.
             s.remove("MANIFEST-000002").await.unwrap();
             let e = expect_err(&s);
-            assert!(
-                matches!(&e, Error::Corruption { file, .. } if file == "CURRENT"),
-                "{e}"
-            );
+            assert!(matches!(&e, Error::Corruption { file, .. } if file == "CURRENT"), "{e}");
         });
     }
 
@@ -791,11 +717,7 @@ mod tests {
                         .unwrap_or_else(|e| panic!("step {n}, image {i}: recovery failed: {e}"));
                     let got = got.unwrap_or_else(|| panic!("step {n}, image {i}: state lost"));
                     if res.is_ok() {
-                        assert_eq!(
-                            got,
-                            (2, state(1)),
-                            "step {n}, image {i}: committed update lost"
-                        );
+                        assert_eq!(got, (2, state(1)), "step {n}, image {i}: committed update lost");
                     } else {
                         assert!(
                             got == (1, state(0)) || got == (2, state(1)),
@@ -826,10 +748,7 @@ mod tests {
                 s.heal();
                 for seed in [None, Some(n), Some(n + 100)] {
                     let got = read_current(&s.crash(seed)).await.unwrap();
-                    assert!(
-                        got.is_none() || got == Some((1, state(0))),
-                        "step {n}: {got:?}"
-                    );
+                    assert!(got.is_none() || got == Some((1, state(0))), "step {n}: {got:?}");
                     if res.is_ok() {
                         assert_eq!(got, Some((1, state(0))));
                     }
@@ -842,37 +761,36 @@ mod tests {
     fn hostile_bytes_never_panic() {
         let mut rng = SplitMix64::new(0x5eed);
         let good = encode_manifest(&state(3));
-        let body_len =
-            HEADER_SIZE + u32::from_le_bytes(good[12..16].try_into().unwrap_or([0; 4])) as usize;
+        let body_len = HEADER_SIZE + u32::from_le_bytes(good[12..16].try_into().unwrap_or([0; 4])) as usize;
         for round in 0..20_000u64 {
             let mut bytes = good.clone();
             match round % 4 {
                 0 => {
                     // Pure noise, sometimes behind a valid header.
-                    let len = (rng.next() % 600) as usize;
-                    bytes = (0..len).map(|_| rng.next() as u8).collect();
+                    let len = (rng.next_u64() % 600) as usize;
+                    bytes = (0..len).map(|_| rng.next_u64() as u8).collect();
                     if round % 8 == 0 && bytes.len() >= 12 {
                         bytes[..12].copy_from_slice(&good[..12]);
                     }
                 }
                 1 => {
                     // Bit flips and truncation.
-                    for _ in 0..1 + rng.next() % 4 {
-                        let i = (rng.next() as usize) % bytes.len();
-                        bytes[i] ^= 1 << (rng.next() % 8);
+                    for _ in 0..1 + rng.next_u64() % 4 {
+                        let i = (rng.next_u64() as usize) % bytes.len();
+                        bytes[i] ^= 1 << (rng.next_u64() % 8);
                     }
-                    bytes.truncate((rng.next() as usize) % (bytes.len() + 1));
+                    bytes.truncate((rng.next_u64() as usize) % (bytes.len() + 1));
                 }
                 _ => {
                     // Payload mutations with a recomputed checksum, so the
                     // payload parser and validator see them.
                     let mut body = good[..body_len].to_vec();
-                    for _ in 0..1 + rng.next() % 6 {
-                        let i = HEADER_SIZE + (rng.next() as usize) % (body_len - HEADER_SIZE);
-                        body[i] = match rng.next() % 3 {
-                            0 => body[i] ^ (1 << (rng.next() % 8)),
+                    for _ in 0..1 + rng.next_u64() % 6 {
+                        let i = HEADER_SIZE + (rng.next_u64() as usize) % (body_len - HEADER_SIZE);
+                        body[i] = match rng.next_u64() % 3 {
+                            0 => body[i] ^ (1 << (rng.next_u64() % 8)),
                             1 => 0xff,
-                            _ => rng.next() as u8,
+                            _ => rng.next_u64() as u8,
                         };
                     }
                     let sum = checksum(&body);
@@ -883,19 +801,16 @@ mod tests {
             if let Ok((s, _)) = decode_manifest(&bytes, "fuzz") {
                 // Whatever decodes is a valid state: it re-encodes and round-trips.
                 let again = encode_manifest(&s);
-                assert_eq!(
-                    decode_manifest(&again, "fuzz").map(|(d, _)| d).ok(),
-                    Some(s)
-                );
+                assert_eq!(decode_manifest(&again, "fuzz").map(|(d, _)| d).ok(), Some(s));
             }
             let _ = decode_current(&bytes);
         }
         let current = encode_current("MANIFEST-000001", 42);
         for round in 0..5_000u64 {
             let mut bytes = current.clone();
-            let i = (rng.next() as usize) % 64;
+            let i = (rng.next_u64() as usize) % 64;
             bytes[i] ^= 1 << (round % 8);
-            bytes.truncate((rng.next() as usize) % (bytes.len() + 1));
+            bytes.truncate((rng.next_u64() as usize) % (bytes.len() + 1));
             let _ = decode_current(&bytes);
         }
         assert_eq!(decode_current(&current).unwrap(), (1, 42));

@@ -94,7 +94,10 @@ impl MemTable {
     /// increasing order (the commit order).
     pub fn insert(&self, key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
         assert!(!self.frozen.get(), "insert into a frozen memtable");
-        assert!(kind != ValueKind::RangeDelete, "range deletes go through add_range_delete");
+        assert!(
+            kind != ValueKind::RangeDelete,
+            "range deletes go through add_range_delete"
+        );
         let mut map = self.map.borrow_mut();
         let version = Version {
             seq,
@@ -125,7 +128,8 @@ impl MemTable {
     }
 
     fn account(&self, bytes: usize, seq: SeqNo) {
-        self.size_bytes.set(self.size_bytes.get() + bytes + ENTRY_OVERHEAD_BYTES);
+        self.size_bytes
+            .set(self.size_bytes.get() + bytes + ENTRY_OVERHEAD_BYTES);
         self.entries.set(self.entries.get() + 1);
         self.max_seq.set(self.max_seq.get().max(seq));
     }
@@ -236,11 +240,17 @@ mod tests {
         }
         let mut out = Vec::new();
         m.visible_after(Bound::Unbounded, Bound::Unbounded, 10, 2, &mut out);
-        assert_eq!(out.iter().map(|e| e.key.clone()).collect::<Vec<_>>(), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            out.iter().map(|e| e.key.clone()).collect::<Vec<_>>(),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
         let last = out.last().unwrap().key.clone();
         out.clear();
         m.visible_after(Bound::Excluded(&last), Bound::Excluded(b"d"), 10, 10, &mut out);
-        assert_eq!(out.iter().map(|e| e.key.clone()).collect::<Vec<_>>(), vec![b"c".to_vec()]);
+        assert_eq!(
+            out.iter().map(|e| e.key.clone()).collect::<Vec<_>>(),
+            vec![b"c".to_vec()]
+        );
         // Snapshot 2 sees only a and b.
         out.clear();
         m.visible_after(Bound::Unbounded, Bound::Unbounded, 2, 10, &mut out);

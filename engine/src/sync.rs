@@ -138,15 +138,6 @@ impl LocalMutex {
         LocalGuard { mutex: self.clone() }
     }
 
-    /// Takes the lock if it is free.
-    pub fn try_lock(&self) -> Option<LocalGuard> {
-        if self.locked.get() {
-            return None;
-        }
-        self.locked.set(true);
-        Some(LocalGuard { mutex: self.clone() })
-    }
-
     pub fn is_locked(&self) -> bool {
         self.locked.get()
     }

@@ -105,7 +105,11 @@ impl Version {
         }
         for (level, files) in self.levels.iter().enumerate().skip(1) {
             for f in files {
-                assert!(cmp_internal(&f.smallest, &f.largest) != Ordering::Greater, "file {} bounds inverted", f.number);
+                assert!(
+                    cmp_internal(&f.smallest, &f.largest) != Ordering::Greater,
+                    "file {} bounds inverted",
+                    f.number
+                );
             }
             for w in files.windows(2) {
                 assert!(

@@ -82,7 +82,11 @@ impl StorageFile for DmaStorageFile {
                 .await
                 .map_err(|e| self.err("write", e))?;
             if n == 0 {
-                return Err(Error::io(&*self.name, "write", std::io::Error::from(std::io::ErrorKind::WriteZero)));
+                return Err(Error::io(
+                    &*self.name,
+                    "write",
+                    std::io::Error::from(std::io::ErrorKind::WriteZero),
+                ));
             }
             if n % IO_ALIGN != 0 {
                 // A short O_DIRECT write that ends mid-page cannot be resumed aligned.

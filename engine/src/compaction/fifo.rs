@@ -9,11 +9,7 @@ use crate::options::KeyspaceOptions;
 use crate::version::Version;
 use std::collections::HashSet;
 
-pub(super) fn pick(
-    version: &Version,
-    opts: &KeyspaceOptions,
-    busy: &HashSet<u64>,
-) -> Option<CompactionPlan> {
+pub(super) fn pick(version: &Version, opts: &KeyspaceOptions, busy: &HashSet<u64>) -> Option<CompactionPlan> {
     let l0 = &version.levels[0];
     if l0.iter().any(|f| busy.contains(&f.number)) {
         return None;

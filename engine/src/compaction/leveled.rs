@@ -16,8 +16,8 @@
 //!   touches a busy file is passed over for the next one.
 
 use super::{
-    clean_cut, is_bottommost, l0_score, level_target_bytes, overlapping_sorted, user_range,
-    CompactionInput, CompactionPlan, CompactionReason, ManualStep,
+    clean_cut, is_bottommost, l0_score, level_target_bytes, overlapping_sorted, user_range, CompactionInput,
+    CompactionPlan, CompactionReason, ManualStep,
 };
 use crate::key::user_key;
 use crate::options::KeyspaceOptions;
@@ -25,11 +25,7 @@ use crate::version::{FileMeta, Version};
 use std::collections::HashSet;
 use std::rc::Rc;
 
-pub(super) fn pick(
-    version: &Version,
-    opts: &KeyspaceOptions,
-    busy: &HashSet<u64>,
-) -> Option<CompactionPlan> {
+pub(super) fn pick(version: &Version, opts: &KeyspaceOptions, busy: &HashSet<u64>) -> Option<CompactionPlan> {
     let n = version.levels.len();
     if n < 2 {
         return None;
@@ -115,12 +111,7 @@ fn into_next_level(
 }
 
 /// One file of `level` (>= 1) into `level + 1`.
-fn pick_level(
-    version: &Version,
-    opts: &KeyspaceOptions,
-    busy: &HashSet<u64>,
-    level: usize,
-) -> Option<CompactionPlan> {
+fn pick_level(version: &Version, opts: &KeyspaceOptions, busy: &HashSet<u64>, level: usize) -> Option<CompactionPlan> {
     let files = &version.levels[level];
     let next = &version.levels[level + 1];
     // (overlap bytes scaled by file size, file number, index)
@@ -212,17 +203,10 @@ pub(super) fn manual(
 /// The L0 files in range, closed under overlap: every L0 file that
 /// overlaps a chosen one is chosen too, so no file left behind in L0
 /// shares a user key with the data moving down.
-fn l0_closure(
-    files: &[Rc<FileMeta>],
-    in_range: &dyn Fn(&Rc<FileMeta>) -> bool,
-) -> Vec<Rc<FileMeta>> {
+fn l0_closure(files: &[Rc<FileMeta>], in_range: &dyn Fn(&Rc<FileMeta>) -> bool) -> Vec<Rc<FileMeta>> {
     let mut chosen: Vec<bool> = files.iter().map(in_range).collect();
     loop {
-        let picked = files
-            .iter()
-            .zip(&chosen)
-            .filter(|(_, &c)| c)
-            .map(|(f, _)| f);
+        let picked = files.iter().zip(&chosen).filter(|(_, &c)| c).map(|(f, _)| f);
         let Some((start, end)) = user_range(picked) else {
             return Vec::new();
         };

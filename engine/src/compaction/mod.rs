@@ -103,9 +103,7 @@ pub struct CompactionPlan {
 impl CompactionPlan {
     /// Every input file number.
     pub fn input_numbers(&self) -> impl Iterator<Item = u64> + '_ {
-        self.inputs
-            .iter()
-            .flat_map(|i| i.files.iter().map(|f| f.number))
+        self.inputs.iter().flat_map(|i| i.files.iter().map(|f| f.number))
     }
 
     pub fn input_file_count(&self) -> usize {
@@ -113,11 +111,7 @@ impl CompactionPlan {
     }
 
     pub fn input_bytes(&self) -> u64 {
-        self.inputs
-            .iter()
-            .flat_map(|i| i.files.iter())
-            .map(|f| f.size)
-            .sum()
+        self.inputs.iter().flat_map(|i| i.files.iter()).map(|f| f.size).sum()
     }
 
     /// Inclusive user-key range of all inputs.
@@ -139,11 +133,7 @@ impl CompactionPlan {
 
 /// Picks the next automatic compaction, or `None` when nothing is due or
 /// everything due touches a busy file.
-pub fn pick(
-    version: &Version,
-    opts: &KeyspaceOptions,
-    busy: &HashSet<u64>,
-) -> Option<CompactionPlan> {
+pub fn pick(version: &Version, opts: &KeyspaceOptions, busy: &HashSet<u64>) -> Option<CompactionPlan> {
     let plan = match opts.compaction_style {
         CompactionStyle::Leveled => leveled::pick(version, opts, busy),
         CompactionStyle::Universal => universal::pick(version, opts, busy),
@@ -213,10 +203,7 @@ pub fn apply(version: &Version, plan: &CompactionPlan, outputs: Vec<FileMeta>) -
         plan.output_level < version.levels.len(),
         "plan output level beyond the version's levels"
     );
-    assert!(
-        !plan.delete_only || outputs.is_empty(),
-        "delete-only plan with outputs"
-    );
+    assert!(!plan.delete_only || outputs.is_empty(), "delete-only plan with outputs");
     let mut next = version.clone();
     let mut l0_insert_at: Option<usize> = None;
     for input in &plan.inputs {
@@ -313,10 +300,7 @@ pub fn stats(version: &Version, opts: &KeyspaceOptions) -> Vec<LevelStat> {
                 CompactionStyle::Universal => {
                     if level == 0 {
                         let runs = universal::sorted_runs(version, &HashSet::new()).len();
-                        (
-                            runs as f64 / opts.level0_file_num_compaction_trigger.max(1) as f64,
-                            0,
-                        )
+                        (runs as f64 / opts.level0_file_num_compaction_trigger.max(1) as f64, 0)
                     } else {
                         (0.0, 0)
                     }
@@ -324,8 +308,7 @@ pub fn stats(version: &Version, opts: &KeyspaceOptions) -> Vec<LevelStat> {
                 CompactionStyle::Fifo => {
                     if level == 0 {
                         (
-                            version.total_bytes() as f64
-                                / opts.fifo_max_table_files_size.max(1) as f64,
+                            version.total_bytes() as f64 / opts.fifo_max_table_files_size.max(1) as f64,
                             0,
                         )
                     } else {
@@ -395,8 +378,7 @@ fn leveled_pending_bytes(version: &Version, opts: &KeyspaceOptions) -> u64 {
             next_level_bytes = version.level_bytes(level + 1);
             if next_level_bytes > 0 {
                 // excess * (next / level + 1), in integers.
-                let add = u128::from(to_next)
-                    * (u128::from(next_level_bytes) + u128::from(level_bytes))
+                let add = u128::from(to_next) * (u128::from(next_level_bytes) + u128::from(level_bytes))
                     / u128::from(level_bytes);
                 estimate = estimate.saturating_add(u64::try_from(add).unwrap_or(u64::MAX));
             }
@@ -425,9 +407,7 @@ fn l0_score(version: &Version, opts: &KeyspaceOptions) -> f64 {
 // Shared helpers.
 
 /// Inclusive user-key range covered by `files`.
-pub(crate) fn user_range<'a>(
-    files: impl Iterator<Item = &'a Rc<FileMeta>>,
-) -> Option<(&'a [u8], &'a [u8])> {
+pub(crate) fn user_range<'a>(files: impl Iterator<Item = &'a Rc<FileMeta>>) -> Option<(&'a [u8], &'a [u8])> {
     let mut range: Option<(&[u8], &[u8])> = None;
     for f in files {
         let (s, e) = (user_key(&f.smallest), user_key(&f.largest));
@@ -441,11 +421,7 @@ pub(crate) fn user_range<'a>(
 
 /// Index range `[lo, hi)` of the files on a sorted level (L1+) whose user
 /// keys intersect `[start, end]`.
-pub(crate) fn overlapping_sorted(
-    files: &[Rc<FileMeta>],
-    start: &[u8],
-    end: &[u8],
-) -> (usize, usize) {
+pub(crate) fn overlapping_sorted(files: &[Rc<FileMeta>], start: &[u8], end: &[u8]) -> (usize, usize) {
     let lo = files.partition_point(|f| user_key(&f.largest) < start);
     let mut hi = lo;
     while hi < files.len() && user_key(&files[hi].smallest) <= end {
@@ -471,18 +447,11 @@ pub(crate) fn clean_cut(files: &[Rc<FileMeta>], mut lo: usize, mut hi: usize) ->
 /// Whether no file outside the plan's inputs holds data older than the
 /// output in the inputs' user-key range: nothing overlapping on deeper
 /// levels and, for an L0 output, no overlapping L0 file behind the inputs.
-pub(crate) fn is_bottommost(
-    version: &Version,
-    inputs: &[CompactionInput],
-    output_level: usize,
-) -> bool {
+pub(crate) fn is_bottommost(version: &Version, inputs: &[CompactionInput], output_level: usize) -> bool {
     let Some((start, end)) = user_range(inputs.iter().flat_map(|i| i.files.iter())) else {
         return true;
     };
-    let input_numbers: HashSet<u64> = inputs
-        .iter()
-        .flat_map(|i| i.files.iter().map(|f| f.number))
-        .collect();
+    let input_numbers: HashSet<u64> = inputs.iter().flat_map(|i| i.files.iter().map(|f| f.number)).collect();
     if output_level == 0 {
         let l0 = &version.levels[0];
         if let Some(first) = l0.iter().position(|f| input_numbers.contains(&f.number)) {
@@ -508,24 +477,15 @@ fn check_plan(version: &Version, plan: &CompactionPlan, busy: &HashSet<u64>) {
         "plan output level out of range"
     );
     for w in plan.inputs.windows(2) {
-        assert!(
-            w[0].level < w[1].level,
-            "plan inputs not by ascending level"
-        );
+        assert!(w[0].level < w[1].level, "plan inputs not by ascending level");
     }
     for input in &plan.inputs {
         assert!(!input.files.is_empty(), "plan input level without files");
         assert!(input.level <= plan.output_level, "plan moves data up");
         for f in &input.files {
+            assert!(!busy.contains(&f.number), "plan takes busy file {}", f.number);
             assert!(
-                !busy.contains(&f.number),
-                "plan takes busy file {}",
-                f.number
-            );
-            assert!(
-                version.levels[input.level]
-                    .iter()
-                    .any(|g| g.number == f.number),
+                version.levels[input.level].iter().any(|g| g.number == f.number),
                 "plan input {} not on L{}",
                 f.number,
                 input.level

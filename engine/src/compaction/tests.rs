@@ -116,17 +116,11 @@ fn merged(plan: &CompactionPlan, number: u64) -> FileMeta {
 #[test]
 fn leveled_l0_trigger_threshold() {
     let opts = leveled();
-    let mut files: Vec<(usize, FileMeta)> = (0..3)
-        .map(|i| (0, fm(10 + i, 10, 0, 50, i * 10, i * 10 + 9)))
-        .collect();
+    let mut files: Vec<(usize, FileMeta)> = (0..3).map(|i| (0, fm(10 + i, 10, 0, 50, i * 10, i * 10 + 9))).collect();
     files.push((1, fm(1, 10, 20, 30, 0, 0)));
     files.push((1, fm(2, 10, 60, 70, 0, 0)));
     let v = ver(4, files.clone());
-    assert_eq!(
-        pick(&v, &opts, &none()),
-        None,
-        "3 L0 files are under the trigger of 4"
-    );
+    assert_eq!(pick(&v, &opts, &none()), None, "3 L0 files are under the trigger of 4");
 
     files.push((0, fm(13, 10, 40, 55, 40, 49)));
     let v = ver(4, files);
@@ -139,11 +133,7 @@ fn leveled_l0_trigger_threshold() {
         vec![13, 12, 11, 10],
         "all of L0, newest first"
     );
-    assert_eq!(
-        numbers(&plan.inputs[1]),
-        vec![1],
-        "only the overlapping L1 file"
-    );
+    assert_eq!(numbers(&plan.inputs[1]), vec![1], "only the overlapping L1 file");
     assert!(plan.bottommost);
     assert_eq!(plan.target_file_size, 100);
 }
@@ -151,9 +141,7 @@ fn leveled_l0_trigger_threshold() {
 #[test]
 fn leveled_l0_skipped_while_any_l0_file_busy() {
     let opts = leveled();
-    let files: Vec<(usize, FileMeta)> = (0..5)
-        .map(|i| (0, fm(10 + i, 10, 0, 50, i * 10, i * 10 + 9)))
-        .collect();
+    let files: Vec<(usize, FileMeta)> = (0..5).map(|i| (0, fm(10 + i, 10, 0, 50, i * 10, i * 10 + 9))).collect();
     let v = ver(4, files);
     assert!(pick(&v, &opts, &none()).is_some());
     assert_eq!(pick(&v, &opts, &busy(&[10])), None);
@@ -196,11 +184,7 @@ fn leveled_level_size_picks_least_overlap_and_skips_busy() {
     assert!(plan.bottommost);
 
     let plan = pick(&v, &opts, &busy(&[2])).unwrap();
-    assert_eq!(
-        numbers(&plan.inputs[0]),
-        vec![1],
-        "next best when the best is busy"
-    );
+    assert_eq!(numbers(&plan.inputs[0]), vec![1], "next best when the best is busy");
     let plan = pick(&v, &opts, &busy(&[5])).unwrap();
     assert_eq!(numbers(&plan.inputs[0]), vec![1], "its L2 overlap is busy");
     assert_eq!(pick(&v, &opts, &busy(&[1, 2, 3])), None);
@@ -223,16 +207,8 @@ fn leveled_boundary_user_key_expands_inputs() {
     ];
     let v = ver(4, files);
     let plan = pick(&v, &opts, &none()).unwrap();
-    assert_eq!(
-        numbers(&plan.inputs[0]),
-        vec![2, 3],
-        "user key 19 must not be split"
-    );
-    assert_eq!(
-        numbers(&plan.inputs[1]),
-        vec![5, 6, 7],
-        "user key 35 must not be split"
-    );
+    assert_eq!(numbers(&plan.inputs[0]), vec![2, 3], "user key 19 must not be split");
+    assert_eq!(numbers(&plan.inputs[1]), vec![5, 6, 7], "user key 35 must not be split");
     // If the neighbour sharing the key is busy, the candidate is passed over.
     let plan = pick(&v, &opts, &busy(&[3])).unwrap();
     assert_eq!(numbers(&plan.inputs[0]), vec![1]);
@@ -301,10 +277,7 @@ fn apply_leveled_l0_to_l1() {
     current.levels[0].insert(0, Rc::new(fm(14, 10, 0, 50, 50, 59)));
     let outputs = vec![fm(20, 10, 0, 25, 0, 49), fm(21, 10, 26, 50, 0, 49)];
     let next = apply(&current, &plan, outputs);
-    assert_eq!(
-        next.levels[0].iter().map(|f| f.number).collect::<Vec<_>>(),
-        vec![14]
-    );
+    assert_eq!(next.levels[0].iter().map(|f| f.number).collect::<Vec<_>>(), vec![14]);
     assert_eq!(
         next.levels[1].iter().map(|f| f.number).collect::<Vec<_>>(),
         vec![20, 21, 2]
@@ -315,9 +288,7 @@ fn apply_leveled_l0_to_l1() {
 #[should_panic(expected = "missing")]
 fn apply_panics_on_missing_input() {
     let opts = leveled();
-    let files: Vec<(usize, FileMeta)> = (0..4)
-        .map(|i| (0, fm(10 + i, 10, 0, 50, i * 10, i * 10 + 9)))
-        .collect();
+    let files: Vec<(usize, FileMeta)> = (0..4).map(|i| (0, fm(10 + i, 10, 0, 50, i * 10, i * 10 + 9))).collect();
     let v = ver(4, files);
     let plan = pick(&v, &opts, &none()).unwrap();
     let next = apply(&v, &plan, vec![merged(&plan, 30)]);
@@ -328,16 +299,10 @@ fn apply_panics_on_missing_input() {
 #[should_panic(expected = "overlap")]
 fn apply_panics_on_overlapping_outputs() {
     let opts = leveled();
-    let files: Vec<(usize, FileMeta)> = (0..4)
-        .map(|i| (0, fm(10 + i, 10, 0, 50, i * 10, i * 10 + 9)))
-        .collect();
+    let files: Vec<(usize, FileMeta)> = (0..4).map(|i| (0, fm(10 + i, 10, 0, 50, i * 10, i * 10 + 9))).collect();
     let v = ver(4, files);
     let plan = pick(&v, &opts, &none()).unwrap();
-    apply(
-        &v,
-        &plan,
-        vec![fm(20, 10, 0, 30, 0, 39), fm(21, 10, 30, 50, 0, 39)],
-    );
+    apply(&v, &plan, vec![fm(20, 10, 0, 30, 0, 39), fm(21, 10, 30, 50, 0, 39)]);
 }
 
 #[test]
@@ -376,9 +341,7 @@ fn stats_and_pending_bytes() {
 #[test]
 fn universal_needs_trigger_runs() {
     let opts = universal();
-    let files: Vec<(usize, FileMeta)> = (0..3)
-        .map(|i| (0, fm(10 + i, 10, 0, 50, i * 10, i * 10 + 9)))
-        .collect();
+    let files: Vec<(usize, FileMeta)> = (0..3).map(|i| (0, fm(10 + i, 10, 0, 50, i * 10, i * 10 + 9))).collect();
     assert_eq!(pick(&ver(4, files), &opts, &none()), None);
 }
 
@@ -468,11 +431,7 @@ fn universal_run_count_reduction() {
     let v = ver(4, files);
     let plan = pick(&v, &opts, &none()).unwrap();
     assert_eq!(plan.reason, CompactionReason::UniversalRunCount);
-    assert_eq!(
-        numbers(&plan.inputs[0]),
-        vec![10, 11, 12],
-        "6 runs - trigger 4 + 1"
-    );
+    assert_eq!(numbers(&plan.inputs[0]), vec![10, 11, 12], "6 runs - trigger 4 + 1");
     let plan = pick(&v, &opts, &busy(&[11])).unwrap();
     assert_eq!(numbers(&plan.inputs[0]), vec![12, 13, 14]);
     // Exactly trigger runs: nothing.
@@ -488,10 +447,7 @@ fn universal_run_count_reduction() {
 #[test]
 fn universal_manual_full_merge() {
     let opts = universal();
-    let files = vec![
-        (0, fm(10, 100, 0, 50, 40, 49)),
-        (2, fm(1, 100, 0, 50, 20, 29)),
-    ];
+    let files = vec![(0, fm(10, 100, 0, 50, 40, 49)), (2, fm(1, 100, 0, 50, 20, 29))];
     let v = ver(4, files);
     let ManualStep::Run(plan) = manual(&v, &opts, &none(), None, None) else {
         panic!("expected a plan")
@@ -501,10 +457,7 @@ fn universal_manual_full_merge() {
     assert_eq!(manual(&v, &opts, &busy(&[1]), None, None), ManualStep::Wait);
     let next = apply(&v, &plan, vec![merged(&plan, 20)]);
     assert_eq!(manual(&next, &opts, &none(), None, None), ManualStep::Done);
-    assert_eq!(
-        manual(&Version::new(4), &opts, &none(), None, None),
-        ManualStep::Done
-    );
+    assert_eq!(manual(&Version::new(4), &opts, &none(), None, None), ManualStep::Done);
 }
 
 // ---------------------------------------------------------------------------
@@ -575,16 +528,11 @@ fn leveled_manual_range_and_target() {
         (2, fm(2, 10, 5, 15, 10, 19)),
     ];
     let v = ver(4, files);
-    let ManualStep::Run(plan) = manual(&v, &opts, &none(), Some((&key(35), &key(36))), Some(1))
-    else {
+    let ManualStep::Run(plan) = manual(&v, &opts, &none(), Some((&key(35), &key(36))), Some(1)) else {
         panic!("expected a plan")
     };
     assert_eq!(plan.inputs.len(), 1);
-    assert_eq!(
-        numbers(&plan.inputs[0]),
-        vec![11],
-        "only the L0 file in range"
-    );
+    assert_eq!(numbers(&plan.inputs[0]), vec![11], "only the L0 file in range");
     assert_eq!(plan.output_level, 1);
     let v2 = apply(&v, &plan, vec![merged(&plan, 20)]);
     assert_eq!(
@@ -592,8 +540,7 @@ fn leveled_manual_range_and_target() {
         ManualStep::Done
     );
     // Overlapping L0 files are taken together.
-    let ManualStep::Run(plan) = manual(&v, &opts, &none(), Some((&key(0), &key(1))), Some(1))
-    else {
+    let ManualStep::Run(plan) = manual(&v, &opts, &none(), Some((&key(0), &key(1))), Some(1)) else {
         panic!("expected a plan")
     };
     assert_eq!(numbers(&plan.inputs[0]), vec![10]);
@@ -635,7 +582,7 @@ impl Sim {
     }
 
     fn rand(&mut self, n: u64) -> u64 {
-        self.rng.next() % n
+        self.rng.next_u64() % n
     }
 
     fn meta(&mut self, data: BTreeMap<u32, u64>) -> FileMeta {
@@ -678,10 +625,7 @@ impl Sim {
     }
 
     fn busy(&self) -> HashSet<u64> {
-        self.running
-            .iter()
-            .flat_map(|p| p.input_numbers())
-            .collect()
+        self.running.iter().flat_map(|p| p.input_numbers()).collect()
     }
 
     fn start(&mut self) {
@@ -691,11 +635,7 @@ impl Sim {
             let b = a + self.rand(300) as u32;
             let (ka, kb) = (key(a), key(b));
             let whole = self.rand(3) == 0;
-            let range = if whole {
-                None
-            } else {
-                Some((&ka[..], &kb[..]))
-            };
+            let range = if whole { None } else { Some((&ka[..], &kb[..])) };
             let target = match self.rand(3) {
                 0 => Some(self.rand(self.opts.num_levels as u64) as usize),
                 _ => None,
@@ -782,11 +722,7 @@ impl Sim {
         for (_, f) in self.version.files() {
             for (k, &s) in &self.contents[&f.number] {
                 match seen.get(k) {
-                    Some(&prev) => assert!(
-                        s < prev,
-                        "key {k}: seq {s} in file {} below newer {prev}",
-                        f.number
-                    ),
+                    Some(&prev) => assert!(s < prev, "key {k}: seq {s} in file {} below newer {prev}", f.number),
                     None => {
                         if self.opts.compaction_style != CompactionStyle::Fifo {
                             assert_eq!(s, self.newest[k], "key {k}: newest version lost or buried");
@@ -881,10 +817,7 @@ fn randomized_manual_reaches_done() {
 
 #[test]
 fn reason_display() {
-    assert_eq!(
-        CompactionReason::LevelSize { level: 3 }.to_string(),
-        "L3 size"
-    );
+    assert_eq!(CompactionReason::LevelSize { level: 3 }.to_string(), "L3 size");
     assert_eq!(CompactionReason::L0FileCount.to_string(), "L0 file count");
     assert_eq!(CompactionReason::Manual.to_string(), "manual");
 }

@@ -70,11 +70,7 @@ pub(crate) fn sorted_runs(version: &Version, busy: &HashSet<u64>) -> Vec<SortedR
     runs
 }
 
-pub(super) fn pick(
-    version: &Version,
-    opts: &KeyspaceOptions,
-    busy: &HashSet<u64>,
-) -> Option<CompactionPlan> {
+pub(super) fn pick(version: &Version, opts: &KeyspaceOptions, busy: &HashSet<u64>) -> Option<CompactionPlan> {
     let runs = sorted_runs(version, busy);
     let trigger = opts.level0_file_num_compaction_trigger.max(2);
     if runs.len() < trigger {
@@ -86,9 +82,7 @@ pub(super) fn pick(
     if !runs.iter().any(|r| r.busy) {
         let (oldest, newer) = runs.split_last()?;
         let newer_bytes: u128 = newer.iter().map(|r| u128::from(r.bytes)).sum();
-        if newer_bytes * 100
-            >= u128::from(opts.universal_max_size_amplification_percent) * u128::from(oldest.bytes)
-        {
+        if newer_bytes * 100 >= u128::from(opts.universal_max_size_amplification_percent) * u128::from(oldest.bytes) {
             return Some(plan(
                 version,
                 opts,
@@ -160,14 +154,7 @@ pub(super) fn manual(version: &Version, opts: &KeyspaceOptions, busy: &HashSet<u
     if runs.iter().any(|r| r.busy) {
         return ManualStep::Wait;
     }
-    ManualStep::Run(plan(
-        version,
-        opts,
-        &runs,
-        0,
-        runs.len() - 1,
-        CompactionReason::Manual,
-    ))
+    ManualStep::Run(plan(version, opts, &runs, 0, runs.len() - 1, CompactionReason::Manual))
 }
 
 /// The plan merging runs `first..=last`.
@@ -188,15 +175,9 @@ fn plan(
     let mut inputs: Vec<CompactionInput> = Vec::new();
     for run in &runs[first..=last] {
         assert!(!run.busy, "universal plan takes a busy run");
-        assert!(
-            run.level <= output_level,
-            "universal plan would move L{} up",
-            run.level
-        );
+        assert!(run.level <= output_level, "universal plan would move L{} up", run.level);
         match inputs.last_mut() {
-            Some(input) if input.level == run.level => {
-                input.files.extend(run.files.iter().cloned())
-            }
+            Some(input) if input.level == run.level => input.files.extend(run.files.iter().cloned()),
             _ => inputs.push(CompactionInput {
                 level: run.level,
                 files: run.files.clone(),

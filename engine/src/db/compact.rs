@@ -171,7 +171,10 @@ impl<S: Storage> OutputWriter<S> {
     async fn finish_current(&mut self, next_lower: Option<Vec<u8>>) -> Result<()> {
         let lower = self.span_lower.take();
         if self.current.is_none() {
-            let any = self.tombstones.iter().any(|t| clip(t, lower.as_deref(), next_lower.as_deref()).is_some());
+            let any = self
+                .tombstones
+                .iter()
+                .any(|t| clip(t, lower.as_deref(), next_lower.as_deref()).is_some());
             if !any {
                 self.span_lower = next_lower;
                 return Ok(());
@@ -238,7 +241,10 @@ impl<S: Storage> Engine<S> {
             self.check_writable()?;
             let step = {
                 let st = self.inner.state.borrow();
-                let k = st.keyspaces.get(&ks).ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))?;
+                let k = st
+                    .keyspaces
+                    .get(&ks)
+                    .ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))?;
                 compaction::manual(&k.version, &k.opts, &k.busy, range, None)
             };
             match step {
@@ -345,7 +351,12 @@ impl<S: Storage> Engine<S> {
 
     /// Merges the input tables (all versions, internal-key order) through
     /// the GC filter into new tables.
-    async fn merge_tables(&self, ks: KeyspaceId, plan: &CompactionPlan, inputs: &[Rc<FileMeta>]) -> Result<Vec<(FileMeta, S::File)>> {
+    async fn merge_tables(
+        &self,
+        ks: KeyspaceId,
+        plan: &CompactionPlan,
+        inputs: &[Rc<FileMeta>],
+    ) -> Result<Vec<(FileMeta, S::File)>> {
         let (tables, ks_opts, snapshots) = {
             let st = self.inner.state.borrow();
             let tables: Vec<Rc<Table<S::File>>> = inputs
@@ -355,10 +366,18 @@ impl<S: Storage> Engine<S> {
             let snaps: Vec<SeqNo> = st.snapshots.borrow().keys().copied().collect();
             (tables, st.keyspaces[&ks].opts.clone(), snaps)
         };
-        let mut tombstones: Vec<RangeTombstone> = tables.iter().flat_map(|t| t.range_tombstones().iter().cloned()).collect();
+        let mut tombstones: Vec<RangeTombstone> = tables
+            .iter()
+            .flat_map(|t| t.range_tombstones().iter().cloned())
+            .collect();
         tombstones.sort_by(|a, b| a.start.cmp(&b.start).then(b.seq.cmp(&a.seq)));
         tombstones.dedup();
-        let mut gc = GcFilter::new(snapshots, plan.bottommost, self.inner.storage.now_unix_ms(), tombstones.clone());
+        let mut gc = GcFilter::new(
+            snapshots,
+            plan.bottommost,
+            self.inner.storage.now_unix_ms(),
+            tombstones.clone(),
+        );
         let kept: Vec<RangeTombstone> = tombstones.into_iter().filter(|t| gc.keep_tombstone(t)).collect();
         let mut out = OutputWriter::new(self.clone(), ks_opts, Some(plan.target_file_size), kept);
         let mut iters: Vec<TableIter<S::File>> = Vec::with_capacity(tables.len());

@@ -141,7 +141,11 @@ impl<S: Storage> Engine<S> {
                 .map(|k| super::keyspace_log_number(k, st.wal_segment))
                 .min()
                 .unwrap_or(st.wal_segment);
-            st.wal_segments.keys().copied().filter(|&n| n < min && n != st.wal_segment).collect()
+            st.wal_segments
+                .keys()
+                .copied()
+                .filter(|&n| n < min && n != st.wal_segment)
+                .collect()
         };
         for n in &obsolete {
             self.inner.state.borrow_mut().wal_segments.remove(n);

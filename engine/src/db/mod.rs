@@ -236,7 +236,13 @@ impl<S: Storage> Engine<S> {
 
     /// Names of all keyspaces, by id.
     pub fn keyspace_names(&self) -> Vec<String> {
-        self.inner.state.borrow().keyspaces.values().map(|k| k.name.clone()).collect()
+        self.inner
+            .state
+            .borrow()
+            .keyspaces
+            .values()
+            .map(|k| k.name.clone())
+            .collect()
     }
 
     /// Creates keyspace `name` with `opts`, or, if it exists, sets its
@@ -365,7 +371,12 @@ impl<S: Storage> Engine<S> {
             .map(|k| k.mem.size_bytes() as u64 + k.imm.iter().map(|m| m.size_bytes() as u64).sum::<u64>())
             .sum();
         let indexes = st.tables.values().map(|t| t.memory_bytes() as u64).sum();
-        let wal = self.inner.wal.borrow().as_ref().map_or(0, |w| w.buffered_bytes() as u64);
+        let wal = self
+            .inner
+            .wal
+            .borrow()
+            .as_ref()
+            .map_or(0, |w| w.buffered_bytes() as u64);
         MemoryUsage {
             memtables,
             block_cache: self.inner.block_cache.usage_bytes() as u64,
@@ -471,7 +482,11 @@ impl<S: Storage> Engine<S> {
         if self.is_closed() {
             return Ok(());
         }
-        let r = if self.poisoned().is_none() { self.sync_wal().await } else { Ok(()) };
+        let r = if self.poisoned().is_none() {
+            self.sync_wal().await
+        } else {
+            Ok(())
+        };
         self.inner.state.borrow_mut().closed = true;
         self.inner.background.notify_all();
         self.inner.progress.notify_all();

@@ -73,7 +73,12 @@ impl<S: Storage> Engine<S> {
     }
 
     /// The value of `key` with its expiry time.
-    pub async fn get_entry(&self, ks: KeyspaceId, key: &[u8], snapshot: Option<&Snapshot>) -> Result<Option<ValueEntry>> {
+    pub async fn get_entry(
+        &self,
+        ks: KeyspaceId,
+        key: &[u8],
+        snapshot: Option<&Snapshot>,
+    ) -> Result<Option<ValueEntry>> {
         let (seq, view) = {
             let st = self.inner.state.borrow();
             if st.closed {
@@ -133,7 +138,9 @@ impl<S: Storage> Engine<S> {
         let r = table.get(key, seq).await?;
         if cacheable {
             let charge = key.len() + r.as_ref().map_or(0, |(_, v)| v.len()) + 64;
-            self.inner.row_cache.insert((meta.number, key.to_vec()), Rc::new(r.clone()), charge);
+            self.inner
+                .row_cache
+                .insert((meta.number, key.to_vec()), Rc::new(r.clone()), charge);
         }
         Ok(r)
     }

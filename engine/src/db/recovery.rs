@@ -122,6 +122,17 @@ impl<S: Storage> Engine<S> {
         let mut last_seq = mstate.last_seq;
         let mut next_file_number = mstate.next_file_number;
         let mut prev_seq: SeqNo = 0;
+        // Files a crash left behind (a manifest written but never made
+        // current, a table never recorded) may carry numbers past the
+        // manifest's counter: never reuse one.
+        for name in &listing {
+            let number = wal::parse_wal_file_name(name)
+                .or_else(|| manifest::parse_manifest_file_name(name))
+                .or_else(|| name.strip_suffix(".sst").and_then(|n| n.parse().ok()));
+            if let Some(n) = number {
+                next_file_number = next_file_number.max(n + 1);
+            }
+        }
         for (i, &seg) in segments.iter().enumerate() {
             next_file_number = next_file_number.max(seg + 1);
             let is_last = i + 1 == segments.len();
@@ -157,8 +168,13 @@ impl<S: Storage> Engine<S> {
                 }
             }
             for (r, payload) in replay.records.iter().enumerate() {
-                let (first_seq, batch) = wal::decode_batch_record(payload)
-                    .ok_or_else(|| Error::corruption(&name, 0, format!("record {r} has a valid checksum but an undecodable batch")))?;
+                let (first_seq, batch) = wal::decode_batch_record(payload).ok_or_else(|| {
+                    Error::corruption(
+                        &name,
+                        0,
+                        format!("record {r} has a valid checksum but an undecodable batch"),
+                    )
+                })?;
                 if first_seq <= prev_seq {
                     return Err(Error::corruption(
                         &name,
@@ -169,7 +185,11 @@ impl<S: Storage> Engine<S> {
                 let mut seq = first_seq;
                 for op in batch.iter() {
                     let ks = keyspaces.get(&op.keyspace).ok_or_else(|| {
-                        Error::corruption(&name, 0, format!("record {r} writes to unknown keyspace id {}", op.keyspace))
+                        Error::corruption(
+                            &name,
+                            0,
+                            format!("record {r} writes to unknown keyspace id {}", op.keyspace),
+                        )
                     })?;
                     // Segments below the keyspace's log number are already in its tables.
                     let floor = log_numbers.get(&op.keyspace).copied().unwrap_or(0);
@@ -267,7 +287,10 @@ impl<S: Storage> Engine<S> {
             live
         };
         for name in storage.list().await? {
-            let ours = name.ends_with(".sst") || wal::parse_wal_file_name(&name).is_some() || manifest::is_manifest_file_name(&name) || name == "CURRENT.tmp";
+            let ours = name.ends_with(".sst")
+                || wal::parse_wal_file_name(&name).is_some()
+                || manifest::is_manifest_file_name(&name)
+                || name == "CURRENT.tmp";
             if ours && !live.contains(&name) && name != "CURRENT" {
                 engine.delete_files(std::iter::once(name.clone())).await;
                 report.orphans_removed.push(name);
@@ -280,4 +303,3 @@ impl<S: Storage> Engine<S> {
         Ok(engine)
     }
 }
-

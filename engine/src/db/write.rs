@@ -89,7 +89,13 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Writes `key = value`, expiring at `expire_at_unix_ms`.
-    pub async fn put_expiring(&self, ks: KeyspaceId, key: &[u8], value: &[u8], expire_at_unix_ms: u64) -> Result<SeqNo> {
+    pub async fn put_expiring(
+        &self,
+        ks: KeyspaceId,
+        key: &[u8],
+        value: &[u8],
+        expire_at_unix_ms: u64,
+    ) -> Result<SeqNo> {
         let mut b = WriteBatch::new();
         b.put_expiring(ks, key, value, expire_at_unix_ms)?;
         self.write(b).await
@@ -244,7 +250,12 @@ impl<S: Storage> Engine<S> {
             }
             return;
         }
-        let mut wal = self.inner.wal.borrow_mut().take().expect("the leader owns the WAL writer");
+        let mut wal = self
+            .inner
+            .wal
+            .borrow_mut()
+            .take()
+            .expect("the leader owns the WAL writer");
         let outcome = self.commit_group(&mut wal, &group).await;
         match outcome {
             Ok(last_seqs) => {
@@ -332,7 +343,12 @@ impl<S: Storage> Engine<S> {
             // Bound the WAL: flush whichever keyspace pins the oldest segment.
             let wal_bytes: u64 = st.wal_segments.values().sum();
             if v.is_empty() && wal_bytes > self.inner.opts.wal_total_bytes_max {
-                if let Some(k) = st.keyspaces.values().filter(|k| !k.mem.is_empty()).min_by_key(|k| k.mem.first_segment()) {
+                if let Some(k) = st
+                    .keyspaces
+                    .values()
+                    .filter(|k| !k.mem.is_empty())
+                    .min_by_key(|k| k.mem.first_segment())
+                {
                     if k.mem.first_segment() < st.wal_segment {
                         v.push(k.id);
                     }

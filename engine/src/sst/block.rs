@@ -47,10 +47,7 @@ impl BlockBuilder {
 
     /// Appends an entry; `ikey` must sort strictly after the previous one.
     pub fn add(&mut self, ikey: &[u8], value: &[u8]) {
-        assert!(
-            ikey.len() >= TRAILER_SIZE,
-            "internal key shorter than its trailer"
-        );
+        assert!(ikey.len() >= TRAILER_SIZE, "internal key shorter than its trailer");
         assert!(
             self.entries == 0 || cmp_internal(&self.last_key, ikey) == Ordering::Less,
             "block keys out of order"
@@ -159,9 +156,7 @@ impl Block {
     /// and the offset inside the block where decoding stopped.
     pub fn decode(data: Vec<u8>) -> Result<Block, (usize, &'static str)> {
         let len = data.len();
-        let count_at = len
-            .checked_sub(4)
-            .ok_or((0, "block shorter than its restart count"))?;
+        let count_at = len.checked_sub(4).ok_or((0, "block shorter than its restart count"))?;
         let num_restarts = Reader::new(&data[count_at..])
             .u32()
             .ok_or((count_at, "short restart count"))? as usize;
@@ -180,8 +175,7 @@ impl Block {
         let mut prev: Vec<u8> = Vec::new();
         let mut entries = 0;
         while pos < restarts_offset {
-            let head = parse_entry(&data, pos, restarts_offset)
-                .ok_or((pos, "entry overruns the block"))?;
+            let head = parse_entry(&data, pos, restarts_offset).ok_or((pos, "entry overruns the block"))?;
             let is_restart = next_restart == Some(pos);
             if is_restart {
                 restarts_seen += 1;

@@ -35,10 +35,7 @@ pub struct BloomBuilder {
 
 impl BloomBuilder {
     pub fn new(bits_per_key: u32) -> Self {
-        assert!(
-            bits_per_key > 0,
-            "a bloom filter needs at least one bit per key"
-        );
+        assert!(bits_per_key > 0, "a bloom filter needs at least one bit per key");
         BloomBuilder {
             bits_per_key,
             hashes: Vec::new(),
@@ -102,8 +99,7 @@ impl BloomFilter {
     /// False means the key is certainly absent.
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
         let bits = self.bits.len() * 8;
-        probe_positions(key_hash(user_key), self.k, bits)
-            .all(|bit| self.bits[bit / 8] & (1 << (bit % 8)) != 0)
+        probe_positions(key_hash(user_key), self.k, bits).all(|bit| self.bits[bit / 8] & (1 << (bit % 8)) != 0)
     }
 
     /// Bytes held.

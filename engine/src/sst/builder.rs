@@ -7,8 +7,7 @@ use super::block::BlockBuilder;
 use super::bloom::BloomBuilder;
 use super::{append_block, encode_range_dels, BlockHandle, Footer, TableProps};
 use crate::key::{
-    cmp_internal, make_internal_key, pack_trailer, InternalKey, RangeTombstone, SeqNo, ValueKind,
-    SEQ_MAX,
+    cmp_internal, make_internal_key, pack_trailer, InternalKey, RangeTombstone, SeqNo, ValueKind, SEQ_MAX,
 };
 use crate::options::{Compression, KeyspaceOptions};
 use crate::storage::{align_down, align_up, StorageFile, IO_ALIGN};
@@ -58,8 +57,7 @@ impl TableBuilder {
             data_block: BlockBuilder::new(opts.block_restart_interval),
             index_block: BlockBuilder::new(INDEX_RESTART_INTERVAL),
             pending_index: None,
-            bloom: (opts.bloom_bits_per_key > 0)
-                .then(|| BloomBuilder::new(opts.bloom_bits_per_key)),
+            bloom: (opts.bloom_bits_per_key > 0).then(|| BloomBuilder::new(opts.bloom_bits_per_key)),
             first_key: None,
             last_key: Vec::new(),
             tombstones: Vec::new(),
@@ -133,9 +131,7 @@ impl TableBuilder {
 
     /// Approximate file size if finished now.
     pub fn estimated_size(&self) -> u64 {
-        self.offset()
-            + self.data_block.estimated_size() as u64
-            + self.index_block.estimated_size() as u64
+        self.offset() + self.data_block.estimated_size() as u64 + self.index_block.estimated_size() as u64
     }
 
     /// Bytes produced but not yet handed out.
@@ -189,12 +185,8 @@ impl TableBuilder {
         if let Some((last, handle)) = self.pending_index.take() {
             self.add_index_entry(&last, handle);
         }
-        self.tombstones.sort_by(|a, b| {
-            a.start
-                .cmp(&b.start)
-                .then(b.seq.cmp(&a.seq))
-                .then(a.end.cmp(&b.end))
-        });
+        self.tombstones
+            .sort_by(|a, b| a.start.cmp(&b.start).then(b.seq.cmp(&a.seq)).then(a.end.cmp(&b.end)));
         let range_del = self.write_block(&encode_range_dels(&self.tombstones), Compression::None);
         let filter = match self.bloom.take() {
             Some(bloom) => self.write_block(&bloom.finish(), Compression::None),
@@ -207,16 +199,11 @@ impl TableBuilder {
         let mut largest = self.first_key.as_ref().map(|_| self.last_key.clone());
         for t in &self.tombstones {
             let lo = make_internal_key(&t.start, t.seq, ValueKind::RangeDelete);
-            if smallest
-                .as_ref()
-                .is_none_or(|s| cmp_internal(&lo, s) == Ordering::Less)
-            {
+            if smallest.as_ref().is_none_or(|s| cmp_internal(&lo, s) == Ordering::Less) {
                 smallest = Some(lo);
             }
             let mut hi = t.end.clone();
-            hi.extend_from_slice(
-                &pack_trailer(SEQ_MAX, ValueKind::RangeDelete as u8).to_le_bytes(),
-            );
+            hi.extend_from_slice(&pack_trailer(SEQ_MAX, ValueKind::RangeDelete as u8).to_le_bytes());
             if largest
                 .as_ref()
                 .is_none_or(|l| cmp_internal(&hi, l) == Ordering::Greater)
@@ -235,8 +222,7 @@ impl TableBuilder {
             file_size: 0,
         };
         assert!(cmp_internal(&props.smallest, &props.largest) != Ordering::Greater);
-        let props_handle =
-            self.write_block(&props.encode_block(self.compression), Compression::None);
+        let props_handle = self.write_block(&props.encode_block(self.compression), Compression::None);
         let footer = Footer {
             range_del,
             filter,

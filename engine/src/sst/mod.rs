@@ -20,9 +20,7 @@ pub use builder::{TableBuilder, TableWriter};
 pub use reader::{Table, TableIter};
 
 use crate::coding::{checksum, put_len_prefixed, put_u32, put_u64, put_varint, Reader};
-use crate::key::{
-    cmp_internal, RangeTombstone, SeqNo, SEQ_MAX, TRAILER_SIZE, USER_KEY_SIZE_MAX, VALUE_SIZE_MAX,
-};
+use crate::key::{cmp_internal, RangeTombstone, SeqNo, SEQ_MAX, TRAILER_SIZE, USER_KEY_SIZE_MAX, VALUE_SIZE_MAX};
 use crate::options::Compression;
 use crate::version::FileMeta;
 use crate::{Error, Result};
@@ -149,11 +147,9 @@ pub fn decode_block(file: &str, offset: u64, bytes: &[u8]) -> Result<Vec<u8>> {
                     if raw_len > data.len().saturating_mul(255).saturating_add(16) {
                         return Err(corrupt("impossible lz4 decoded length"));
                     }
-                    lz4_flex::block::decompress(data, raw_len)
-                        .map_err(|e| corrupt(&format!("lz4: {e}")))?
+                    lz4_flex::block::decompress(data, raw_len).map_err(|e| corrupt(&format!("lz4: {e}")))?
                 }
-                _ => zstd::bulk::decompress(data, raw_len)
-                    .map_err(|e| corrupt(&format!("zstd: {e}")))?,
+                _ => zstd::bulk::decompress(data, raw_len).map_err(|e| corrupt(&format!("zstd: {e}")))?,
             };
             if out.len() != raw_len {
                 return Err(corrupt("decoded length differs from the recorded one"));
@@ -298,10 +294,7 @@ impl TableProps {
     }
 
     /// Decodes and checks a properties block; `Err` holds the reason.
-    pub(crate) fn decode_block(
-        data: &[u8],
-        file_size: u64,
-    ) -> Result<(TableProps, u8), &'static str> {
+    pub(crate) fn decode_block(data: &[u8], file_size: u64) -> Result<(TableProps, u8), &'static str> {
         let mut r = Reader::new(data);
         let smallest = r.len_prefixed().ok_or("bad smallest key")?.to_vec();
         let largest = r.len_prefixed().ok_or("bad largest key")?.to_vec();

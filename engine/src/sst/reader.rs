@@ -5,15 +5,10 @@
 
 use super::block::{Block, BlockIter};
 use super::bloom::BloomFilter;
-use super::{
-    decode_block, decode_range_dels, BlockHandle, Footer, TableProps, BLOCK_TRAILER_SIZE,
-    FOOTER_SIZE,
-};
+use super::{decode_block, decode_range_dels, BlockHandle, Footer, TableProps, BLOCK_TRAILER_SIZE, FOOTER_SIZE};
 use crate::cache::{BlockCache, RowCache, RowCacheValue};
 use crate::coding::Reader;
-use crate::key::{
-    cmp_internal, make_seek_key, user_key, InternalKey, RangeTombstone, SeqNo, SEQ_MAX,
-};
+use crate::key::{cmp_internal, make_seek_key, user_key, InternalKey, RangeTombstone, SeqNo, SEQ_MAX};
 use crate::storage::StorageFile;
 use crate::{Error, Result};
 use std::cmp::Ordering;
@@ -63,11 +58,7 @@ impl<F: StorageFile> Table<F> {
             ));
         }
         let footer_at = size - FOOTER_SIZE as u64;
-        let footer = Footer::decode(
-            &name,
-            footer_at,
-            &file.read_at(footer_at, FOOTER_SIZE).await?,
-        )?;
+        let footer = Footer::decode(&name, footer_at, &file.read_at(footer_at, FOOTER_SIZE).await?)?;
         let in_bounds = |h: BlockHandle, what: &str| -> Result<()> {
             match h.end() {
                 Some(end) if end <= footer_at => Ok(()),
@@ -89,22 +80,12 @@ impl<F: StorageFile> Table<F> {
         }
 
         let raw = read_raw(&file, footer.props).await?;
-        let (props, compression_tag) = TableProps::decode_block(&raw, size).map_err(|why| {
-            Error::corruption(
-                &name,
-                footer.props.offset,
-                format!("properties block: {why}"),
-            )
-        })?;
+        let (props, compression_tag) = TableProps::decode_block(&raw, size)
+            .map_err(|why| Error::corruption(&name, footer.props.offset, format!("properties block: {why}")))?;
 
         let raw = read_raw(&file, footer.range_del).await?;
-        let tombstones = decode_range_dels(&raw).map_err(|why| {
-            Error::corruption(
-                &name,
-                footer.range_del.offset,
-                format!("range-delete block: {why}"),
-            )
-        })?;
+        let tombstones = decode_range_dels(&raw)
+            .map_err(|why| Error::corruption(&name, footer.range_del.offset, format!("range-delete block: {why}")))?;
         if tombstones.len() as u64 != props.range_tombstones {
             return Err(Error::corruption(
                 &name,
@@ -117,9 +98,10 @@ impl<F: StorageFile> Table<F> {
             None
         } else {
             let raw = read_raw(&file, footer.filter).await?;
-            Some(BloomFilter::decode(raw).ok_or_else(|| {
-                Error::corruption(&name, footer.filter.offset, "malformed bloom filter")
-            })?)
+            Some(
+                BloomFilter::decode(raw)
+                    .ok_or_else(|| Error::corruption(&name, footer.filter.offset, "malformed bloom filter"))?,
+            )
         };
 
         let index = decode_index(
@@ -181,12 +163,7 @@ impl<F: StorageFile> Table<F> {
             .iter()
             .map(|t| t.start.len() + t.end.len() + std::mem::size_of::<RangeTombstone>())
             .sum();
-        index
-            + filter
-            + tombstones
-            + self.props.smallest.len()
-            + self.props.largest.len()
-            + std::mem::size_of::<Self>()
+        index + filter + tombstones + self.props.smallest.len() + self.props.largest.len() + std::mem::size_of::<Self>()
     }
 
     /// False when `user_key` is certainly not in the table's point entries.
@@ -197,11 +174,7 @@ impl<F: StorageFile> Table<F> {
     /// The newest point entry for `user_key` with sequence number <=
     /// `snapshot_seq`, as (trailer, stored value). Tombstones are returned
     /// as entries; range tombstones are not applied.
-    pub async fn get(
-        &self,
-        user_key_wanted: &[u8],
-        snapshot_seq: SeqNo,
-    ) -> Result<Option<(u64, Vec<u8>)>> {
+    pub async fn get(&self, user_key_wanted: &[u8], snapshot_seq: SeqNo) -> Result<Option<(u64, Vec<u8>)>> {
         if !self.may_contain(user_key_wanted) {
             return Ok(None);
         }
@@ -296,23 +269,16 @@ async fn read_raw<F: StorageFile>(file: &F, handle: BlockHandle) -> Result<Vec<u
     decode_block(file.name(), handle.offset, &bytes)
 }
 
-fn decode_index(
-    name: &str,
-    at: BlockHandle,
-    raw: Vec<u8>,
-    data_end: u64,
-) -> Result<Vec<IndexEntry>> {
+fn decode_index(name: &str, at: BlockHandle, raw: Vec<u8>, data_end: u64) -> Result<Vec<IndexEntry>> {
     let corrupt = |why: String| Error::corruption(name, at.offset, format!("index block: {why}"));
-    let block =
-        Rc::new(Block::decode(raw).map_err(|(pos, why)| corrupt(format!("{why} (byte {pos})")))?);
+    let block = Rc::new(Block::decode(raw).map_err(|(pos, why)| corrupt(format!("{why} (byte {pos})")))?);
     let mut it = block.iter();
     it.seek_to_first();
     let mut index = Vec::with_capacity(block.entries());
     let mut next_offset = 0u64;
     while it.valid() {
         let mut r = Reader::new(it.value());
-        let handle =
-            BlockHandle::decode_varint(&mut r).ok_or_else(|| corrupt("bad block handle".into()))?;
+        let handle = BlockHandle::decode_varint(&mut r).ok_or_else(|| corrupt("bad block handle".into()))?;
         if !r.is_empty() {
             return Err(corrupt("trailing bytes after a block handle".into()));
         }
@@ -440,11 +406,7 @@ impl<F: StorageFile> TableIter<F> {
 
     /// The current internal key.
     pub fn key(&self) -> &[u8] {
-        self.cursor
-            .block
-            .as_ref()
-            .expect("key on an invalid iterator")
-            .key()
+        self.cursor.block.as_ref().expect("key on an invalid iterator").key()
     }
 
     pub fn value(&self) -> &[u8] {

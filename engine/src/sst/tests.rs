@@ -19,9 +19,7 @@ fn random_contents(rng: &mut SmallRng, n_keys: usize) -> (Entries, Vec<RangeTomb
     let mut user_keys: Vec<Vec<u8>> = (0..n_keys)
         .map(|_| {
             let len = rng.gen_range(1..12);
-            (0..len)
-                .map(|_| b"abcde\xff\x00"[rng.gen_range(0..7)])
-                .collect()
+            (0..len).map(|_| b"abcde\xff\x00"[rng.gen_range(0..7)]).collect()
         })
         .collect();
     user_keys.sort();
@@ -44,13 +42,7 @@ fn random_contents(rng: &mut SmallRng, n_keys: usize) -> (Entries, Vec<RangeTomb
                     };
                     // Mildly compressible.
                     (0..len)
-                        .map(|i| {
-                            if rng.gen_ratio(1, 4) {
-                                rng.gen()
-                            } else {
-                                (i % 7) as u8
-                            }
-                        })
+                        .map(|i| if rng.gen_ratio(1, 4) { rng.gen() } else { (i % 7) as u8 })
                         .collect()
                 }
             };
@@ -150,10 +142,7 @@ async fn check_against_model(
         after.push(0);
         it.seek(&make_seek_key(&after, SEQ_MAX)).await.unwrap();
         let next = entries.iter().find(|(e, _)| user_key(e) > uk);
-        assert_eq!(
-            it.valid().then(|| it.key().to_vec()),
-            next.map(|e| e.0.clone())
-        );
+        assert_eq!(it.valid().then(|| it.key().to_vec()), next.map(|e| e.0.clone()));
     }
     // Point lookups at random snapshots, present and absent keys.
     for (k, _) in entries {
@@ -174,12 +163,7 @@ async fn check_against_model(
         }
     }
     let mut sorted = tombstones.to_vec();
-    sorted.sort_by(|a, b| {
-        a.start
-            .cmp(&b.start)
-            .then(b.seq.cmp(&a.seq))
-            .then(a.end.cmp(&b.end))
-    });
+    sorted.sort_by(|a, b| a.start.cmp(&b.start).then(b.seq.cmp(&a.seq)).then(a.end.cmp(&b.end)));
     assert_eq!(table.range_tombstones(), &sorted[..]);
 }
 
@@ -188,8 +172,7 @@ fn random_tables_match_a_model() {
     block_on(async {
         let mut rng = SmallRng::seed_from_u64(0x5eed);
         for round in 0..24 {
-            let compression =
-                [Compression::None, Compression::Lz4, Compression::Zstd(3)][round % 3];
+            let compression = [Compression::None, Compression::Lz4, Compression::Zstd(3)][round % 3];
             let opts = options(&mut rng, compression);
             let n = [1, 5, 50, 400][round % 4];
             let (entries, tombstones) = random_contents(&mut rng, n);
@@ -256,14 +239,8 @@ fn tombstone_only_table() {
         )
         .await;
         assert_eq!(props.entries, 0);
-        assert_eq!(
-            props.smallest,
-            make_internal_key(b"a", 9, ValueKind::RangeDelete)
-        );
-        assert_eq!(
-            props.largest,
-            make_internal_key(b"m", SEQ_MAX, ValueKind::RangeDelete)
-        );
+        assert_eq!(props.smallest, make_internal_key(b"a", 9, ValueKind::RangeDelete));
+        assert_eq!(props.largest, make_internal_key(b"m", SEQ_MAX, ValueKind::RangeDelete));
         let table = open(&storage, "t.sst").await.unwrap();
         assert_eq!(table.range_tombstones(), &[t]);
         assert_eq!(table.get(b"b", SEQ_MAX).await.unwrap(), None);
@@ -296,10 +273,7 @@ fn builder_hands_out_aligned_chunks() {
     assert_eq!(out.len(), align_up(logical as usize));
     assert_eq!(props.file_size, logical);
     assert!(estimate <= logical);
-    assert_eq!(
-        &out[logical as usize - 8..logical as usize],
-        &MAGIC.to_le_bytes()
-    );
+    assert_eq!(&out[logical as usize - 8..logical as usize], &MAGIC.to_le_bytes());
 }
 
 #[test]
@@ -320,11 +294,7 @@ fn compression_shrinks_compressible_tables() {
                 compression: c,
                 ..KeyspaceOptions::default()
             };
-            sizes.push(
-                write_table(&storage, "c.sst", &opts, &entries, &[])
-                    .await
-                    .file_size,
-            );
+            sizes.push(write_table(&storage, "c.sst", &opts, &entries, &[]).await.file_size);
             let table = open(&storage, "c.sst").await.unwrap();
             let (k, v) = &entries[777];
             assert_eq!(
@@ -343,14 +313,7 @@ fn caches_serve_repeat_reads() {
         let mut rng = SmallRng::seed_from_u64(11);
         let (entries, _) = random_contents(&mut rng, 300);
         let storage = MemStorage::new();
-        write_table(
-            &storage,
-            "r.sst",
-            &KeyspaceOptions::default(),
-            &entries,
-            &[],
-        )
-        .await;
+        write_table(&storage, "r.sst", &KeyspaceOptions::default(), &entries, &[]).await;
         let cache = Rc::new(BlockCache::new(1 << 20));
         let table = Table::open(storage.open("r.sst").await.unwrap(), 7, cache.clone())
             .await
@@ -365,11 +328,7 @@ fn caches_serve_repeat_reads() {
         while it.valid() {
             it.next().await.unwrap();
         }
-        assert_eq!(
-            cache.requests() - cache.hits(),
-            misses,
-            "second scan served from cache"
-        );
+        assert_eq!(cache.requests() - cache.hits(), misses, "second scan served from cache");
         assert!(cache.usage_bytes() > 0);
 
         let rows = RowCache::new(1 << 20);
@@ -439,9 +398,7 @@ fn every_corrupted_byte_is_detected() {
             };
             let storage = MemStorage::new();
             write_table(&storage, "good.sst", &opts, &entries, &tombstones).await;
-            read_everything(&storage, "good.sst", &entries)
-                .await
-                .unwrap();
+            read_everything(&storage, "good.sst", &entries).await.unwrap();
             let good = storage.file_bytes("good.sst").unwrap();
             for offset in 0..good.len() {
                 let mut bad = good.clone();
@@ -449,10 +406,7 @@ fn every_corrupted_byte_is_detected() {
                 put_file(&storage, "bad.sst", &bad).await;
                 let err = read_everything(&storage, "bad.sst", &entries)
                     .await
-                    .expect_err(&format!(
-                        "flip at {offset} of {} went unnoticed",
-                        good.len()
-                    ));
+                    .expect_err(&format!("flip at {offset} of {} went unnoticed", good.len()));
                 assert_names_file(&err, "bad.sst");
             }
         }
@@ -488,9 +442,7 @@ fn corrupted_regions_name_file_and_offset() {
             let mut bad = good.clone();
             bad[offset as usize + 1] ^= 0x40;
             put_file(&storage, "000042.sst", &bad).await;
-            let err = read_everything(&storage, "000042.sst", &entries)
-                .await
-                .expect_err(what);
+            let err = read_everything(&storage, "000042.sst", &entries).await.expect_err(what);
             assert_names_file(&err, "000042.sst");
             match err {
                 Error::ChecksumMismatch { offset: at, .. } => assert_eq!(at, offset, "{what}"),
@@ -506,23 +458,14 @@ fn truncated_files_are_rejected() {
         let mut rng = SmallRng::seed_from_u64(8);
         let (entries, _) = random_contents(&mut rng, 100);
         let storage = MemStorage::new();
-        write_table(
-            &storage,
-            "t.sst",
-            &KeyspaceOptions::default(),
-            &entries,
-            &[],
-        )
-        .await;
+        write_table(&storage, "t.sst", &KeyspaceOptions::default(), &entries, &[]).await;
         let good = storage.file_bytes("t.sst").unwrap();
         for len in (0..good.len())
             .step_by(37)
             .chain([good.len() - 1, good.len() - FOOTER_SIZE])
         {
             put_file(&storage, "t.sst", &good[..len]).await;
-            let err = open(&storage, "t.sst")
-                .await
-                .expect_err("truncated table opened");
+            let err = open(&storage, "t.sst").await.expect_err("truncated table opened");
             assert_names_file(&err, "t.sst");
         }
     });
@@ -533,14 +476,7 @@ fn unknown_format_version_is_reported() {
     block_on(async {
         let storage = MemStorage::new();
         let entries = vec![(make_internal_key(b"k", 1, ValueKind::Put), b"v".to_vec())];
-        write_table(
-            &storage,
-            "v.sst",
-            &KeyspaceOptions::default(),
-            &entries,
-            &[],
-        )
-        .await;
+        write_table(&storage, "v.sst", &KeyspaceOptions::default(), &entries, &[]).await;
         let mut bytes = storage.file_bytes("v.sst").unwrap();
         let at = bytes.len() - FOOTER_SIZE;
         bytes[at + 64..at + 68].copy_from_slice(&2u32.to_le_bytes());

@@ -240,8 +240,19 @@ impl StorageFile for MemFile {
     }
 
     async fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
-        assert_eq!(offset as usize % IO_ALIGN, 0, "unaligned write offset {offset} to {}", self.name);
-        assert_eq!(data.len() % IO_ALIGN, 0, "unaligned write length {} to {}", data.len(), self.name);
+        assert_eq!(
+            offset as usize % IO_ALIGN,
+            0,
+            "unaligned write offset {offset} to {}",
+            self.name
+        );
+        assert_eq!(
+            data.len() % IO_ALIGN,
+            0,
+            "unaligned write length {} to {}",
+            data.len(),
+            self.name
+        );
         self.storage.take_write_budget(&self.name)?;
         let mut img = self.image.borrow_mut();
         let start = offset as usize;

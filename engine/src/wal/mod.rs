@@ -24,9 +24,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use reader::{
-    parse_segment, read_log, DropKind, DroppedTail, LogReplay, RESYNC_HASH_BYTES_MAX,
-};
+pub use reader::{parse_segment, read_log, DropKind, DroppedTail, LogReplay, RESYNC_HASH_BYTES_MAX};
 pub use writer::LogWriter;
 
 use crate::batch::{WriteBatch, BATCH_BYTES_MAX};
@@ -121,9 +119,7 @@ impl SegmentHeader {
     /// rest) is reported as [`Error::UnsupportedVersion`].
     pub fn decode(file: &str, page: &[u8]) -> Result<Self> {
         let mut r = Reader::new(page);
-        let (Some(magic), Some(version), Some(number), Some(stored)) =
-            (r.u64(), r.u32(), r.u64(), r.u64())
-        else {
+        let (Some(magic), Some(version), Some(number), Some(stored)) = (r.u64(), r.u32(), r.u64(), r.u64()) else {
             return Err(Error::corruption(
                 file,
                 0,
@@ -134,9 +130,7 @@ impl SegmentHeader {
             return Err(Error::corruption(
                 file,
                 0,
-                format!(
-                    "not a LumaDB WAL segment: magic {magic:#018x}, expected {WAL_MAGIC:#018x}"
-                ),
+                format!("not a LumaDB WAL segment: magic {magic:#018x}, expected {WAL_MAGIC:#018x}"),
             ));
         }
         if version > WAL_FORMAT_VERSION {
@@ -147,11 +141,7 @@ impl SegmentHeader {
             });
         }
         if version == 0 {
-            return Err(Error::corruption(
-                file,
-                8,
-                "segment header has format version 0",
-            ));
+            return Err(Error::corruption(file, 8, "segment header has format version 0"));
         }
         let actual = checksum(&page[..SEGMENT_HEADER_USED_SIZE - 8]);
         if actual != stored {
@@ -217,15 +207,9 @@ pub fn decode_batch_record(payload: &[u8]) -> Option<(SeqNo, WriteBatch)> {
 fn check_batch_seqs(first_seq: SeqNo, batch: &WriteBatch) {
     assert!(!batch.is_empty(), "empty write batch logged");
     assert!(first_seq > 0, "sequence numbers start at 1");
-    assert!(
-        u32::try_from(batch.len()).is_ok(),
-        "batch op count over u32"
-    );
+    assert!(u32::try_from(batch.len()).is_ok(), "batch op count over u32");
     let last_seq = first_seq + (batch.len() as u64 - 1);
-    assert!(
-        last_seq <= SEQ_MAX,
-        "batch sequence numbers run past SEQ_MAX"
-    );
+    assert!(last_seq <= SEQ_MAX, "batch sequence numbers run past SEQ_MAX");
     assert!(batch.encoded_size() <= BATCH_BYTES_MAX);
 }
 

@@ -27,10 +27,7 @@
 //! gives up and assumes a valid record may follow (the safe answer: an
 //! error rather than silently dropped records).
 
-use super::{
-    record_checksum, SegmentHeader, RECORD_HEADER_SIZE, RECORD_PAYLOAD_BYTES_MAX,
-    SEGMENT_HEADER_SIZE,
-};
+use super::{record_checksum, SegmentHeader, RECORD_HEADER_SIZE, RECORD_PAYLOAD_BYTES_MAX, SEGMENT_HEADER_SIZE};
 use crate::storage::{align_down, StorageFile, IO_ALIGN};
 use crate::{Error, Result};
 
@@ -88,13 +85,8 @@ pub struct DroppedTail {
 /// docs). Errors name the file and the offset.
 pub async fn read_log<F: StorageFile>(file: &F, recovery_mode: bool) -> Result<LogReplay> {
     let size = file.size().await?;
-    let size = usize::try_from(size).map_err(|_| {
-        Error::corruption(
-            file.name(),
-            0,
-            format!("WAL segment of {size} bytes is too large"),
-        )
-    })?;
+    let size = usize::try_from(size)
+        .map_err(|_| Error::corruption(file.name(), 0, format!("WAL segment of {size} bytes is too large")))?;
     let mut data = Vec::with_capacity(size);
     while data.len() < size {
         let chunk = READ_CHUNK_BYTES.min(size - data.len());
@@ -126,33 +118,23 @@ pub fn parse_segment(name: &str, data: &[u8], recovery_mode: bool) -> Result<Log
         });
     }
     let header_page = &data[..data.len().min(SEGMENT_HEADER_SIZE)];
-    let header = SegmentHeader::decode(name, header_page).and_then(|h| {
-        match super::parse_wal_file_name(name) {
-            Some(n) if n != h.segment_number => Err(Error::corruption(
-                name,
-                12,
-                format!(
-                    "segment header names segment {}, file name says {n}",
-                    h.segment_number
-                ),
-            )),
-            _ => Ok(h),
-        }
+    let header = SegmentHeader::decode(name, header_page).and_then(|h| match super::parse_wal_file_name(name) {
+        Some(n) if n != h.segment_number => Err(Error::corruption(
+            name,
+            12,
+            format!("segment header names segment {}, file name says {n}", h.segment_number),
+        )),
+        _ => Ok(h),
     });
     let header = match header {
         Ok(h) => h,
         // A file that is not a WAL segment, or one from a newer format, is
         // never dropped, recovery mode or not.
         Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
-        Err(e)
-            if !recovery_mode || data.len() >= 8 && data[..8] != super::WAL_MAGIC.to_le_bytes() =>
-        {
-            return Err(e)
-        }
+        Err(e) if !recovery_mode || data.len() >= 8 && data[..8] != super::WAL_MAGIC.to_le_bytes() => return Err(e),
         Err(e) => {
             let mut budget = RESYNC_HASH_BYTES_MAX;
-            let (records_after, exact) =
-                count_valid_records(data, SEGMENT_HEADER_SIZE.min(data.len()), &mut budget);
+            let (records_after, exact) = count_valid_records(data, SEGMENT_HEADER_SIZE.min(data.len()), &mut budget);
             return Ok(LogReplay {
                 header: None,
                 records: Vec::new(),
@@ -206,13 +188,11 @@ pub fn parse_segment(name: &str, data: &[u8], recovery_mode: bool) -> Result<Log
         let follows = match next_valid {
             Scan::Found(at) => format!("; the next valid record is at offset {at}"),
             Scan::NotFound => "; no valid record follows".to_string(),
-            Scan::GaveUp => format!("; the scan for valid records after it stopped after hashing {RESYNC_HASH_BYTES_MAX} bytes"),
+            Scan::GaveUp => {
+                format!("; the scan for valid records after it stopped after hashing {RESYNC_HASH_BYTES_MAX} bytes")
+            }
         };
-        format!(
-            "{}{follows}{}",
-            bad.problem.describe(),
-            lower_bound_note(exact)
-        )
+        format!("{}{follows}{}", bad.problem.describe(), lower_bound_note(exact))
     };
     let torn = torn_page.is_some() || matches!(next_valid, Scan::NotFound);
     let kind = if torn {

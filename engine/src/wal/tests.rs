@@ -11,18 +11,16 @@ const NAME: &str = "000001.wal";
 /// several pages.
 fn random_batch(rng: &mut SplitMix64, tag: u64) -> WriteBatch {
     let mut b = WriteBatch::new();
-    let ops = 1 + rng.next() % 4;
+    let ops = 1 + rng.next_u64() % 4;
     for i in 0..ops {
         let key = format!("key-{tag}-{i}");
-        let value_len = match rng.next() % 10 {
-            0 => 5000 + (rng.next() % 12000) as usize,
-            1..=3 => (rng.next() % 600) as usize,
-            _ => (rng.next() % 40) as usize,
+        let value_len = match rng.next_u64() % 10 {
+            0 => 5000 + (rng.next_u64() % 12000) as usize,
+            1..=3 => (rng.next_u64() % 600) as usize,
+            _ => (rng.next_u64() % 40) as usize,
         };
-        let value: Vec<u8> = (0..value_len)
-            .map(|j| (tag as usize + j) as u8 | 1)
-            .collect();
-        match rng.next() % 5 {
+        let value: Vec<u8> = (0..value_len).map(|j| (tag as usize + j) as u8 | 1).collect();
+        match rng.next_u64() % 5 {
             0 => b.delete(i as u32, key.as_bytes()).unwrap(),
             1 => b.put_expiring(7, key.as_bytes(), &value, tag).unwrap(),
             2 => b.delete_range(3, key.as_bytes(), b"zzz").unwrap(),
@@ -34,7 +32,7 @@ fn random_batch(rng: &mut SplitMix64, tag: u64) -> WriteBatch {
 
 /// True with probability 1/n.
 fn one_in(rng: &mut SplitMix64, n: u64) -> bool {
-    matches!(rng.next() % n, 0)
+    matches!(rng.next_u64() % n, 0)
 }
 
 fn payload(first_seq: SeqNo, batch: &WriteBatch) -> Vec<u8> {
@@ -46,9 +44,7 @@ fn payload(first_seq: SeqNo, batch: &WriteBatch) -> Vec<u8> {
 async fn new_log(s: &MemStorage, name: &str) -> LogWriter<MemFile> {
     let f = s.create(name).await.unwrap();
     s.sync_dir().await.unwrap();
-    LogWriter::create(f, parse_wal_file_name(name).unwrap())
-        .await
-        .unwrap()
+    LogWriter::create(f, parse_wal_file_name(name).unwrap()).await.unwrap()
 }
 
 async fn replay(s: &MemStorage, recovery_mode: bool) -> Result<LogReplay> {
@@ -58,11 +54,7 @@ async fn replay(s: &MemStorage, recovery_mode: bool) -> Result<LogReplay> {
 
 /// Writes `n` random batch records, a storage write every few appends and
 /// a sync every few writes; returns the payloads and the record offsets.
-async fn write_records(
-    w: &mut LogWriter<MemFile>,
-    rng: &mut SplitMix64,
-    n: usize,
-) -> (Vec<Vec<u8>>, Vec<u64>) {
+async fn write_records(w: &mut LogWriter<MemFile>, rng: &mut SplitMix64, n: usize) -> (Vec<Vec<u8>>, Vec<u64>) {
     let mut payloads = Vec::new();
     let mut offsets = Vec::new();
     let mut seq = 1;
@@ -141,10 +133,7 @@ fn round_trip_many_batches_with_partial_page_rewrites() {
         let mut rng = SplitMix64::new(7);
         let writes_before = s.writes_done();
         let (payloads, offsets) = write_records(&mut w, &mut rng, 600).await;
-        assert!(
-            s.writes_done() - writes_before > 150,
-            "expected many separate writes"
-        );
+        assert!(s.writes_done() - writes_before > 150, "expected many separate writes");
         assert_eq!(w.written_len(), w.len());
         assert_eq!(w.synced_len(), w.len());
         assert_eq!(w.buffered_bytes(), 0);
@@ -209,9 +198,7 @@ fn reopen_for_append_continues_the_log() {
         assert_eq!(r.records, payloads);
 
         let f = s.open(NAME).await.unwrap();
-        let mut w = LogWriter::open_for_append(f.clone(), r.valid_len)
-            .await
-            .unwrap();
+        let mut w = LogWriter::open_for_append(f.clone(), r.valid_len).await.unwrap();
         assert_eq!(w.len(), r.valid_len);
         assert_eq!(f.size().await.unwrap(), r.valid_len);
         for i in 0..20u8 {
@@ -231,10 +218,7 @@ fn reopen_for_append_continues_the_log() {
             LogWriter::open_for_append(g.clone(), 0).await,
             Err(Error::InvalidArgument(_))
         ));
-        assert!(matches!(
-            LogWriter::create(f, 1).await,
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(LogWriter::create(f, 1).await, Err(Error::InvalidArgument(_))));
     });
 }
 
@@ -274,13 +258,13 @@ fn torn_crashes_always_replay_a_prefix() {
             let mut written: Vec<Vec<u8>> = Vec::new();
             let mut synced_count = 0;
             let mut seq = 1;
-            let steps = 1 + rng.next() % 60;
+            let steps = 1 + rng.next_u64() % 60;
             for i in 0..steps {
                 let b = random_batch(&mut rng, i);
                 w.append_batch(seq, &b).unwrap();
                 written.push(payload(seq, &b));
                 seq += b.len() as u64;
-                match rng.next() % 4 {
+                match rng.next_u64() % 4 {
                     0 => {}
                     1 => w.write().await.unwrap(),
                     _ => {
@@ -304,11 +288,7 @@ fn torn_crashes_always_replay_a_prefix() {
                 "seed {seed}: lost synced records ({n} < {synced_count})"
             );
             assert!(n <= written.len(), "seed {seed}");
-            assert_eq!(
-                r.records[..],
-                written[..n],
-                "seed {seed}: replay is not a prefix"
-            );
+            assert_eq!(r.records[..], written[..n], "seed {seed}: replay is not a prefix");
             if let Some(d) = &r.dropped {
                 assert_eq!(d.kind, DropKind::TornTail, "seed {seed}: {d:?}");
                 assert_eq!(d.offset, r.valid_len);
@@ -352,9 +332,7 @@ fn corruption_before_the_tail_is_an_error_naming_file_and_offset() {
         }
         let err = replay(&s, false).await.unwrap_err();
         assert!(err.is_corruption());
-        assert!(
-            err.to_string().contains(NAME) && err.to_string().contains(&offsets[k].to_string())
-        );
+        assert!(err.to_string().contains(NAME) && err.to_string().contains(&offsets[k].to_string()));
 
         // Recovery mode keeps the prefix and reports exactly what it dropped.
         let r = replay(&s, true).await.unwrap();
@@ -363,10 +341,7 @@ fn corruption_before_the_tail_is_an_error_naming_file_and_offset() {
         let d = r.dropped.unwrap();
         assert_eq!(d.kind, DropKind::Corruption);
         assert_eq!(d.offset, offsets[k]);
-        assert_eq!(
-            d.bytes,
-            s.file_bytes(NAME).unwrap().len() as u64 - offsets[k]
-        );
+        assert_eq!(d.bytes, s.file_bytes(NAME).unwrap().len() as u64 - offsets[k]);
         assert_eq!(d.records_after, payloads.len() - k - 1);
         assert!(d.reason.contains("checksum mismatch"), "{}", d.reason);
     });
@@ -381,11 +356,7 @@ fn damaged_length_before_the_tail_is_corruption() {
         s.poke(NAME, offsets[k] as usize + 8, &u32::MAX.to_le_bytes());
         let err = replay(&s, false).await.unwrap_err();
         match &err {
-            Error::Corruption {
-                file,
-                offset,
-                reason,
-            } => {
+            Error::Corruption { file, offset, reason } => {
                 assert_eq!((file.as_str(), *offset), (NAME, offsets[k]));
                 assert!(reason.contains("impossible record length"), "{reason}");
             }
@@ -398,9 +369,7 @@ fn damaged_length_before_the_tail_is_corruption() {
         // A zeroed header in the middle of a page, valid records after it.
         let (s, payloads, offsets) = synced_log(40).await;
         let k = (1..40)
-            .find(|&k| {
-                offsets[k] as usize % IO_ALIGN < IO_ALIGN - 200 && offsets[k + 1] - offsets[k] < 100
-            })
+            .find(|&k| offsets[k] as usize % IO_ALIGN < IO_ALIGN - 200 && offsets[k + 1] - offsets[k] < 100)
             .unwrap();
         s.poke(NAME, offsets[k] as usize, &[0u8; RECORD_HEADER_SIZE]);
         let err = replay(&s, false).await.unwrap_err();
@@ -464,11 +433,7 @@ fn a_zeroed_page_reads_as_a_lost_write() {
         let d = r.dropped.unwrap();
         assert_eq!(d.kind, DropKind::TornTail);
         assert!(d.records_after > 0);
-        assert!(
-            d.reason.contains(&format!("page at offset {page}")),
-            "{}",
-            d.reason
-        );
+        assert!(d.reason.contains(&format!("page at offset {page}")), "{}", d.reason);
     });
 }
 
@@ -487,10 +452,9 @@ fn write_and_sync_failures_are_fail_stop() {
         assert!(matches!(w.append(b"three"), Err(Error::Poisoned { .. })));
         assert!(matches!(w.write().await, Err(Error::Poisoned { .. })));
         match w.sync().await {
-            Err(Error::Poisoned { cause }) => assert!(
-                cause.contains("injected fault") && cause.contains(NAME),
-                "{cause}"
-            ),
+            Err(Error::Poisoned { cause }) => {
+                assert!(cause.contains("injected fault") && cause.contains(NAME), "{cause}")
+            }
             other => panic!("{other:?}"),
         }
 
@@ -525,10 +489,7 @@ fn empty_zero_and_foreign_files() {
         // Zero length: a segment whose creation never became durable.
         let f = s.create(NAME).await.unwrap();
         let r = read_log(&f, false).await.unwrap();
-        assert_eq!(
-            (r.header, r.records.len(), r.valid_len, r.dropped),
-            (None, 0, 0, None)
-        );
+        assert_eq!((r.header, r.records.len(), r.valid_len, r.dropped), (None, 0, 0, None));
         // All zeros: the same.
         f.write_at(0, &[0u8; 2 * IO_ALIGN]).await.unwrap();
         let r = read_log(&f, false).await.unwrap();
@@ -623,10 +584,7 @@ fn header_encoding_is_stable() {
     assert_eq!(&page[..8], b"LUMAWAL\0");
     assert_eq!(&page[8..12], &1u32.to_le_bytes());
     assert_eq!(&page[12..20], &0x0102_0304_0506_0708u64.to_le_bytes());
-    assert_eq!(
-        &page[20..28],
-        &crate::coding::checksum(&page[..20]).to_le_bytes()
-    );
+    assert_eq!(&page[20..28], &crate::coding::checksum(&page[..20]).to_le_bytes());
     assert!(page[28..].iter().all(|&b| b == 0));
     assert_eq!(
         SegmentHeader::decode("x", &page).unwrap(),
@@ -665,11 +623,11 @@ fn random_bytes_never_panic() {
     let mut rng = SplitMix64::new(2024);
     // Batch record payloads.
     for _ in 0..20_000 {
-        let len = (rng.next() % 80) as usize;
-        let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let len = (rng.next_u64() % 80) as usize;
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         if len >= 12 && one_in(&mut rng, 2) {
-            bytes[..8].copy_from_slice(&(1 + rng.next() % 1000).to_le_bytes());
-            bytes[8..12].copy_from_slice(&((rng.next() % 3) as u32).to_le_bytes());
+            bytes[..8].copy_from_slice(&(1 + rng.next_u64() % 1000).to_le_bytes());
+            bytes[8..12].copy_from_slice(&((rng.next_u64() % 3) as u32).to_le_bytes());
         }
         if let Some((seq, b)) = decode_batch_record(&bytes) {
             assert!(seq > 0);
@@ -685,26 +643,20 @@ fn random_bytes_never_panic() {
         let data = match i % 3 {
             0 => {
                 let mut d = header.clone();
-                let extra = (rng.next() % 9000) as usize;
-                d.extend((0..extra).map(|_| {
-                    if one_in(&mut rng, 3) {
-                        0
-                    } else {
-                        rng.next() as u8
-                    }
-                }));
+                let extra = (rng.next_u64() % 9000) as usize;
+                d.extend((0..extra).map(|_| if one_in(&mut rng, 3) { 0 } else { rng.next_u64() as u8 }));
                 d
             }
             1 => {
                 let mut d = original.clone();
-                for _ in 0..1 + rng.next() % 4 {
-                    let at = (rng.next() as usize) % d.len();
-                    d[at] = rng.next() as u8;
+                for _ in 0..1 + rng.next_u64() % 4 {
+                    let at = (rng.next_u64() as usize) % d.len();
+                    d[at] = rng.next_u64() as u8;
                 }
                 d
             }
             _ => {
-                let cut = (rng.next() as usize) % original.len();
+                let cut = (rng.next_u64() as usize) % original.len();
                 original[..cut].to_vec()
             }
         };
@@ -719,8 +671,8 @@ fn random_bytes_never_panic() {
     }
     // Arbitrary bytes, header or not.
     for _ in 0..2000 {
-        let len = (rng.next() % 5000) as usize;
-        let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let len = (rng.next_u64() % 5000) as usize;
+        let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         let _ = parse_segment(NAME, &data, true);
         let _ = parse_segment(NAME, &data, false);
     }

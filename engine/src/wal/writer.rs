@@ -19,8 +19,7 @@
 //! could damage acknowledged records in the last page.
 
 use super::{
-    check_batch_seqs, record_checksum, SegmentHeader, RECORD_HEADER_SIZE, RECORD_PAYLOAD_BYTES_MAX,
-    SEGMENT_HEADER_SIZE,
+    check_batch_seqs, record_checksum, SegmentHeader, RECORD_HEADER_SIZE, RECORD_PAYLOAD_BYTES_MAX, SEGMENT_HEADER_SIZE,
 };
 use crate::batch::WriteBatch;
 use crate::coding::{put_u32, put_u64};
@@ -251,20 +250,14 @@ impl<F: StorageFile> LogWriter<F> {
     fn finish_record(&mut self, start: usize) {
         let frame = &mut self.buf[start..];
         let len = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]) as usize;
-        assert_eq!(
-            frame.len(),
-            RECORD_HEADER_SIZE + len,
-            "record payload length mismatch"
-        );
+        assert_eq!(frame.len(), RECORD_HEADER_SIZE + len, "record payload length mismatch");
         let sum = record_checksum(&frame[8..]);
         frame[..8].copy_from_slice(&sum.to_le_bytes());
     }
 
     fn check_poisoned(&self) -> Result<()> {
         match &self.poisoned {
-            Some(cause) => Err(Error::Poisoned {
-                cause: cause.clone(),
-            }),
+            Some(cause) => Err(Error::Poisoned { cause: cause.clone() }),
             None => Ok(()),
         }
     }

@@ -58,7 +58,12 @@ pub async fn assert_matches(engine: &Engine<MemStorage>, model: &BTreeMap<Vec<u8
         let got: BTreeMap<_, _> = all.into_iter().collect();
         for (k, v) in model {
             if got.get(k) != Some(v) {
-                panic!("{context}: scan: key {:?} expected {:?} got {:?}", show(k), show(v), got.get(k).map(|v| show(v)));
+                panic!(
+                    "{context}: scan: key {:?} expected {:?} got {:?}",
+                    show(k),
+                    show(v),
+                    got.get(k).map(|v| show(v))
+                );
             }
         }
         for (k, v) in &got {

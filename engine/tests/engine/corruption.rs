@@ -41,7 +41,11 @@ fn big_options() -> lumadb_engine::EngineOptions {
 }
 
 fn names_with(storage: &MemStorage, suffix: &str) -> Vec<String> {
-    storage.file_names().into_iter().filter(|n| n.ends_with(suffix)).collect()
+    storage
+        .file_names()
+        .into_iter()
+        .filter(|n| n.ends_with(suffix))
+        .collect()
 }
 
 fn flip(storage: &MemStorage, name: &str, offset: usize) {
@@ -61,7 +65,9 @@ fn wal_corruption_before_the_tail_fails_open_naming_file_and_offset() {
         .unwrap();
     // Past the 4 KiB segment header, well before the end.
     flip(&storage, &name, 4096 + (len - 4096) / 3);
-    let err = run(Engine::open(storage.clone(), big_options())).err().expect("open must fail");
+    let err = run(Engine::open(storage.clone(), big_options()))
+        .err()
+        .expect("open must fail");
     let msg = err.to_string();
     assert!(msg.contains(&name), "error names the file: {msg}");
     assert!(msg.contains("offset"), "error names the offset: {msg}");
@@ -106,14 +112,20 @@ fn torn_wal_tail_is_truncated_and_reported() {
     assert!(last < len);
     flip(&storage, &name, last - 2);
     run(async {
-        let e = Engine::open(storage.clone(), big_options()).await.expect("a torn tail does not stop open");
+        let e = Engine::open(storage.clone(), big_options())
+            .await
+            .expect("a torn tail does not stop open");
         let report = e.recovery_report();
         assert!(report.torn_tail.is_some(), "{report:?}");
         let ks = e.keyspace("default").unwrap();
         for i in 0..49 {
             assert_eq!(e.get(ks, &k(i)).await.unwrap(), Some(v(i)));
         }
-        assert_eq!(e.get(ks, &k(49)).await.unwrap(), None, "the torn record is not returned");
+        assert_eq!(
+            e.get(ks, &k(49)).await.unwrap(),
+            None,
+            "the torn record is not returned"
+        );
     });
 }
 
@@ -155,7 +167,11 @@ fn sstable_corruption_is_an_error_naming_the_file_never_wrong_data() {
             match scan {
                 Ok(all) => {
                     let want: BTreeMap<_, _> = (0..400).map(|i| (k(i), v(i))).collect();
-                    assert_eq!(all.into_iter().collect::<BTreeMap<_, _>>(), want, "scan never returns wrong data");
+                    assert_eq!(
+                        all.into_iter().collect::<BTreeMap<_, _>>(),
+                        want,
+                        "scan never returns wrong data"
+                    );
                 }
                 Err(err) => {
                     assert!(err.to_string().contains(&name), "scan error names {name}: {err}");

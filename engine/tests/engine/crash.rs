@@ -29,7 +29,8 @@ fn workload(storage: &MemStorage) -> Ledger {
     let opts = tiny_options(CompactionStyle::Leveled);
     let ledger = Rc::new(RefCell::new(Ledger::default()));
     let mut pool = LocalPool::new();
-    let engine = Rc::new(pool.run_until(async { lumadb_engine::db::Engine::open(storage.clone(), opts.clone()).await }));
+    let engine =
+        Rc::new(pool.run_until(async { lumadb_engine::db::Engine::open(storage.clone(), opts.clone()).await }));
     let Ok(engine) = Rc::try_unwrap(engine).map_err(|_| ()).expect("sole owner") else {
         // Storage failed during open: nothing was acknowledged.
         return Ledger::default();
@@ -91,7 +92,10 @@ fn workload(storage: &MemStorage) -> Ledger {
     });
     drop(engine);
     drop(pool);
-    Rc::try_unwrap(ledger).map_err(|_| ()).expect("tasks dropped").into_inner()
+    Rc::try_unwrap(ledger)
+        .map_err(|_| ())
+        .expect("tasks dropped")
+        .into_inner()
 }
 
 fn check_after_crash(storage: &MemStorage, ledger: &Ledger, torn_seed: Option<u64>, ctx: &str) {
@@ -113,11 +117,22 @@ fn check_after_crash(storage: &MemStorage, ledger: &Ledger, torn_seed: Option<u6
             let g = got.get(k);
             // A later in-flight write to the same key may have survived.
             let newer_in_flight = ledger.in_flight.iter().any(|(ik, iv)| ik == k && Some(iv) == g);
-            assert!(g == Some(v) || newer_in_flight, "{ctx}: acknowledged {} = {} lost (found {:?})", show(k), show(v), g.map(|g| show(g)));
+            assert!(
+                g == Some(v) || newer_in_flight,
+                "{ctx}: acknowledged {} = {} lost (found {:?})",
+                show(k),
+                show(v),
+                g.map(|g| show(g))
+            );
         }
         for (k, v) in &got {
             let known = ledger.acked.get(k) == Some(v) || ledger.in_flight.iter().any(|(ik, iv)| ik == k && iv == v);
-            assert!(known, "{ctx}: {} = {} was never acknowledged or in flight", show(k), show(v));
+            assert!(
+                known,
+                "{ctx}: {} = {} was never acknowledged or in flight",
+                show(k),
+                show(v)
+            );
         }
     });
 }
@@ -127,7 +142,11 @@ fn every_sync_point_keeps_acknowledged_writes() {
     // Count the sync points of a fault-free run.
     let storage = MemStorage::new();
     let ledger = workload(&storage);
-    assert_eq!(ledger.acked.len(), WRITERS * 17, "fault-free run acknowledges everything");
+    assert_eq!(
+        ledger.acked.len(),
+        WRITERS * 17,
+        "fault-free run acknowledges everything"
+    );
     let total_syncs = storage.syncs_done();
     assert!(total_syncs > 20, "workload exercises syncs ({total_syncs})");
     for n in 0..total_syncs {
@@ -135,7 +154,12 @@ fn every_sync_point_keeps_acknowledged_writes() {
         storage.fail_syncs_after(n);
         let ledger = workload(&storage);
         check_after_crash(&storage, &ledger, None, &format!("sync point {n}/{total_syncs}"));
-        check_after_crash(&storage, &ledger, Some(n), &format!("sync point {n}/{total_syncs}, torn seed {n}"));
+        check_after_crash(
+            &storage,
+            &ledger,
+            Some(n),
+            &format!("sync point {n}/{total_syncs}, torn seed {n}"),
+        );
     }
 }
 
@@ -150,7 +174,12 @@ fn every_write_point_keeps_acknowledged_writes() {
         let storage = MemStorage::new();
         storage.fail_writes_after(n);
         let ledger = workload(&storage);
-        check_after_crash(&storage, &ledger, Some(n ^ 0x5eed), &format!("write point {n}/{total_writes}"));
+        check_after_crash(
+            &storage,
+            &ledger,
+            Some(n ^ 0x5eed),
+            &format!("write point {n}/{total_writes}"),
+        );
         n += step;
     }
 }

@@ -8,7 +8,7 @@
 use super::common::*;
 use lumadb_engine::db::Engine;
 use lumadb_engine::storage::mem::MemStorage;
-use lumadb_engine::{CompactionStyle, EngineOptions};
+use lumadb_engine::CompactionStyle;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -75,8 +75,21 @@ pub fn run_model(ops: &[Op], style: CompactionStyle, fail_after: Option<u64>) {
                     drop(engine);
                     if crash {
                         storage = storage.crash(None);
+                        if let Some(n) = fail_after {
+                            // Faults stay armed across a crash: the budget continues.
+                            storage.fail_writes_after(n.saturating_sub(step as u64));
+                        }
                     }
-                    engine = open(&storage, &opts).await;
+                    match lumadb_engine::Engine::open(storage.clone(), opts.clone()).await {
+                        Ok(e) => engine = e,
+                        Err(_) if fail_after.is_some() => {
+                            // Open itself hit the injected fault: recover on healthy storage.
+                            let reopened = open(&storage.crash(None), &opts).await;
+                            assert_matches(&reopened, &model, &ctx).await;
+                            return;
+                        }
+                        Err(e) => panic!("{ctx}: reopen failed: {e}"),
+                    }
                     assert_matches(&engine, &model, &ctx).await;
                 }
                 Outcome::Failed { maybe } => {
@@ -95,7 +108,10 @@ pub fn run_model(ops: &[Op], style: CompactionStyle, fail_after: Option<u64>) {
                         .await
                         .unwrap();
                     let got: BTreeMap<_, _> = all.into_iter().collect();
-                    assert!(got == model || got == with, "{ctx}: after failure and crash, state is neither before nor after the failed write");
+                    assert!(
+                        got == model || got == with,
+                        "{ctx}: after failure and crash, state is neither before nor after the failed write"
+                    );
                     return;
                 }
             }
@@ -173,7 +189,10 @@ async fn apply(
         }
         Op::Get(k) => {
             let k = key(*k);
-            let got = engine.get(ks, &k).await.unwrap_or_else(|e| panic!("{ctx}: get failed: {e}"));
+            let got = engine
+                .get(ks, &k)
+                .await
+                .unwrap_or_else(|e| panic!("{ctx}: get failed: {e}"));
             assert_eq!(got.as_ref(), model.get(&k), "{ctx}: get {}", show(&k));
             Outcome::Ok
         }

@@ -2,8 +2,8 @@
 //! flush and a compaction still sees exactly its snapshot.
 
 use super::common::*;
-use lumadb_engine::CompactionStyle;
 use lumadb_engine::storage::mem::MemStorage;
+use lumadb_engine::CompactionStyle;
 use std::ops::Bound;
 
 #[test]
@@ -50,7 +50,10 @@ fn iterator_and_snapshot_survive_writes_flush_and_compaction() {
         drop(snap);
         // With the snapshot gone, a full compaction drops the old versions.
         e.compact_all().await.unwrap();
-        let live = e.scan_collect(ks, Bound::Unbounded, Bound::Unbounded, usize::MAX).await.unwrap();
+        let live = e
+            .scan_collect(ks, Bound::Unbounded, Bound::Unbounded, usize::MAX)
+            .await
+            .unwrap();
         assert!(live.iter().all(|(_, v)| v == b"new"));
     });
 }
@@ -70,11 +73,18 @@ fn expired_values_vanish_and_compaction_drops_them() {
         assert_eq!(got.expire_at_unix_ms, Some(1_000_500));
         e.flush().await.unwrap();
         storage.set_clock_ms(Some(1_000_500));
-        assert_eq!(e.get(ks, b"a").await.unwrap(), None, "expired value hides the older one too");
+        assert_eq!(
+            e.get(ks, b"a").await.unwrap(),
+            None,
+            "expired value hides the older one too"
+        );
         e.compact_all().await.unwrap();
         assert_eq!(e.get(ks, b"a").await.unwrap(), None);
         assert_eq!(e.get(ks, b"b").await.unwrap().as_deref(), Some(&b"long"[..]));
-        let all = e.scan_collect(ks, Bound::Unbounded, Bound::Unbounded, 10).await.unwrap();
+        let all = e
+            .scan_collect(ks, Bound::Unbounded, Bound::Unbounded, 10)
+            .await
+            .unwrap();
         assert_eq!(all, vec![(b"b".to_vec(), b"long".to_vec())]);
     });
 }
@@ -86,7 +96,10 @@ fn keyspaces_are_independent_and_durable() {
         let opts = tiny_options(CompactionStyle::Leveled);
         let e = open(&storage, &opts).await;
         let a = e.keyspace("default").unwrap();
-        let b = e.create_keyspace("redis", opts.keyspace_defaults.clone()).await.unwrap();
+        let b = e
+            .create_keyspace("redis", opts.keyspace_defaults.clone())
+            .await
+            .unwrap();
         assert_ne!(a, b);
         let mut batch = lumadb_engine::WriteBatch::new();
         batch.put(a, b"k", b"in-default").unwrap();
@@ -99,5 +112,35 @@ fn keyspaces_are_independent_and_durable() {
         assert_eq!(b2, b);
         assert_eq!(e.get(a, b"k").await.unwrap().as_deref(), Some(&b"in-default"[..]));
         assert_eq!(e.get(b, b"k").await.unwrap().as_deref(), Some(&b"in-redis"[..]));
+    });
+}
+
+#[test]
+fn writes_reach_deep_levels_through_flush_and_compaction() {
+    run(async {
+        let storage = MemStorage::new();
+        let e = open(&storage, &tiny_options(CompactionStyle::Leveled)).await;
+        let ks = e.keyspace("default").unwrap();
+        for i in 0..20_000u32 {
+            let k = format!("k{:06}", (i * 7919) % 10_000);
+            e.put(ks, k.as_bytes(), format!("v{i}").as_bytes()).await.unwrap();
+            if i % 64 == 0 {
+                while e.compact_once().await.unwrap() {}
+            }
+        }
+        let stats = e.stats();
+        let levels = &stats.keyspaces[0].levels;
+        eprintln!("{stats:#?}");
+        assert!(stats.counters.flushes > 10, "flushes happened");
+        assert!(stats.counters.compactions > 5, "compactions happened");
+        assert!(
+            levels.iter().skip(2).any(|l| l.files > 0),
+            "data reached L2 or below: {levels:?}"
+        );
+        let all = e
+            .scan_collect(ks, Bound::Unbounded, Bound::Unbounded, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 10_000);
     });
 }

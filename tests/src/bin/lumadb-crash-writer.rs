@@ -68,13 +68,18 @@ fn main() -> ExitCode {
             let mut checked = 0u64;
             for line in text.lines() {
                 let mut parts = line.split(' ');
-                let (Some("ack"), Some(k), Some(v)) = (parts.next(), parts.next(), parts.next()) else { continue };
+                let (Some("ack"), Some(k), Some(v)) = (parts.next(), parts.next(), parts.next()) else {
+                    continue;
+                };
                 match engine.get(ks, k.as_bytes()).await {
                     Ok(Some(got)) if got == v.as_bytes() => checked += 1,
                     // A later write to the key was durable but killed before its ack.
                     Ok(Some(got)) if write_number(&got) > write_number(v.as_bytes()) => checked += 1,
                     Ok(got) => {
-                        eprintln!("LOST: {k} expected {v} found {:?}", got.map(|g| String::from_utf8_lossy(&g).into_owned()));
+                        eprintln!(
+                            "LOST: {k} expected {v} found {:?}",
+                            got.map(|g| String::from_utf8_lossy(&g).into_owned())
+                        );
                         return ExitCode::from(1);
                     }
                     Err(e) => {

@@ -94,7 +94,10 @@ fn sigkill_never_loses_an_acknowledged_write() {
                         child.stderr.take().map(|mut e| e.read_to_string(&mut err));
                         panic!("seed {seed} cycle {cycle}: writer exited ({status}) before verifying: {err}");
                     }
-                    assert!(Instant::now() < deadline, "seed {seed} cycle {cycle}: writer did not verify in time");
+                    assert!(
+                        Instant::now() < deadline,
+                        "seed {seed} cycle {cycle}: writer did not verify in time"
+                    );
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = child.wait().expect("wait");
@@ -119,7 +122,10 @@ fn sigkill_never_loses_an_acknowledged_write() {
             Line::Ack(k, v) => Some((k, v)),
             Line::Verified => None,
         }));
-        assert!(!acks.is_empty() || cycle > 0, "seed {seed} cycle {cycle}: no write acknowledged");
+        assert!(
+            !acks.is_empty() || cycle > 0,
+            "seed {seed} cycle {cycle}: no write acknowledged"
+        );
         for (k, v) in acks {
             expected.insert(k, v);
         }
