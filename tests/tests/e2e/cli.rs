@@ -171,7 +171,7 @@ fn help_lists_only_working_subcommands() {
     let out = lumadb(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let help = text(&out.stdout);
-    assert_eq!(listed_commands(&help), ["config", "help"], "{help}");
+    assert_eq!(listed_commands(&help), ["config", "bench", "help"], "{help}");
     assert!(help.contains("--log-level"), "{help}");
 
     let out = lumadb(&["config", "--help"]);
@@ -184,4 +184,50 @@ fn unknown_subcommand_is_a_usage_error() {
     let out = lumadb(&["start"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unrecognized subcommand 'start'"));
+}
+
+#[test]
+fn bench_engine_runs_every_workload_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("result.json");
+    let data = dir.path().join("bench-data");
+    let out = lumadb(&[
+        "bench",
+        "engine",
+        "--workloads",
+        "fillseq,fillrandom,overwrite,readrandom,readseq,seekrandom,deleterandom",
+        "--num",
+        "3000",
+        "--concurrency",
+        "4",
+        "--sync",
+        "none",
+        "--dir",
+        data.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    for w in ["fillseq", "fillrandom", "overwrite", "readrandom", "readseq", "seekrandom", "deleterandom"] {
+        assert!(stdout.contains(w), "table lists {w}: {stdout}");
+    }
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 7);
+    for r in results {
+        assert!(r["ops_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["p99_us"].as_f64().unwrap() >= r["p50_us"].as_f64().unwrap(), "{r}");
+    }
+    // After fillseq and fillrandom over the same key space, every key is there.
+    let readrandom = results.iter().find(|r| r["workload"] == "readrandom").unwrap();
+    assert_eq!(readrandom["found"], readrandom["ops"], "{readrandom}");
+    assert!(!data.exists(), "benchmark data is removed afterwards");
+}
+
+#[test]
+fn bench_engine_rejects_an_unknown_workload() {
+    let out = lumadb(&["bench", "engine", "--workloads", "fillrandom,teleport"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("teleport"), "{}", text(&out.stderr));
 }
