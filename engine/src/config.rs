@@ -206,8 +206,10 @@ pub struct MemoryConfig {
     /// Bloom filter bits per key; 0 disables filters. Default 10 (~1% false
     /// positives).
     pub bloom_bits_per_key: u32,
-    /// When true, SSTable reads go through mmap'd files and the OS page
-    /// cache instead of O_DIRECT reads into the block cache. Default false.
+    /// When true, SSTable reads go through the OS page cache (buffered
+    /// io_uring reads) instead of O_DIRECT, so the OS keeps hot table data
+    /// in spare RAM. Files are not memory-mapped: a page fault would stall
+    /// the core's executor. The name is the operations manual's. Default false.
     pub use_mmap: bool,
 }
 

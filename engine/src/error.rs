@@ -11,12 +11,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O call failed on a named file.
-    #[error("I/O error on {file}: {op}: {source}")]
+    #[error("I/O error on {file}: {op}: {cause}")]
     Io {
         file: String,
         op: &'static str,
-        #[source]
-        source: std::io::Error,
+        /// The OS error; part of this error's message, so not a `source()`.
+        cause: std::io::Error,
     },
 
     /// Stored bytes do not match their checksum.
@@ -66,7 +66,7 @@ impl Error {
         Error::Io {
             file: file.to_string(),
             op,
-            source,
+            cause: source,
         }
     }
 

@@ -115,7 +115,10 @@ pub struct EngineOptions {
     pub max_immutable_memtables: usize,
     pub block_cache_size: usize,
     pub row_cache_size: usize,
-    /// Read SSTables through mmap'd files (page cache) instead of O_DIRECT reads.
+    /// Read SSTables through the OS page cache instead of O_DIRECT (the
+    /// storage backend decides how; `DmaStorage` uses buffered io_uring
+    /// reads rather than a memory map, which would stall the core on page
+    /// faults).
     pub use_mmap: bool,
     pub sync_mode: SyncMode,
     /// Largest group-commit batch (bytes) written with one write.

@@ -4,7 +4,7 @@
 //! a glommio executor; directory listing, the only call with no io_uring
 //! form, runs on glommio's blocking thread pool.
 
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::{BufferedFile, DmaFile, OpenOptions};
 use lumadb_engine::storage::{Storage, StorageFile, IO_ALIGN};
 use lumadb_engine::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -14,6 +14,8 @@ use std::rc::Rc;
 #[derive(Clone, Debug)]
 pub struct DmaStorage {
     dir: Rc<PathBuf>,
+    /// Read tables through the OS page cache (`[memory] use_mmap`).
+    page_cache_reads: bool,
 }
 
 impl DmaStorage {
@@ -22,7 +24,24 @@ impl DmaStorage {
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), "create directory", e))?;
-        Ok(DmaStorage { dir: Rc::new(dir) })
+        // io_uring's openat is given absolute paths: relative ones resolve
+        // against nothing useful for a directory fd.
+        let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io(dir.display(), "resolve directory", e))?;
+        Ok(DmaStorage {
+            dir: Rc::new(dir),
+            page_cache_reads: false,
+        })
+    }
+
+    /// With `true`, tables opened for reading are read through the OS page
+    /// cache (buffered reads, still through io_uring) instead of O_DIRECT:
+    /// the `[memory] use_mmap` setting. Files are not memory-mapped,
+    /// because a page fault on a mapped file would stall the core's
+    /// executor, and the page cache gives the same effect: the OS keeps
+    /// hot table data in otherwise unused RAM.
+    pub fn with_page_cache_reads(mut self, on: bool) -> Self {
+        self.page_cache_reads = on;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -39,12 +58,24 @@ impl DmaStorage {
 #[derive(Clone)]
 pub struct DmaStorageFile {
     file: Rc<DmaFile>,
+    /// A buffered (page cache) handle used for reads, when configured.
+    buffered: Option<Rc<BufferedFile>>,
     name: Rc<str>,
 }
 
 impl DmaStorageFile {
     fn err(&self, op: &'static str, e: glommio::GlommioError<()>) -> Error {
-        Error::io(&*self.name, op, std::io::Error::from(e))
+        Error::io(&*self.name, op, io_error(e))
+    }
+}
+
+/// The OS error inside a glommio error, without glommio's own wording
+/// (our error already names the file and the operation).
+fn io_error(e: glommio::GlommioError<()>) -> std::io::Error {
+    match e {
+        glommio::GlommioError::IoError(e) => e,
+        glommio::GlommioError::EnhancedIoError { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
     }
 }
 
@@ -54,7 +85,11 @@ impl StorageFile for DmaStorageFile {
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let r = self.file.read_at(offset, len).await.map_err(|e| self.err("read", e))?;
+        let r = match &self.buffered {
+            Some(b) => b.read_at(offset, len).await,
+            None => self.file.read_at(offset, len).await,
+        }
+        .map_err(|e| self.err("read", e))?;
         if r.len() != len {
             return Err(Error::io(
                 &*self.name,
@@ -125,9 +160,10 @@ impl Storage for DmaStorage {
             .truncate(true)
             .dma_open(self.path(name))
             .await
-            .map_err(|e| Error::io(name, "create", std::io::Error::from(e)))?;
+            .map_err(|e| Error::io(name, "create", io_error(e)))?;
         Ok(DmaStorageFile {
             file: Rc::new(file),
+            buffered: None,
             name: name.into(),
         })
     }
@@ -138,9 +174,18 @@ impl Storage for DmaStorage {
             .write(true)
             .dma_open(self.path(name))
             .await
-            .map_err(|e| Error::io(name, "open", std::io::Error::from(e)))?;
+            .map_err(|e| Error::io(name, "open", io_error(e)))?;
+        let buffered = if self.page_cache_reads && name.ends_with(".sst") {
+            let b = BufferedFile::open(self.path(name))
+                .await
+                .map_err(|e| Error::io(name, "open", io_error(e)))?;
+            Some(Rc::new(b))
+        } else {
+            None
+        };
         Ok(DmaStorageFile {
             file: Rc::new(file),
+            buffered,
             name: name.into(),
         })
     }
@@ -156,13 +201,13 @@ impl Storage for DmaStorage {
     async fn remove(&self, name: &str) -> Result<()> {
         glommio::io::remove(self.path(name))
             .await
-            .map_err(|e| Error::io(name, "remove", std::io::Error::from(e)))
+            .map_err(|e| Error::io(name, "remove", io_error(e)))
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         glommio::io::rename(self.path(from), self.path(to))
             .await
-            .map_err(|e| Error::io(format!("{from} -> {to}"), "rename", std::io::Error::from(e)))
+            .map_err(|e| Error::io(format!("{from} -> {to}"), "rename", io_error(e)))
     }
 
     async fn list(&self) -> Result<Vec<String>> {
@@ -187,13 +232,13 @@ impl Storage for DmaStorage {
         let shown = self.dir.display().to_string();
         let d = glommio::io::Directory::open(&*self.dir)
             .await
-            .map_err(|e| Error::io(&shown, "open directory", std::io::Error::from(e)))?;
+            .map_err(|e| Error::io(&shown, "open directory", io_error(e)))?;
         d.sync()
             .await
-            .map_err(|e| Error::io(&shown, "fsync directory", std::io::Error::from(e)))?;
+            .map_err(|e| Error::io(&shown, "fsync directory", io_error(e)))?;
         d.close()
             .await
-            .map_err(|e| Error::io(&shown, "close directory", std::io::Error::from(e)))
+            .map_err(|e| Error::io(&shown, "close directory", io_error(e)))
     }
 
     fn yield_if_needed(&self) -> impl std::future::Future<Output = ()> {

@@ -152,7 +152,7 @@ impl<S: Storage> OutputWriter<S> {
         let (_, w, _) = self.current.as_mut().expect("output open");
         w.add(ikey, value);
         self.entries += 1;
-        if self.entries % YIELD_EVERY_ENTRIES == 0 {
+        if self.entries.is_multiple_of(YIELD_EVERY_ENTRIES) {
             w.maybe_flush().await?;
             self.engine.inner.storage.yield_if_needed().await;
         }
@@ -188,6 +188,10 @@ impl<S: Storage> OutputWriter<S> {
             }
         }
         let props = w.finish().await?;
+        drop(file);
+        // Reopen for reading, so the backend chooses how tables are read
+        // (O_DIRECT, or the page cache with `use_mmap`).
+        let file = self.engine.inner.storage.open(&table_file_name(number)).await?;
         let meta = props.to_file_meta(number);
         self.bytes_written += meta.size;
         self.outputs.push((meta, file));

@@ -17,8 +17,11 @@ use std::collections::VecDeque;
 use std::ops::Bound;
 use std::rc::Rc;
 
-/// Keys copied out of a memtable per refill.
-const MEM_CHUNK_KEYS: usize = 256;
+/// Keys copied out of a memtable by the first refill; each later refill
+/// doubles it, up to [`MEM_CHUNK_KEYS_MAX`]. Short scans (a seek and a
+/// few nexts) copy little; long scans amortise the lookups.
+const MEM_CHUNK_KEYS_MIN: usize = 4;
+const MEM_CHUNK_KEYS_MAX: usize = 512;
 
 enum Source<F: StorageFile> {
     Mem {
@@ -27,6 +30,7 @@ enum Source<F: StorageFile> {
         /// Last key handed to `buf`; the next refill starts after it.
         resume_after: Option<Vec<u8>>,
         done: bool,
+        chunk: usize,
     },
     Tables {
         /// Tables in key order (one L0 file, or a whole sorted level).
@@ -77,6 +81,7 @@ impl<S: Storage> Engine<S> {
                 buf: VecDeque::new(),
                 resume_after: None,
                 done: false,
+                chunk: MEM_CHUNK_KEYS_MIN,
             });
         }
         let in_range = |lo: &[u8], hi: &[u8]| {
@@ -241,6 +246,7 @@ impl<S: Storage> DbIterator<S> {
             buf,
             resume_after,
             done,
+            chunk,
         } = &mut self.sources[i]
         else {
             unreachable!()
@@ -262,10 +268,11 @@ impl<S: Storage> DbIterator<S> {
             Bound::Unbounded => Bound::Unbounded,
         };
         let mut out = Vec::new();
-        mem.visible_after(after, up, seq, MEM_CHUNK_KEYS, &mut out);
-        if out.len() < MEM_CHUNK_KEYS {
+        mem.visible_after(after, up, seq, *chunk, &mut out);
+        if out.len() < *chunk {
             *done = true;
         }
+        *chunk = (*chunk * 2).min(MEM_CHUNK_KEYS_MAX);
         if let Some(last) = out.last() {
             *resume_after = Some(last.key.clone());
         }

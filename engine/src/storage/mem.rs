@@ -182,7 +182,7 @@ fn apply_torn_pages(durable: &mut Vec<u8>, volatile: &[u8], rng: &mut SplitMix64
         let start = page * IO_ALIGN;
         let end = (start + IO_ALIGN).min(volatile.len());
         let differs = durable.get(start..end) != Some(&volatile[start..end]);
-        if differs && rng.next_u64() & 1 == 0 {
+        if differs && rng.next_u64().is_multiple_of(2) {
             if durable.len() < end {
                 durable.resize(end, 0);
             }

@@ -50,18 +50,23 @@ fn workload(storage: &MemStorage) -> Ledger {
                     let v = format!("w{w}-v{i}-{}", "p".repeat(i % 50)).into_bytes();
                     ledger.borrow_mut().in_flight.push((k.clone(), v.clone()));
                     let r = engine.put(ks, &k, &v).await;
-                    let mut l = ledger.borrow_mut();
-                    l.in_flight.retain(|(ik, iv)| !(ik == &k && iv == &v));
-                    match r {
-                        Ok(_) => {
-                            l.acked.insert(k, v);
+                    let failed = {
+                        let mut l = ledger.borrow_mut();
+                        l.in_flight.retain(|(ik, iv)| !(ik == &k && iv == &v));
+                        match r {
+                            Ok(_) => {
+                                l.acked.insert(k, v);
+                                false
+                            }
+                            Err(_) => {
+                                l.in_flight.push((k, v));
+                                true
+                            }
                         }
-                        Err(_) => {
-                            l.in_flight.push((k, v));
-                            return;
-                        }
+                    };
+                    if failed {
+                        return;
                     }
-                    drop(l);
                     if i % 20 == 19 && w == 0 && engine.flush().await.is_err() {
                         return;
                     }

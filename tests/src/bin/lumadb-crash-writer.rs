@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let mut expect = None;
     let mut seed = 0u64;
     let mut writers = 8usize;
+    let mut page_cache_reads = false;
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -28,6 +29,11 @@ fn main() -> ExitCode {
             "--expect" => expect = args.get(i + 1).cloned(),
             "--seed" => seed = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(0),
             "--writers" => writers = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(8),
+            "--page-cache-reads" => {
+                page_cache_reads = true;
+                i += 1;
+                continue;
+            }
             other => {
                 eprintln!("unknown argument {other}");
                 return ExitCode::from(2);
@@ -44,7 +50,9 @@ fn main() -> ExitCode {
         .make()
         .expect("glommio executor (is io_uring available and memlock >= 2 MiB?)");
     ex.run(async move {
-        let storage = DmaStorage::new(&dir).expect("data dir");
+        let storage = DmaStorage::new(&dir)
+            .expect("data dir")
+            .with_page_cache_reads(page_cache_reads);
         let opts = EngineOptions {
             memtable_size: 256 << 10,
             sync_mode: SyncMode::Sync,

@@ -209,7 +209,15 @@ fn bench_engine_runs_every_workload_and_writes_json() {
     ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
-    for w in ["fillseq", "fillrandom", "overwrite", "readrandom", "readseq", "seekrandom", "deleterandom"] {
+    for w in [
+        "fillseq",
+        "fillrandom",
+        "overwrite",
+        "readrandom",
+        "readseq",
+        "seekrandom",
+        "deleterandom",
+    ] {
         assert!(stdout.contains(w), "table lists {w}: {stdout}");
     }
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

@@ -48,6 +48,12 @@ fn sigkill_never_loses_an_acknowledged_write() {
             .arg(&expect_file)
             .arg("--seed")
             .arg(cycle.to_string())
+            // Odd cycles read tables through the page cache (`use_mmap`).
+            .args(if cycle % 2 == 1 {
+                &["--page-cache-reads"][..]
+            } else {
+                &[][..]
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
