@@ -27,6 +27,16 @@ use crate::key::SeqNo;
 use crate::storage::{align_down, align_up, StorageFile, IO_ALIGN};
 use crate::{Error, Result};
 
+/// Zero-filled space the writer keeps ahead of the log's end. Writes that
+/// stay inside already-written blocks change no file metadata, so their
+/// fdatasync is a pure data flush; growing the file a page at a time
+/// would make every sync also commit a size change to the filesystem
+/// journal (a few milliseconds on ext4). One extension per this many
+/// bytes amortises that. The zeros read as "end of log".
+pub const WAL_PREALLOC_BYTES: usize = 1 << 20;
+
+const _: () = assert!(WAL_PREALLOC_BYTES.is_multiple_of(IO_ALIGN));
+
 /// Appends records to one segment. Owned by one task at a time (the
 /// group-commit leader); it has no internal locking.
 ///
@@ -47,6 +57,8 @@ pub struct LogWriter<F: StorageFile> {
     written_len: u64,
     /// Logical bytes made durable by the last successful `sync`.
     synced_len: u64,
+    /// Bytes of the file already written (records or zero fill).
+    allocated_len: u64,
     /// Description of the first failure; set once, never cleared.
     poisoned: Option<String>,
 }
@@ -87,6 +99,7 @@ impl<F: StorageFile> LogWriter<F> {
             written_in_buf: 0,
             written_len: SEGMENT_HEADER_SIZE as u64,
             synced_len: SEGMENT_HEADER_SIZE as u64,
+            allocated_len: SEGMENT_HEADER_SIZE as u64,
             poisoned: None,
         })
     }
@@ -125,6 +138,7 @@ impl<F: StorageFile> LogWriter<F> {
             written_in_buf: tail_len,
             written_len: valid_len,
             synced_len: valid_len,
+            allocated_len: valid_len,
             poisoned: None,
         })
     }
@@ -172,18 +186,25 @@ impl<F: StorageFile> LogWriter<F> {
             return Ok(());
         }
         let logical = self.buf.len();
-        self.buf.resize(align_up(logical), 0);
+        let mut padded = align_up(logical);
+        if self.buf_offset + padded as u64 > self.allocated_len {
+            // Zero-fill ahead (see WAL_PREALLOC_BYTES).
+            padded += WAL_PREALLOC_BYTES;
+        }
+        self.buf.resize(padded, 0);
         let result = self.file.write_at(self.buf_offset, &self.buf).await;
         self.buf.truncate(logical);
         if let Err(e) = result {
             return Err(self.poison("write", e));
         }
+        self.allocated_len = self.allocated_len.max(self.buf_offset + padded as u64);
         self.written_len = self.buf_offset + logical as u64;
         // Keep only the last partial page: it is rewritten by the next write.
         let full = align_down(logical);
         self.buf.drain(..full);
         self.buf_offset += full as u64;
         self.written_in_buf = self.buf.len();
+        self.buf.shrink_to(64 << 10);
         assert!(self.buf.len() < IO_ALIGN);
         assert_eq!(self.buf_offset % IO_ALIGN as u64, 0);
         assert_eq!(self.written_len, self.len());

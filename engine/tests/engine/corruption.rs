@@ -63,8 +63,12 @@ fn wal_corruption_before_the_tail_fails_open_naming_file_and_offset() {
         .map(|n| (n.clone(), storage.file_bytes(n).unwrap().len()))
         .max_by_key(|(_, l)| *l)
         .unwrap();
-    // Past the 4 KiB segment header, well before the end.
-    flip(&storage, &name, 4096 + (len - 4096) / 3);
+    // Past the 4 KiB segment header, well before the end of the records
+    // (the segment is zero-filled ahead of them).
+    let bytes = storage.file_bytes(&name).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap();
+    assert!(end < len);
+    flip(&storage, &name, 4096 + (end - 4096) / 3);
     let err = run(Engine::open(storage.clone(), big_options()))
         .err()
         .expect("open must fail");
