@@ -40,6 +40,12 @@ pub const WORKLOADS: [&str; 7] = [
 /// I/O memory glommio locks per executor: fits the default 8 MiB memlock limit.
 pub const EXECUTOR_IO_MEMORY_BYTES: usize = 2 << 20;
 
+/// How long a task may run before `yield_if_needed` yields. glommio's
+/// default (100 ms) lets one task's long CPU stretch show up as tail
+/// latency in every other task; 2 ms keeps the tail honest at a small
+/// timer cost.
+pub const PREEMPT_TIMER: Duration = Duration::from_millis(2);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SyncArg {
@@ -310,6 +316,7 @@ fn run_rocksdb(_plan: &Plan, _dir: PathBuf) -> Result<Vec<WorkloadResult>, Bench
 fn run_lumadb(plan: &Plan, dir: PathBuf) -> Result<Vec<WorkloadResult>, BenchError> {
     let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(plan.cpu))
         .io_memory(EXECUTOR_IO_MEMORY_BYTES)
+        .preempt_timer(PREEMPT_TIMER)
         .name("lumadb-bench")
         .make()
         .map_err(|e| BenchError::Executor(e.to_string()))?;

@@ -297,7 +297,7 @@ impl<S: Storage> Engine<S> {
             }
         }
         if fresh {
-            tracing::info!("created a new engine");
+            tracing::debug!("created a new engine");
         }
         engine.inner.state.borrow_mut().recovery = report;
         Ok(engine)
