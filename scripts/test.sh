@@ -13,6 +13,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ./scripts/setup.sh
 
+# Formatting and lints are part of the suite.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+
 # Build everything once, so the test runs below compile nothing.
 cargo build --workspace --all-targets
 

@@ -6,4 +6,5 @@ mod common;
 mod corruption;
 mod crash;
 mod model;
+mod modes;
 mod snapshot;

@@ -1,0 +1,166 @@
+//! Sync modes, FIFO expiry of old files, multi-get, memory accounting and
+//! write stalls.
+
+use super::common::*;
+use lumadb_engine::storage::mem::MemStorage;
+use lumadb_engine::{CompactionStyle, SyncMode};
+use std::ops::Bound;
+
+#[test]
+fn sync_mode_acknowledges_only_durable_writes() {
+    run(async {
+        let storage = MemStorage::new();
+        let opts = tiny_options(CompactionStyle::Leveled);
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        for i in 0..50u32 {
+            e.put(ks, format!("k{i}").as_bytes(), b"v").await.unwrap();
+        }
+        // No close, no explicit sync: a crash now keeps every acknowledged write.
+        let after = open(&storage.crash(None), &opts).await;
+        for i in 0..50u32 {
+            assert!(
+                after.get(ks, format!("k{i}").as_bytes()).await.unwrap().is_some(),
+                "k{i}"
+            );
+        }
+    });
+}
+
+#[test]
+fn interval_mode_is_durable_after_sync_wal() {
+    run(async {
+        let storage = MemStorage::new();
+        let mut opts = tiny_options(CompactionStyle::Leveled);
+        opts.memtable_size = 64 << 20;
+        opts.sync_mode = SyncMode::Interval { interval_ms: 50 };
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        let syncs_before = storage.syncs_done();
+        for i in 0..20u32 {
+            e.put(ks, format!("k{i}").as_bytes(), b"v").await.unwrap();
+        }
+        assert_eq!(
+            storage.syncs_done(),
+            syncs_before,
+            "interval mode does not sync per write"
+        );
+        // Visible before durable in this mode.
+        assert!(e.get(ks, b"k0").await.unwrap().is_some());
+        let lost = open(&storage.crash(None), &opts).await;
+        assert!(
+            lost.get(ks, b"k0").await.unwrap().is_none(),
+            "unsynced writes are lost by a crash"
+        );
+        drop(lost);
+        e.sync_wal().await.unwrap();
+        let kept = open(&storage.crash(None), &opts).await;
+        for i in 0..20u32 {
+            assert!(
+                kept.get(ks, format!("k{i}").as_bytes()).await.unwrap().is_some(),
+                "k{i} after sync_wal"
+            );
+        }
+    });
+}
+
+#[test]
+fn none_mode_never_syncs_the_wal_per_write() {
+    run(async {
+        let storage = MemStorage::new();
+        let mut opts = tiny_options(CompactionStyle::Leveled);
+        opts.memtable_size = 64 << 20;
+        opts.sync_mode = SyncMode::None;
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        let before = storage.syncs_done();
+        for i in 0..100u32 {
+            e.put(ks, format!("k{i}").as_bytes(), b"v").await.unwrap();
+        }
+        assert_eq!(storage.syncs_done(), before);
+        // A clean close syncs.
+        e.close().await.unwrap();
+        let after = open(&storage.crash(None), &opts).await;
+        assert!(after.get(ks, b"k99").await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn fifo_keyspace_drops_its_oldest_files_past_its_size() {
+    run(async {
+        let storage = MemStorage::new();
+        let opts = tiny_options(CompactionStyle::Leveled);
+        let e = open(&storage, &opts).await;
+        let mut fifo = opts.keyspace_defaults.clone();
+        fifo.compaction_style = CompactionStyle::Fifo;
+        fifo.fifo_max_table_files_size = 32 << 10;
+        let ks = e.create_keyspace("metrics", fifo).await.unwrap();
+        for i in 0..4000u32 {
+            e.put(ks, format!("t{i:06}").as_bytes(), &[b'x'; 40]).await.unwrap();
+            if i % 200 == 199 {
+                e.flush().await.unwrap();
+                while e.compact_once().await.unwrap() {}
+            }
+        }
+        let stats = e.stats();
+        let ksstats = stats.keyspaces.iter().find(|k| k.name == "metrics").unwrap();
+        let bytes: u64 = ksstats.levels.iter().map(|l| l.bytes).sum();
+        assert!(bytes <= 32 << 10, "FIFO keeps at most its limit: {bytes}");
+        assert!(
+            e.get(ks, b"t000000").await.unwrap().is_none(),
+            "oldest data expired with its file"
+        );
+        assert!(e.get(ks, b"t003999").await.unwrap().is_some(), "newest data kept");
+    });
+}
+
+#[test]
+fn multi_get_answers_in_order() {
+    run(async {
+        let storage = MemStorage::new();
+        let e = open(&storage, &tiny_options(CompactionStyle::Leveled)).await;
+        let ks = e.keyspace("default").unwrap();
+        e.put(ks, b"a", b"1").await.unwrap();
+        e.put(ks, b"c", b"3").await.unwrap();
+        e.flush().await.unwrap();
+        e.put(ks, b"b", b"2").await.unwrap();
+        let got = e.multi_get(ks, &[b"c", b"missing", b"a", b"b"]).await.unwrap();
+        assert_eq!(
+            got,
+            vec![Some(b"3".to_vec()), None, Some(b"1".to_vec()), Some(b"2".to_vec())]
+        );
+    });
+}
+
+#[test]
+fn memory_is_accounted_and_bounded_under_a_write_flood() {
+    run(async {
+        let storage = MemStorage::new();
+        let opts = tiny_options(CompactionStyle::Leveled);
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        let bound = (opts.memtable_size * (opts.max_immutable_memtables + 2)) as u64;
+        // No background task runs: stalled writers must flush themselves.
+        for i in 0..5000u32 {
+            e.put(ks, format!("k{:05}", i % 1500).as_bytes(), &[b'v'; 64])
+                .await
+                .unwrap();
+            let m = e.memory();
+            assert!(m.memtables <= bound, "memtables {} over bound {bound}", m.memtables);
+        }
+        let stats = e.stats();
+        assert!(stats.counters.write_stalls > 0, "the flood stalled writers");
+        assert!(stats.counters.flushes > 0);
+        for _ in 0..50 {
+            e.get(ks, b"k00001").await.unwrap();
+        }
+        let m = e.memory();
+        assert!(m.block_cache > 0 && m.indexes > 0, "{m:?}");
+        assert!(m.total() >= m.memtables + m.block_cache);
+        let live = e
+            .scan_collect(ks, Bound::Unbounded, Bound::Unbounded, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 1500);
+    });
+}
