@@ -278,3 +278,20 @@ fn model_deep_levels() {
     ops.push(Op::Crash);
     run_model(&ops, CompactionStyle::Leveled, None);
 }
+
+/// Canary: the harness must see a difference between engine and model,
+/// or every passing model run above would prove nothing.
+#[test]
+#[should_panic(expected = "scan: key")]
+fn model_harness_detects_a_lost_write() {
+    run(async {
+        let storage = MemStorage::new();
+        let engine = open(&storage, &tiny_options(CompactionStyle::Leveled)).await;
+        let ks = engine.keyspace("default").unwrap();
+        engine.put(ks, b"present", b"1").await.unwrap();
+        let mut model = BTreeMap::new();
+        model.insert(b"present".to_vec(), b"1".to_vec());
+        model.insert(b"never-written".to_vec(), b"2".to_vec());
+        assert_matches(&engine, &model, "canary").await;
+    });
+}
