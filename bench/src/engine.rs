@@ -322,7 +322,7 @@ fn run_lumadb(plan: &Plan, dir: PathBuf) -> Result<Vec<WorkloadResult>, BenchErr
         .map_err(|e| BenchError::Executor(e.to_string()))?;
     let plan = plan.clone();
     ex.run(async move {
-        let storage = DmaStorage::new(&dir)?;
+        let storage = DmaStorage::open(&dir).await?;
         let opts = EngineOptions {
             memtable_size: plan.memtable_size,
             block_cache_size: plan.block_cache_size,

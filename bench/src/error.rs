@@ -9,7 +9,7 @@ pub enum BenchError {
     UnknownWorkload(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("engine: {0}")]
+    #[error(transparent)]
     Engine(#[from] lumadb_engine::Error),
     #[error("I/O on {path}: {source}")]
     Io {

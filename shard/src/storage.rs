@@ -10,6 +10,10 @@ use lumadb_engine::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+/// A file [`DmaStorage::open`] writes and reads once, then removes, so that
+/// glommio's per-device polling probe reads real data (see there).
+pub const PROBE_FILE_NAME: &str = "LUMADB.probe";
+
 /// A shard's data directory, accessed with O_DIRECT through io_uring.
 #[derive(Clone, Debug)]
 pub struct DmaStorage {
@@ -19,14 +23,29 @@ pub struct DmaStorage {
 }
 
 impl DmaStorage {
-    /// Uses `dir`, creating it if needed (a blocking call: do it before
-    /// the shard starts serving).
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+    /// Uses `dir`, creating it if needed, and primes glommio's per-device
+    /// I/O-polling probe (see [`PROBE_FILE_NAME`]). Call it once per shard
+    /// at startup, inside the shard's executor, before serving: it does a
+    /// few blocking filesystem calls.
+    pub async fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), "create directory", e))?;
-        // io_uring's openat is given absolute paths: relative ones resolve
-        // against nothing useful for a directory fd.
+        // io_uring's openat is given absolute paths: relative ones would
+        // resolve against nothing useful for a directory fd.
         let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io(dir.display(), "resolve directory", e))?;
+        // glommio decides once per block device whether it can use the
+        // I/O-polling ring, by reading the first file opened on it. An empty
+        // file reads "successfully" without touching the device, so a first
+        // file that is empty (a new WAL segment) would enable polling on a
+        // device without poll queues, and every later read would fail with
+        // EOPNOTSUPP. Open a file with a real page in it first.
+        let probe = dir.join(PROBE_FILE_NAME);
+        std::fs::write(&probe, [0u8; IO_ALIGN]).map_err(|e| Error::io(probe.display(), "write", e))?;
+        let f = DmaFile::open(&probe)
+            .await
+            .map_err(|e| Error::io(probe.display(), "open", io_error(e)))?;
+        let _ = f.close().await;
+        std::fs::remove_file(&probe).map_err(|e| Error::io(probe.display(), "remove", e))?;
         Ok(DmaStorage {
             dir: Rc::new(dir),
             page_cache_reads: false,

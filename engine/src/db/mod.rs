@@ -329,7 +329,12 @@ impl<S: Storage> Engine<S> {
         let mut st = self.inner.state.borrow_mut();
         if st.poisoned.is_none() {
             tracing::error!(error = %e, "storage failure: engine is now read-only");
-            st.poisoned = Some(e.to_string());
+            // Keep the root cause, not a "poisoned" wrapper around it.
+            let cause = match &e {
+                Error::Poisoned { cause } => cause.clone(),
+                other => other.to_string(),
+            };
+            st.poisoned = Some(cause);
         }
         drop(st);
         // Wake stalled writers and waiting background loops so they see it.

@@ -50,7 +50,8 @@ fn main() -> ExitCode {
         .make()
         .expect("glommio executor (is io_uring available and memlock >= 2 MiB?)");
     ex.run(async move {
-        let storage = DmaStorage::new(&dir)
+        let storage = DmaStorage::open(&dir)
+            .await
             .expect("data dir")
             .with_page_cache_reads(page_cache_reads);
         let opts = EngineOptions {

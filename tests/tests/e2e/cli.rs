@@ -202,6 +202,9 @@ fn bench_engine_runs_every_workload_and_writes_json() {
         "4",
         "--sync",
         "none",
+        // Small memtables: flushes and compactions happen, reads hit tables.
+        "--memtable-size",
+        "65536",
         "--dir",
         data.to_str().unwrap(),
         "--json",
