@@ -338,6 +338,22 @@ fn run_lumadb(plan: &Plan, dir: PathBuf) -> Result<Vec<WorkloadResult>, BenchErr
             print_row(&r);
             results.push(r);
         }
+        let stats = engine.stats();
+        let ks = &stats.keyspaces[0];
+        let shape: Vec<String> = ks
+            .levels
+            .iter()
+            .filter(|l| l.files > 0)
+            .map(|l| format!("L{}: {} files, {:.1} MiB", l.level, l.files, l.bytes as f64 / (1 << 20) as f64))
+            .collect();
+        println!(
+            "lumadb   write amplification {:.2}, {} flushes, {} compactions, {} write stalls; {}",
+            stats.write_amplification,
+            stats.counters.flushes,
+            stats.counters.compactions,
+            stats.counters.write_stalls,
+            if shape.is_empty() { "all data in memtables".to_string() } else { shape.join(", ") }
+        );
         engine.close().await?;
         bg.join().await;
         Ok(results)
