@@ -20,6 +20,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 # Build everything once, so the test runs below compile nothing.
 cargo build --workspace --all-targets
 
+# The end-to-end tests run this binary rather than building their own.
+target_dir=${CARGO_TARGET_DIR:-target}
+export LUMADB_BIN="$(cd "$target_dir" && pwd)/debug/lumadb"
+
 # Doc tests first (nextest does not run them), then every other test, so the
 # log ends with nextest's summary. A failure in either still runs the other.
 status=0

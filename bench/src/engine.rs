@@ -149,6 +149,18 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// Task `t`'s share of the operations: (first op index, count). The
+    /// shares cover `0..num` exactly, whatever the remainder.
+    pub(crate) fn share(&self, t: usize) -> (u64, u64) {
+        let n = self.concurrency as u64;
+        let t = t as u64;
+        let base = self.num / n;
+        let extra = self.num % n;
+        let count = base + u64::from(t < extra);
+        let first = t * base + t.min(extra);
+        (first, count)
+    }
+
     pub(crate) fn key(&self, n: u64, buf: &mut Vec<u8>) {
         buf.clear();
         buf.extend_from_slice(&n.to_be_bytes());
@@ -222,6 +234,19 @@ pub fn run(args: &EngineBenchArgs) -> Result<BenchReport, BenchError> {
             return Err(BenchError::UnknownWorkload(w.clone()));
         }
     }
+    if workloads.is_empty() {
+        return Err(BenchError::Invalid("--workloads names no workload".into()));
+    }
+    if args.compare.is_some() && !cfg!(feature = "rocksdb") {
+        return Err(BenchError::NoRocksdb);
+    }
+    // Fail on an unwritable result file now, not after the run.
+    if let Some(path) = &args.json {
+        std::fs::write(path, b"").map_err(|source| BenchError::Io {
+            path: path.display().to_string(),
+            cause: source,
+        })?;
+    }
     if args.key_size < 8 {
         return Err(BenchError::Invalid("--key-size must be at least 8".into()));
     }
@@ -283,7 +308,7 @@ pub fn run(args: &EngineBenchArgs) -> Result<BenchReport, BenchError> {
         let text = serde_json::to_string_pretty(&report).expect("report serializes");
         std::fs::write(path, text).map_err(|source| BenchError::Io {
             path: path.display().to_string(),
-            source,
+            cause: source,
         })?;
     }
     Ok(report)
@@ -344,7 +369,14 @@ fn run_lumadb(plan: &Plan, dir: PathBuf) -> Result<Vec<WorkloadResult>, BenchErr
             .levels
             .iter()
             .filter(|l| l.files > 0)
-            .map(|l| format!("L{}: {} files, {:.1} MiB", l.level, l.files, l.bytes as f64 / (1 << 20) as f64))
+            .map(|l| {
+                format!(
+                    "L{}: {} files, {:.1} MiB",
+                    l.level,
+                    l.files,
+                    l.bytes as f64 / (1 << 20) as f64
+                )
+            })
             .collect();
         println!(
             "lumadb   write amplification {:.2}, {} flushes, {} compactions, {} write stalls; {}",
@@ -352,7 +384,11 @@ fn run_lumadb(plan: &Plan, dir: PathBuf) -> Result<Vec<WorkloadResult>, BenchErr
             stats.counters.flushes,
             stats.counters.compactions,
             stats.counters.write_stalls,
-            if shape.is_empty() { "all data in memtables".to_string() } else { shape.join(", ") }
+            if shape.is_empty() {
+                "all data in memtables".to_string()
+            } else {
+                shape.join(", ")
+            }
         );
         engine.close().await?;
         bg.join().await;
@@ -401,10 +437,10 @@ async fn run_workload(
     let hist = Rc::new(RefCell::new(new_histogram()));
     let found = Rc::new(RefCell::new(0u64));
     let errors: Rc<RefCell<Option<lumadb_engine::Error>>> = Rc::new(RefCell::new(None));
-    let per_task = plan.num / plan.concurrency as u64;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..plan.concurrency {
+        let (first, count) = plan.share(t);
         let engine = engine.clone();
         let plan = plan.clone();
         let values = values.clone();
@@ -417,9 +453,9 @@ async fn run_workload(
             let mut local = new_histogram();
             let mut key = Vec::with_capacity(plan.key_size);
             let mut hits = 0u64;
-            for i in 0..per_task {
+            for i in 0..count {
                 let n = match order {
-                    Order::Sequential => t as u64 * per_task + i,
+                    Order::Sequential => first + i,
                     Order::Random => rng.gen_range(0..plan.num),
                 };
                 plan.key(n, &mut key);
@@ -450,7 +486,7 @@ async fn run_workload(
     if let Some(e) = errors.borrow_mut().take() {
         return Err(e.into());
     }
-    let ops = per_task * plan.concurrency as u64;
+    let ops = plan.num;
     let h = hist.borrow();
     let found = *found.borrow();
     Ok(result("lumadb", workload, ops, elapsed, &h, found))

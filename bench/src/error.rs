@@ -11,11 +11,11 @@ pub enum BenchError {
     Invalid(String),
     #[error(transparent)]
     Engine(#[from] lumadb_engine::Error),
-    #[error("I/O on {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Io {
         path: String,
-        #[source]
-        source: std::io::Error,
+        /// Part of the message, so not a `source()`.
+        cause: std::io::Error,
     },
     #[error("cannot start the glommio executor: {0} (io_uring must be available and `ulimit -l` at least 1 MiB)")]
     Executor(String),

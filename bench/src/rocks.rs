@@ -87,7 +87,6 @@ fn run_workload(
         it.status().map_err(err)?;
         return Ok(result("rocksdb", workload, n, start.elapsed(), &h, n));
     }
-    let per_task = plan.num / plan.concurrency as u64;
     let start = Instant::now();
     let mut handles = Vec::new();
     for t in 0..plan.concurrency {
@@ -95,6 +94,7 @@ fn run_workload(
         let values = values.clone();
         let plan = plan.clone();
         let workload = workload.to_string();
+        let (first, count) = plan.share(t);
         handles.push(std::thread::spawn(move || -> Result<_, BenchError> {
             let mut wo = WriteOptions::default();
             wo.set_sync(plan.sync);
@@ -102,9 +102,9 @@ fn run_workload(
             let mut h = new_histogram();
             let mut key = Vec::with_capacity(plan.key_size);
             let mut hits = 0u64;
-            for i in 0..per_task {
+            for i in 0..count {
                 let n = if workload == "fillseq" {
-                    t as u64 * per_task + i
+                    first + i
                 } else {
                     rng.gen_range(0..plan.num)
                 };
@@ -136,12 +136,5 @@ fn run_workload(
         h.add(&th).expect("same histogram bounds");
         found += hits;
     }
-    Ok(result(
-        "rocksdb",
-        workload,
-        per_task * plan.concurrency as u64,
-        start.elapsed(),
-        &h,
-        found,
-    ))
+    Ok(result("rocksdb", workload, plan.num, start.elapsed(), &h, found))
 }

@@ -114,9 +114,9 @@ impl WriteBatch {
         check_key(end)?;
         if start >= end {
             return Err(Error::InvalidArgument(format!(
-                "empty delete range: start ({} bytes) is not below end ({} bytes)",
-                start.len(),
-                end.len()
+                "empty delete range: start {:?} is not below end {:?}",
+                String::from_utf8_lossy(start),
+                String::from_utf8_lossy(end)
             )));
         }
         self.push(ValueKind::RangeDelete, ks, start, &[], end)

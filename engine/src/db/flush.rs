@@ -38,8 +38,11 @@ impl<S: Storage> Engine<S> {
                 return Ok(());
             }
             self.check_writable()?;
+            // Register for the wake-up before trying: a background flush
+            // that finishes while we wait for the flush lock must not be missed.
+            let progressed = self.inner.progress.notified();
             if !self.flush_once().await? {
-                self.inner.progress.notified().await;
+                progressed.await;
             }
         }
     }

@@ -74,6 +74,19 @@ impl<S: Storage> Engine<S> {
         let view = self.read_view(ks, None)?;
         let mut sources = Vec::new();
         let mut tombstones = Vec::new();
+        if range_is_empty(&lower, &upper) {
+            return Ok(DbIterator {
+                sources,
+                tombstones,
+                lower,
+                upper,
+                seq,
+                now_ms: 0,
+                storage: self.inner.storage.clone(),
+                started: true,
+                _snapshot: own,
+            });
+        }
         for m in std::iter::once(&view.mem).chain(view.imm.iter()) {
             tombstones.extend(m.range_tombstones(seq));
             sources.push(Source::Mem {
@@ -381,6 +394,18 @@ impl<S: Storage> DbIterator<S> {
                 Ok(())
             }
         }
+    }
+}
+
+/// Whether no key can lie in the range (start after end, or a point range
+/// with an excluded bound).
+fn range_is_empty(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
+    match (lower, upper) {
+        (Bound::Included(l), Bound::Included(u)) => l > u,
+        (Bound::Included(l) | Bound::Excluded(l), Bound::Excluded(u)) | (Bound::Excluded(l), Bound::Included(u)) => {
+            l >= u
+        }
+        _ => false,
     }
 }
 

@@ -182,13 +182,16 @@ impl<S: Storage> Engine<S> {
                 counted = true;
                 self.inner.state.borrow_mut().stats.write_stalls += 1;
             }
+            // Registered before the attempt, so progress made while we
+            // wait for a lock is not missed.
+            let progressed = self.inner.progress.notified();
             let did = match reason {
                 Stall::Flush if !self.inner.flush_lock.is_locked() => self.flush_once().await?,
                 Stall::Compaction if !self.inner.compaction_lock.is_locked() => self.compact_once().await?,
                 _ => false,
             };
             if !did {
-                self.inner.progress.notified().await;
+                progressed.await;
             }
         }
         Ok(())
