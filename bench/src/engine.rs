@@ -392,6 +392,7 @@ fn run_lumadb(plan: &Plan, dir: PathBuf) -> Result<Vec<WorkloadResult>, BenchErr
         );
         engine.close().await?;
         bg.join().await;
+        tracing::debug!(io = ?glommio::executor().io_stats(), "glommio I/O by ring");
         Ok(results)
     })
 }
