@@ -34,11 +34,12 @@ impl DmaStorage {
         // resolve against nothing useful for a directory fd.
         let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io(dir.display(), "resolve directory", e))?;
         // glommio decides once per block device whether it can use the
-        // I/O-polling ring, by reading the first file opened on it. An empty
-        // file reads "successfully" without touching the device, so a first
-        // file that is empty (a new WAL segment) would enable polling on a
-        // device without poll queues, and every later read would fail with
-        // EOPNOTSUPP. Open a file with a real page in it first.
+        // I/O-polling ring. Where sysfs does not answer (our vendored
+        // glommio reads `queue/io_poll` first), it probes by reading the
+        // first file opened on the device, and an empty file reads
+        // "successfully" without touching the device: a new WAL segment
+        // opened first would enable polling on a device without poll
+        // queues. Open a file with a real page in it first.
         let probe = dir.join(PROBE_FILE_NAME);
         std::fs::write(&probe, [0u8; IO_ALIGN]).map_err(|e| Error::io(probe.display(), "write", e))?;
         let f = DmaFile::open(&probe)
