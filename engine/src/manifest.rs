@@ -419,8 +419,15 @@ fn decode_current(bytes: &[u8]) -> Result<(u64, u64)> {
 ///
 /// Steps: write + sync the manifest; sync the directory; write + sync
 /// `CURRENT.tmp`; rename it over `CURRENT`; sync the directory (the commit
-/// point); remove every other manifest file.
-pub async fn write_manifest<S: Storage>(storage: &S, state: &ManifestState, manifest_number: u64) -> Result<()> {
+/// point); remove the previous manifest (`previous`, when there is one).
+/// Other leftovers (from a crash mid-update) are removed at the next open,
+/// which lists the directory; the update itself never lists it.
+pub async fn write_manifest<S: Storage>(
+    storage: &S,
+    state: &ManifestState,
+    manifest_number: u64,
+    previous: Option<u64>,
+) -> Result<()> {
     let name = manifest_file_name(manifest_number);
     if storage.exists(&name).await? {
         return Err(Error::InvalidArgument(format!(
@@ -450,8 +457,9 @@ pub async fn write_manifest<S: Storage>(storage: &S, state: &ManifestState, mani
     // The commit point: until the rename is durable, a crash recovers the old state.
     storage.sync_dir().await?;
 
-    for old in storage.list().await? {
-        if old != name && is_manifest_file_name(&old) {
+    if let Some(prev) = previous.filter(|&p| p != manifest_number) {
+        let old = manifest_file_name(prev);
+        if storage.exists(&old).await? {
             storage.remove(&old).await?;
         }
     }
@@ -602,16 +610,16 @@ mod tests {
         block_on(async {
             let s = MemStorage::new();
             assert_eq!(read_current(&s).await.unwrap(), None);
-            write_manifest(&s, &state(0), 1).await.unwrap();
+            write_manifest(&s, &state(0), 1, None).await.unwrap();
             assert_eq!(read_current(&s).await.unwrap(), Some((1, state(0))));
-            write_manifest(&s, &state(1), 2).await.unwrap();
+            write_manifest(&s, &state(1), 2, Some(1)).await.unwrap();
             assert_eq!(read_current(&s).await.unwrap(), Some((2, state(1))));
             assert!(
                 !s.file_names().contains(&"MANIFEST-000001".to_string()),
                 "old manifest removed"
             );
             assert!(matches!(
-                write_manifest(&s, &state(2), 2).await,
+                write_manifest(&s, &state(2), 2, Some(2)).await,
                 Err(Error::InvalidArgument(_))
             ));
             assert_eq!(read_current(&s.crash(None)).await.unwrap(), Some((2, state(1))));
@@ -619,22 +627,27 @@ mod tests {
     }
 
     #[test]
-    fn leftovers_are_ignored_and_cleaned() {
+    fn leftovers_are_ignored() {
         block_on(async {
             let s = MemStorage::new();
-            write_manifest(&s, &state(0), 1).await.unwrap();
+            write_manifest(&s, &state(0), 1, None).await.unwrap();
             let junk = s.create("CURRENT.tmp").await.unwrap();
             junk.write_at(0, &[0xab; 4096]).await.unwrap();
             let newer = s.create("MANIFEST-000009").await.unwrap();
             newer.write_at(0, &encode_manifest(&state(3))).await.unwrap();
             assert_eq!(read_current(&s).await.unwrap(), Some((1, state(0))));
-            write_manifest(&s, &state(4), 10).await.unwrap();
+            write_manifest(&s, &state(4), 10, Some(1)).await.unwrap();
             let manifests: Vec<String> = s
                 .file_names()
                 .into_iter()
                 .filter(|n| is_manifest_file_name(n))
                 .collect();
-            assert_eq!(manifests, vec!["MANIFEST-000010".to_string()]);
+            // The previous manifest goes; the crash leftover stays until the
+            // next open sweeps files no manifest references.
+            assert_eq!(
+                manifests,
+                vec!["MANIFEST-000009".to_string(), "MANIFEST-000010".to_string()]
+            );
             assert_eq!(read_current(&s).await.unwrap(), Some((10, state(4))));
         });
     }
@@ -650,8 +663,8 @@ mod tests {
     fn corruption_is_reported_never_papered_over() {
         block_on(async {
             let s = MemStorage::new();
-            write_manifest(&s, &state(0), 1).await.unwrap();
-            write_manifest(&s, &state(1), 2).await.unwrap();
+            write_manifest(&s, &state(0), 1, None).await.unwrap();
+            write_manifest(&s, &state(1), 2, Some(1)).await.unwrap();
             let good = s.file_bytes("MANIFEST-000002").unwrap();
 
             // A flipped payload byte.
@@ -701,9 +714,9 @@ mod tests {
         for n in 0..16 {
             block_on(async {
                 let s = MemStorage::new();
-                write_manifest(&s, &state(0), 1).await.unwrap();
+                write_manifest(&s, &state(0), 1, None).await.unwrap();
                 arm(&s, n);
-                let res = write_manifest(&s, &state(1), 2).await;
+                let res = write_manifest(&s, &state(1), 2, Some(1)).await;
                 match res {
                     Ok(()) => oks += 1,
                     Err(_) => errs += 1,
@@ -744,7 +757,7 @@ mod tests {
             block_on(async {
                 let s = MemStorage::new();
                 s.fail_syncs_after(n);
-                let res = write_manifest(&s, &state(0), 1).await;
+                let res = write_manifest(&s, &state(0), 1, None).await;
                 s.heal();
                 for seed in [None, Some(n), Some(n + 100)] {
                     let got = read_current(&s.crash(seed)).await.unwrap();

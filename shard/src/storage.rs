@@ -211,11 +211,22 @@ impl Storage for DmaStorage {
     }
 
     async fn exists(&self, name: &str) -> Result<bool> {
-        let path = self.path(name);
-        glommio::executor()
-            .spawn_blocking(move || path.try_exists())
-            .await
-            .map_err(|e| Error::io(name, "stat", e))
+        // An open through io_uring, not a stat on the blocking pool: the
+        // manifest update asks this on the write path.
+        match OpenOptions::new().read(true).dma_open(self.path(name)).await {
+            Ok(f) => {
+                let _ = f.close().await;
+                Ok(true)
+            }
+            Err(e) => {
+                let e = io_error(e);
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(false)
+                } else {
+                    Err(Error::io(name, "open", e))
+                }
+            }
+        }
     }
 
     async fn remove(&self, name: &str) -> Result<()> {
@@ -230,22 +241,22 @@ impl Storage for DmaStorage {
             .map_err(|e| Error::io(format!("{from} -> {to}"), "rename", io_error(e)))
     }
 
+    /// Reads the directory with a plain (blocking) `readdir`: the engine
+    /// lists its directory only while opening, before the shard serves,
+    /// so nothing waits behind it. (glommio's blocking thread pool, the
+    /// alternative, was seen to lose the wake-up of a sleeping executor.)
     async fn list(&self) -> Result<Vec<String>> {
-        let dir = (*self.dir).clone();
-        let shown = dir.display().to_string();
-        glommio::executor()
-            .spawn_blocking(move || -> std::io::Result<Vec<String>> {
-                let mut names = Vec::new();
-                for entry in std::fs::read_dir(&dir)? {
-                    let entry = entry?;
-                    if let Some(n) = entry.file_name().to_str() {
-                        names.push(n.to_string());
-                    }
+        let shown = self.dir.display().to_string();
+        let read = || -> std::io::Result<Vec<String>> {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(&*self.dir)? {
+                if let Some(n) = entry?.file_name().to_str() {
+                    names.push(n.to_string());
                 }
-                Ok(names)
-            })
-            .await
-            .map_err(|e| Error::io(shown, "list directory", e))
+            }
+            Ok(names)
+        };
+        read().map_err(|e| Error::io(shown, "list directory", e))
     }
 
     async fn sync_dir(&self) -> Result<()> {

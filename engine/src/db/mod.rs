@@ -362,7 +362,9 @@ impl<S: Storage> Engine<S> {
         assert!(self.inner.manifest_lock.is_locked());
         let number = self.alloc_file_number();
         let state = self.manifest_state();
-        crate::manifest::write_manifest(&self.inner.storage, &state, number).await?;
+        let previous = self.inner.state.borrow().manifest_number;
+        let previous = (previous != 0).then_some(previous);
+        crate::manifest::write_manifest(&self.inner.storage, &state, number, previous).await?;
         self.inner.state.borrow_mut().manifest_number = number;
         Ok(())
     }
