@@ -1,8 +1,17 @@
 //! The production storage backend: glommio `DmaFile`s (O_DIRECT, io_uring)
 //! in one directory per shard. Implements the engine's
 //! [`Storage`](lumadb_engine::storage::Storage) seam. Calls must run inside
-//! a glommio executor; directory listing, the only call with no io_uring
-//! form, runs on glommio's blocking thread pool.
+//! a glommio executor.
+//!
+//! **Metadata calls run inline.** `ftruncate`, `rename`, `unlink` and the
+//! directory listing run directly on the executor thread. glommio would
+//! send them to its blocking thread pool, whose completion wake-up was
+//! seen to be lost under CPU contention: a shard slept forever with its
+//! flush waiting, and short of that, the delayed wake-ups showed up as
+//! 100+ ms write stalls. These calls happen a few times per flush or
+//! compaction, never per request, and take microseconds; moving them to
+//! io_uring (`IORING_OP_RENAMEAT`, `UNLINKAT`, `FTRUNCATE`) is the planned
+//! replacement.
 
 use glommio::io::{BufferedFile, DmaFile, OpenOptions};
 use lumadb_engine::storage::{Storage, StorageFile, IO_ALIGN};
@@ -164,8 +173,21 @@ impl StorageFile for DmaStorageFile {
         self.file.file_size().await.map_err(|e| self.err("stat", e))
     }
 
+    /// `ftruncate` on this thread (see the module docs).
     async fn truncate(&self, size: u64) -> Result<()> {
-        self.file.truncate(size).await.map_err(|e| self.err("truncate", e))
+        let size = libc::off_t::try_from(size).map_err(|_| {
+            Error::io(
+                &*self.name,
+                "truncate",
+                std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            )
+        })?;
+        // SAFETY: the fd is open for as long as `self.file` lives.
+        let r = unsafe { libc::ftruncate(std::os::fd::AsRawFd::as_raw_fd(&*self.file), size) };
+        if r != 0 {
+            return Err(Error::io(&*self.name, "truncate", std::io::Error::last_os_error()));
+        }
+        Ok(())
     }
 }
 
@@ -229,22 +251,18 @@ impl Storage for DmaStorage {
         }
     }
 
+    /// `unlink` on this thread (see the module docs).
     async fn remove(&self, name: &str) -> Result<()> {
-        glommio::io::remove(self.path(name))
-            .await
-            .map_err(|e| Error::io(name, "remove", io_error(e)))
+        std::fs::remove_file(self.path(name)).map_err(|e| Error::io(name, "remove", e))
     }
 
+    /// `rename` on this thread (see the module docs).
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        glommio::io::rename(self.path(from), self.path(to))
-            .await
-            .map_err(|e| Error::io(format!("{from} -> {to}"), "rename", io_error(e)))
+        std::fs::rename(self.path(from), self.path(to)).map_err(|e| Error::io(format!("{from} -> {to}"), "rename", e))
     }
 
-    /// Reads the directory with a plain (blocking) `readdir`: the engine
-    /// lists its directory only while opening, before the shard serves,
-    /// so nothing waits behind it. (glommio's blocking thread pool, the
-    /// alternative, was seen to lose the wake-up of a sleeping executor.)
+    /// Reads the directory with a plain `readdir` (see the module docs);
+    /// the engine lists its directory only while opening.
     async fn list(&self) -> Result<Vec<String>> {
         let shown = self.dir.display().to_string();
         let read = || -> std::io::Result<Vec<String>> {
