@@ -23,6 +23,9 @@ use std::rc::Rc;
 const MEM_CHUNK_KEYS_MIN: usize = 4;
 const MEM_CHUNK_KEYS_MAX: usize = 512;
 
+/// Iterator steps between offers to yield the core.
+const YIELD_EVERY_STEPS: u32 = 64;
+
 enum Source<F: StorageFile> {
     Mem {
         mem: Rc<MemTable>,
@@ -50,6 +53,7 @@ pub struct DbIterator<S: Storage> {
     now_ms: u64,
     storage: S,
     started: bool,
+    steps: u32,
     /// Keeps the snapshot registered while the iterator lives.
     _snapshot: Option<Snapshot>,
 }
@@ -84,6 +88,7 @@ impl<S: Storage> Engine<S> {
                 now_ms: 0,
                 storage: self.inner.storage.clone(),
                 started: true,
+                steps: 0,
                 _snapshot: own,
             });
         }
@@ -148,6 +153,7 @@ impl<S: Storage> Engine<S> {
             now_ms: self.inner.storage.now_unix_ms(),
             storage: self.inner.storage.clone(),
             started: false,
+            steps: 0,
             _snapshot: own,
         })
     }
@@ -182,7 +188,10 @@ impl<S: Storage> DbIterator<S> {
             }
         }
         loop {
-            self.storage.yield_if_needed().await;
+            self.steps = self.steps.wrapping_add(1);
+            if self.steps.is_multiple_of(YIELD_EVERY_STEPS) {
+                self.storage.yield_if_needed().await;
+            }
             // The smallest current key, and among its holders the newest version.
             let mut best: Option<(usize, &Entry)> = None;
             for (i, s) in self.sources.iter().enumerate() {
@@ -197,7 +206,9 @@ impl<S: Storage> DbIterator<S> {
                 };
             }
             let Some((bi, _)) = best else { return Ok(None) };
-            let entry = current(&self.sources[bi]).cloned().expect("best source has an entry");
+            // Move the winner out (no copy), then step every older version
+            // of the same key past it.
+            let entry = self.advance_source(bi).await?.expect("best source has an entry");
             for i in 0..self.sources.len() {
                 if current(&self.sources[i]).is_some_and(|e| e.key == entry.key) {
                     self.advance_source(i).await?;
@@ -374,15 +385,16 @@ impl<S: Storage> DbIterator<S> {
         }
     }
 
-    async fn advance_source(&mut self, i: usize) -> Result<()> {
+    /// Moves source `i` to its next user key; returns the entry it was on.
+    async fn advance_source(&mut self, i: usize) -> Result<Option<Entry>> {
         match &mut self.sources[i] {
             Source::Mem { buf, .. } => {
-                buf.pop_front();
+                let e = buf.pop_front();
                 self.refill_mem(i);
-                Ok(())
+                Ok(e)
             }
             Source::Tables { it, cur, .. } => {
-                let Some(c) = cur.take() else { return Ok(()) };
+                let Some(c) = cur.take() else { return Ok(None) };
                 if let Some(iter) = it.as_mut() {
                     skip_user_key(iter, &c.key).await?;
                 }
@@ -391,7 +403,7 @@ impl<S: Storage> DbIterator<S> {
                 if exhausted {
                     self.open_next_table(i, false).await?;
                 }
-                Ok(())
+                Ok(Some(c))
             }
         }
     }
