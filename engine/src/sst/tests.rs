@@ -542,3 +542,40 @@ fn separators_are_short_and_between() {
     let adjacent = make_internal_key(b"apq", 4, ValueKind::Put);
     assert_eq!(builder::shortest_separator(&a, &adjacent), a);
 }
+
+#[test]
+fn finished_table_survives_a_crash() {
+    block_on(async {
+        let mut rng = SmallRng::seed_from_u64(21);
+        // Large enough for several 256 KiB writes before finish.
+        let entries: Entries = (0..4000u64)
+            .map(|i| {
+                let v: Vec<u8> = (0..200).map(|_| rng.gen()).collect();
+                (
+                    make_internal_key(format!("k{i:06}").as_bytes(), i + 1, ValueKind::Put),
+                    v,
+                )
+            })
+            .collect();
+        let storage = MemStorage::new();
+        let opts = KeyspaceOptions {
+            compression: Compression::None,
+            ..KeyspaceOptions::default()
+        };
+        let props = write_table(&storage, "000003.sst", &opts, &entries, &[]).await;
+        assert!(
+            storage.writes_done() >= 4,
+            "writes {}",
+            storage.writes_done()
+        );
+        storage.sync_dir().await.unwrap();
+        let after = storage.crash(Some(77));
+        assert_eq!(
+            after.file_bytes("000003.sst").unwrap().len() as u64,
+            props.file_size
+        );
+        read_everything(&after, "000003.sst", &entries)
+            .await
+            .unwrap();
+    });
+}
