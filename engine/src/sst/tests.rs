@@ -563,19 +563,10 @@ fn finished_table_survives_a_crash() {
             ..KeyspaceOptions::default()
         };
         let props = write_table(&storage, "000003.sst", &opts, &entries, &[]).await;
-        assert!(
-            storage.writes_done() >= 4,
-            "writes {}",
-            storage.writes_done()
-        );
+        assert!(storage.writes_done() >= 4, "writes {}", storage.writes_done());
         storage.sync_dir().await.unwrap();
         let after = storage.crash(Some(77));
-        assert_eq!(
-            after.file_bytes("000003.sst").unwrap().len() as u64,
-            props.file_size
-        );
-        read_everything(&after, "000003.sst", &entries)
-            .await
-            .unwrap();
+        assert_eq!(after.file_bytes("000003.sst").unwrap().len() as u64, props.file_size);
+        read_everything(&after, "000003.sst", &entries).await.unwrap();
     });
 }
