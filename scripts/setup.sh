@@ -4,9 +4,12 @@
 # so it is cheap to run before every test run.
 set -euo pipefail
 
-# System packages the tests need (Debian/Ubuntu names). None yet; list
-# them here when a test needs one (e.g. redis-tools for redis-cli).
-SYSTEM_PACKAGES=()
+# System packages the build and tests need (Debian/Ubuntu names).
+# hwloc (topology discovery in lumadb-tuning) is found with pkg-config and
+# linked with its static dependencies, hence libudev-dev. The end-to-end
+# tests drive the server with redis-cli and compare it against a real
+# redis-server (redis-tools, redis-server).
+SYSTEM_PACKAGES=(pkg-config libhwloc-dev libudev-dev redis-server redis-tools)
 
 log() { echo "setup: $*" >&2; }
 
@@ -15,16 +18,34 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+sudo=()
+[[ $(id -u) -ne 0 ]] && sudo=(sudo)
+
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if ((${#missing[@]} > 0)); then
-    sudo=()
-    [[ $(id -u) -ne 0 ]] && sudo=(sudo)
     log "installing ${missing[*]}"
     "${sudo[@]}" apt-get update
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# Installing redis-server starts a service on port 6379 on some systems. The
+# tests start their own servers on free ports; a stray one only confuses
+# whoever runs redis-cli by hand, so stop it and keep it from starting again.
+if command -v service >/dev/null 2>&1 && service redis-server status >/dev/null 2>&1; then
+    log "stopping the redis-server service (the tests start their own)"
+    "${sudo[@]}" service redis-server stop || true
+fi
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled redis-server >/dev/null 2>&1; then
+    "${sudo[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
+
+# redis-py, the Python client the end-to-end tests run against the server.
+if ! python3 -c 'import redis' >/dev/null 2>&1; then
+    log "installing the Python redis client (redis-py)"
+    python3 -m pip install --quiet redis
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -28,7 +28,7 @@ pub mod memtable;
 pub mod options;
 pub mod sst;
 pub mod storage;
-pub(crate) mod sync;
+pub mod sync;
 pub mod version;
 pub mod wal;
 

@@ -1,15 +1,16 @@
 //! The process configuration, `config.toml`.
 //!
-//! Today it holds the sections the storage engine owns (`[memory]`,
-//! `[wal]`, `[compaction]`, defined and validated in
-//! [`lumadb_engine::config`]); `[server]` and `[shards]` join them when the
-//! server lands. Unknown sections and keys are errors, missing ones take
-//! their defaults, so an empty file is a valid configuration.
+//! It holds the sections the storage engine owns (`[memory]`, `[wal]`,
+//! `[compaction]`, defined and validated in [`lumadb_engine::config`]),
+//! the server's listeners, limits and logs (`[server]`, [`ServerConfig`])
+//! and the shard layout (`[shards]`, [`ShardsConfig`]). Unknown sections
+//! and keys are errors, missing ones take their defaults, so an empty file
+//! is a valid configuration.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use lumadb_engine::config::{CompactionConfig, EngineConfig, MemoryConfig, WalConfig};
+use lumadb_engine::config::{ByteSize, CompactionConfig, EngineConfig, MemoryConfig, WalConfig};
 use lumadb_engine::EngineOptions;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,185 @@ pub struct Config {
     pub memory: MemoryConfig,
     pub wal: WalConfig,
     pub compaction: CompactionConfig,
+    pub server: ServerConfig,
+    pub shards: ShardsConfig,
+}
+
+/// `[server]`: listeners, per-client limits and logs.
+///
+/// Limits take Redis's defaults, so clients see the limits they expect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address every listener binds. Default `127.0.0.1`.
+    pub bind: String,
+    /// Redis RESP2/RESP3 port; 0 switches the listener off. Default 6379.
+    pub redis_port: u16,
+    /// HTTP admin and metrics port; 0 switches it off. Default 8080.
+    pub http_port: u16,
+    /// Most client connections at once, over all protocols (Redis's
+    /// `maxclients`). Default 10000.
+    pub max_clients: u64,
+    /// Close a client idle this long, in seconds; 0 never (Redis's
+    /// `timeout`). Default 0.
+    pub idle_timeout_secs: u64,
+    /// Largest bulk string a client may send (Redis's
+    /// `proto-max-bulk-len`). Default 512 MiB.
+    pub max_bulk_bytes: ByteSize,
+    /// Most elements in one multibulk request. Default 1048576.
+    pub max_multibulk_count: u64,
+    /// Most unparsed bytes buffered for one client (Redis's
+    /// `client-query-buffer-limit`). Default 1 GiB.
+    pub client_query_buffer_bytes: ByteSize,
+    /// Log directory; empty means `<data-dir>/log`.
+    pub log_dir: String,
+    /// `error`, `warn`, `info`, `debug` or `trace`; changeable at runtime.
+    pub log_level: String,
+    /// Commands slower than this go to `slow-query.log`; changeable at
+    /// runtime. Default 100.
+    pub slow_query_ms: u64,
+    /// Start in read-only mode: writes fail with Redis's READONLY error.
+    pub read_only: bool,
+}
+
+/// Largest `max_clients`: one file descriptor each, and the kernel's
+/// `nr_open` ceiling is 2^20 by default.
+pub const MAX_CLIENTS_MAX: u64 = 1 << 20;
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1".to_string(),
+            redis_port: 6379,
+            http_port: 8080,
+            max_clients: 10_000,
+            idle_timeout_secs: 0,
+            max_bulk_bytes: ByteSize(512 << 20),
+            max_multibulk_count: 1 << 20,
+            client_query_buffer_bytes: ByteSize(1 << 30),
+            log_dir: String::new(),
+            log_level: "info".to_string(),
+            slow_query_ms: 100,
+            read_only: false,
+        }
+    }
+}
+
+/// `[shards]`: how many shards and on which CPUs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardsConfig {
+    /// Number of shards; 0 means one per available CPU. Default 0.
+    pub count: u64,
+    /// CPUs to run shards on, as a list like `0-3,8`; empty means every
+    /// CPU this process may use.
+    pub cpuset: String,
+    /// Depth of each cross-shard request queue (per pair of shards); a
+    /// full queue stops the sender reading its sockets. Default 256.
+    pub xcore_queue_depth: u64,
+    /// A task holding its core longer than this is reported as a stall,
+    /// in milliseconds; 0 switches the detector off. Default 20.
+    pub stall_threshold_ms: u64,
+}
+
+/// Most shards one process runs.
+pub const SHARDS_MAX: u64 = 1024;
+
+impl Default for ShardsConfig {
+    fn default() -> Self {
+        ShardsConfig {
+            count: 0,
+            cpuset: String::new(),
+            xcore_queue_depth: 256,
+            stall_threshold_ms: 20,
+        }
+    }
+}
+
+fn invalid(key: &str, value: impl std::fmt::Display, why: &str) -> lumadb_engine::Error {
+    lumadb_engine::Error::InvalidConfig {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: why.to_string(),
+    }
+}
+
+impl ServerConfig {
+    fn validate(&self) -> lumadb_engine::Result<()> {
+        if self.bind.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid("server.bind", &self.bind, "must be an IPv4 or IPv6 address"));
+        }
+        if self.max_clients == 0 || self.max_clients > MAX_CLIENTS_MAX {
+            return Err(invalid(
+                "server.max_clients",
+                self.max_clients,
+                &format!("must be between 1 and {MAX_CLIENTS_MAX}"),
+            ));
+        }
+        if self.max_bulk_bytes.0 < 1024 || self.max_bulk_bytes.0 > (1 << 32) {
+            return Err(invalid(
+                "server.max_bulk_bytes",
+                self.max_bulk_bytes.0,
+                "must be between 1 KiB and 4 GiB",
+            ));
+        }
+        if self.max_multibulk_count == 0 || self.max_multibulk_count > (1 << 31) {
+            return Err(invalid(
+                "server.max_multibulk_count",
+                self.max_multibulk_count,
+                "must be between 1 and 2147483648",
+            ));
+        }
+        if self.client_query_buffer_bytes.0 < (1 << 20) || self.client_query_buffer_bytes.0 > (1 << 40) {
+            return Err(invalid(
+                "server.client_query_buffer_bytes",
+                self.client_query_buffer_bytes.0,
+                "must be between 1 MiB and 1 TiB",
+            ));
+        }
+        if !LOG_LEVELS.contains(&self.log_level.as_str()) {
+            return Err(invalid(
+                "server.log_level",
+                &self.log_level,
+                "must be one of error, warn, info, debug, trace",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The log levels `server.log_level` accepts.
+pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+
+impl ShardsConfig {
+    fn validate(&self) -> lumadb_engine::Result<()> {
+        if self.count > SHARDS_MAX {
+            return Err(invalid(
+                "shards.count",
+                self.count,
+                &format!("must be between 0 (one per CPU) and {SHARDS_MAX}"),
+            ));
+        }
+        if !(1..=65536).contains(&self.xcore_queue_depth) {
+            return Err(invalid(
+                "shards.xcore_queue_depth",
+                self.xcore_queue_depth,
+                "must be between 1 and 65536",
+            ));
+        }
+        if self.stall_threshold_ms > 60_000 {
+            return Err(invalid(
+                "shards.stall_threshold_ms",
+                self.stall_threshold_ms,
+                "must be between 0 (off) and 60000",
+            ));
+        }
+        if !self.cpuset.trim().is_empty() {
+            lumadb_tuning::parse_cpuset(&self.cpuset)
+                .map_err(|why| invalid("shards.cpuset", format!("{:?}", self.cpuset), &why.to_string()))?;
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -63,10 +243,13 @@ impl Config {
     /// Parses and validates `text`, naming it `origin` in errors.
     pub fn parse_named(text: &str, origin: &Path) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| parse_error(text, origin, &e))?;
-        config.engine_options().map_err(|source| ConfigError::Invalid {
+        let invalid = |source| ConfigError::Invalid {
             path: origin.to_path_buf(),
             source,
-        })?;
+        };
+        config.engine_options().map_err(invalid)?;
+        config.server.validate().map_err(invalid)?;
+        config.shards.validate().map_err(invalid)?;
         Ok(config)
     }
 
@@ -162,8 +345,10 @@ mod tests {
 
     #[test]
     fn unknown_section_and_key_are_parse_errors() {
+        let text = parse_err("[servers]\nport = 1\n").to_string();
+        assert!(text.contains("unknown field `servers`"), "{text}");
         let text = parse_err("[server]\nport = 1\n").to_string();
-        assert!(text.contains("unknown field `server`"), "{text}");
+        assert!(text.contains("unknown field `port`"), "{text}");
         let text = parse_err("[memory]\n\nmemtable_sise = 1\n").to_string();
         assert!(text.contains("line 3"), "{text}");
         assert!(text.contains("unknown field `memtable_sise`"), "{text}");
@@ -211,6 +396,19 @@ mod tests {
         let text = config.to_toml();
         assert!(text.contains("[memory]") && text.contains("[wal]") && text.contains("[compaction]"));
         assert_eq!(Config::parse(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn server_and_shards_sections_validate() {
+        let config = Config::parse("[server]\nredis_port = 7000\n[shards]\ncount = 2\ncpuset = \"0-1\"\n").unwrap();
+        assert_eq!(config.server.redis_port, 7000);
+        assert_eq!(config.shards.count, 2);
+        let text = parse_err("[server]\nlog_level = \"loud\"\n").to_string();
+        assert!(text.contains("server.log_level"), "{text}");
+        let text = parse_err("[shards]\ncpuset = \"3-1\"\n").to_string();
+        assert!(text.contains("shards.cpuset"), "{text}");
+        let text = parse_err("[server]\nbind = \"localhost:1\"\n").to_string();
+        assert!(text.contains("server.bind"), "{text}");
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //!
 //! Set `LUMADB_BIN` to test a prebuilt `lumadb` instead of building one.
 
+pub mod resp;
+pub mod server;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;

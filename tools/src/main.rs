@@ -4,6 +4,8 @@
 
 mod bench;
 mod config;
+mod server;
+mod tune;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,16 @@ enum Command {
     /// Run benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Start the server (Redis on 6379, admin HTTP on 8080, data in ./lumadb-data).
+    Start(server::StartArgs),
+    /// Check that a running server answers (through its admin API).
+    Ping(server::RemoteArgs),
+    /// Print a running server's health; exits non-zero when unhealthy.
+    Health(server::RemoteArgs),
+    /// Stop a running server (graceful by default).
+    Shutdown(server::ShutdownArgs),
+    /// Check the host's settings for LumaDB; fix them with --apply.
+    Tune(tune::TuneArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,6 +68,16 @@ impl LogLevel {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Start(args) = cli.command {
+        // The server installs its own logging (files in the log dir).
+        return match server::start(args) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -65,6 +87,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(command) => config::run(command),
         Command::Bench(command) => bench::run(command),
+        Command::Tune(args) => tune::run(args),
+        Command::Ping(remote) => server::ping(remote),
+        Command::Health(remote) => server::health(remote),
+        Command::Shutdown(args) => server::shutdown(args),
+        Command::Start(_) => unreachable!("handled above"),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,11 @@
 //! End-to-end tests, one module per area, all in this one test binary.
 
+mod admin_http;
 mod boundaries;
 mod cli;
 mod engine_kill;
+mod redis_cli;
+mod redis_diff;
+mod redis_faults;
+mod redis_py;
+mod tune;

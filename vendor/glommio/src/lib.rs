@@ -449,7 +449,7 @@ pub use crate::{
     executor::{
         allocate_dma_buffer, allocate_dma_buffer_global, executor, spawn_local, spawn_local_into,
         spawn_scoped_local, spawn_scoped_local_into,
-        stall::{DefaultStallDetectionHandler, StallDetectionHandler},
+        stall::{DefaultStallDetectionHandler, StallDetection, StallDetectionHandler},
         yield_if_needed, CpuSet, ExecutorJoinHandle, ExecutorProxy, ExecutorStats, LocalExecutor,
         LocalExecutorBuilder, LocalExecutorPoolBuilder, Placement, PoolPlacement,
         PoolThreadHandles, ScopedTask, Task, TaskQueueHandle, TaskQueueStats,
@@ -833,4 +833,12 @@ pub(crate) mod test_utils {
         trace!("Started tracing..");
         error!("Started tracing..");
     }
+}
+
+/// LumaDB patch: waits until `fd` is readable, through an io_uring
+/// `POLL_ADD` on this executor's ring. LumaDB's network driver uses it to
+/// sleep until its own ring's completion queue has entries.
+pub async fn wait_readable(fd: std::os::unix::io::RawFd) -> std::io::Result<()> {
+    let source = executor().reactor().poll_read_ready(fd);
+    source.collect_rw().await.map(|_| ())
 }

@@ -1,0 +1,78 @@
+//! Runs one command on the shard that owns its keys.
+
+use bytes::Bytes;
+use lumadb_engine::storage::Storage;
+
+use super::cmd;
+use super::db::{CmdResult, Db};
+use super::store::Tx;
+use crate::resp::command::CommandSpec;
+
+/// Runs `args` (name first; arity already checked) in `tx`. The caller
+/// holds the key locks and commits `tx` afterwards.
+pub async fn execute<S: Storage>(
+    db: &Db<S>,
+    tx: &mut Tx<'_, S>,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> CmdResult {
+    let name = spec.name;
+    if let Some(r) = cmd::strings::run(db, tx, name, args).await {
+        return r;
+    }
+    if let Some(r) = cmd::keyspace::run(db, tx, name, args).await {
+        return r;
+    }
+    if let Some(r) = cmd::hash::run(db, tx, name, args).await {
+        return r;
+    }
+    if let Some(r) = cmd::set::run(db, tx, name, args).await {
+        return r;
+    }
+    if let Some(r) = cmd::list::run(db, tx, name, args).await {
+        return r;
+    }
+    if let Some(r) = cmd::zset::run(db, tx, name, args).await {
+        return r;
+    }
+    Err(super::db::CmdError::Reply(crate::resp::errors::unknown_command(args)))
+}
+
+/// The locks a command needs: each key argument, exclusive for writes.
+pub fn lock_set(spec: &'static CommandSpec, args: &[Bytes]) -> Vec<(Vec<u8>, bool)> {
+    let exclusive = spec.is_write();
+    spec.key_indexes(args.len())
+        .filter_map(|i| args.get(i))
+        .map(|k| (k.to_vec(), exclusive))
+        .collect()
+}
+
+/// Runs one command alone on this shard: locks its keys, executes,
+/// queues its writes, releases the locks, and waits until the writes are
+/// durable before answering.
+pub async fn run_one<S: Storage>(db: &Db<S>, spec: &'static CommandSpec, args: &[Bytes]) -> crate::resp::Reply {
+    let guard = db.store.locks.lock(lock_set(spec, args)).await;
+    let mut tx = db.store.tx();
+    let result = execute(db, &mut tx, spec, args).await;
+    if spec.is_write() && !tx.is_empty() {
+        for i in spec.key_indexes(args.len()) {
+            if let Some(k) = args.get(i) {
+                db.touch(k);
+            }
+        }
+    }
+    let durable = tx.commit();
+    drop(guard);
+    match result {
+        Ok(reply) => match durable.wait().await {
+            Ok(()) => reply,
+            Err(e) => super::db::CmdError::Store(e).into_reply(),
+        },
+        Err(e) => {
+            // A failed command may still have written (e.g. reclaimed an
+            // expired key); that must be durable before the error is sent.
+            let _ = durable.wait().await;
+            e.into_reply()
+        }
+    }
+}

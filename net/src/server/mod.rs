@@ -1,0 +1,597 @@
+//! The server's per-shard state and the messages shards send each other.
+//!
+//! [`Shard`] is what each core owns: its Redis database, its listeners,
+//! its clients and its counters. It answers [`ShardRequest`]s from other
+//! shards (and from itself, directly) through the runtime's router; a
+//! connection's [`session`] decides which shard runs what.
+
+pub mod admin_backend;
+pub mod info;
+pub mod session;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use lumadb_engine::db::{EngineStats, MemoryUsage};
+use lumadb_shard::logging::Logging;
+use lumadb_shard::router::Service;
+use lumadb_shard::runtime::{ShardApp, ShardCtx};
+use lumadb_shard::storage::DmaStorage;
+
+use crate::redis::cmd::{keyspace, list};
+use crate::redis::db::{CmdError, Db};
+use crate::redis::exec;
+use crate::redis::keys::Kind;
+use crate::redis::store::{LockGuard, Store};
+use crate::resp::{command, Reply};
+
+/// How often the active expiry cycle runs on each shard.
+pub const ACTIVE_EXPIRE_INTERVAL: Duration = Duration::from_millis(100);
+/// Most keys one expiry cycle reclaims.
+pub const ACTIVE_EXPIRE_KEYS_MAX: usize = 256;
+
+/// Which shard owns `key`.
+pub fn shard_of(key: &[u8], shards: usize) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(key) % shards as u64) as usize
+}
+
+/// What one shard asks another.
+pub enum ShardRequest {
+    /// Run commands (each: name first) in order, each alone.
+    Run(Vec<Vec<Bytes>>),
+    /// Take a transaction's locks on this shard and check its WATCHes.
+    Lock {
+        txid: u64,
+        keys: Vec<(Vec<u8>, bool)>,
+        watches: Vec<(Vec<u8>, u64)>,
+    },
+    /// Run one command of a locked transaction.
+    RunLocked(Vec<Bytes>),
+    /// Release a transaction's locks.
+    Unlock(u64),
+    Watch(Vec<u8>),
+    Unwatch(Vec<Vec<u8>>),
+    Keys(Bytes),
+    /// One SCAN step on this shard: `token` 0 starts, others resume where
+    /// this shard's earlier step stopped.
+    Scan {
+        token: u64,
+        pattern: Option<Bytes>,
+        kind: Option<Kind>,
+        count: usize,
+    },
+    RandomKey,
+    DbSize,
+    Flush,
+    /// Wait until one of `keys` (all on this shard) is a non-empty list,
+    /// or `timeout` passes; then pop from it.
+    BlockingPop {
+        keys: Vec<Bytes>,
+        left: bool,
+        timeout: Option<Duration>,
+    },
+    /// Read a key whole (under a transaction's locks) to move it.
+    Export(Vec<u8>),
+    /// Write a moved key (under a transaction's locks).
+    Import {
+        key: Vec<u8>,
+        value: keyspace::ExportedKey,
+        nx: bool,
+    },
+    Stats,
+    SetReadOnly(bool),
+    Compact,
+    SetSlowLog(u64),
+    ClientList,
+}
+
+pub enum ShardResponse {
+    Replies(Vec<Reply>),
+    Reply(Reply),
+    Locked {
+        clean: bool,
+    },
+    Done,
+    Stamp(u64),
+    Keys(Result<Vec<Bytes>, Reply>),
+    /// Keys found and the token to resume with (`None`: shard done).
+    Scanned(Result<(Vec<Bytes>, Option<u64>), Reply>),
+    Count(u64),
+    Popped(Result<Option<(Bytes, Bytes)>, Reply>),
+    Exported(Result<Option<keyspace::ExportedKey>, Reply>),
+    Stats(Box<ShardStats>),
+    Text(String),
+}
+
+/// One shard's numbers, for INFO, /status and /metrics.
+pub struct ShardStats {
+    pub shard: usize,
+    pub cpu: usize,
+    pub numa_node: usize,
+    pub keys: u64,
+    pub expires: u64,
+    pub expired_keys: u64,
+    pub connections_current: u64,
+    pub connections_total: u64,
+    pub commands: Vec<(String, u64, u64)>,
+    pub latency_us: Histogram<u64>,
+    pub engine: EngineStats,
+    pub memory: MemoryUsage,
+    pub memory_limit_bytes: u64,
+    pub poisoned: Option<String>,
+    pub read_only: bool,
+    pub stalls: u64,
+    pub xcore_sent: u64,
+    pub rejected_connections: u64,
+}
+
+/// A connected client, for CLIENT LIST.
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub name: RefCell<Bytes>,
+    pub connected_at: std::time::Instant,
+    pub last_command: RefCell<&'static str>,
+    pub last_active: Cell<std::time::Instant>,
+    pub resp3: Cell<bool>,
+}
+
+/// Process-wide settings every shard reads at start.
+#[derive(Clone)]
+pub struct ServerSettings {
+    pub logging: Option<Logging>,
+    pub redis_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+}
+
+/// One core's server state. See the module doc.
+pub struct Shard {
+    pub ctx: Rc<ShardCtx<Shard>>,
+    pub db: Rc<Db<DmaStorage>>,
+    pub settings: ServerSettings,
+    pub limits: crate::resp::Limits,
+    pub read_only: Cell<bool>,
+    pub slow_query_ms: Cell<u64>,
+    pub clients: RefCell<BTreeMap<u64, Rc<ClientInfo>>>,
+    next_client: Cell<u64>,
+    pub connections_total: Cell<u64>,
+    pub rejected_connections: Cell<u64>,
+    commands: RefCell<HashMap<&'static str, (u64, u64)>>,
+    latency_us: RefCell<Histogram<u64>>,
+    tx_locks: RefCell<HashMap<u64, LockGuard>>,
+    next_txid: Cell<u64>,
+    /// Requests being served; shutdown waits for them.
+    pub in_flight: Cell<u64>,
+    pub stopping: Cell<bool>,
+    /// Clients over all shards allowed by `max_clients`, split evenly.
+    pub max_clients_here: u64,
+    /// SCAN resume points on this shard's keys: token -> last key
+    /// examined. Any connection, on any shard, can resume a token.
+    scan_cursors: RefCell<(u64, BTreeMap<u64, Vec<u8>>)>,
+}
+
+/// SCAN resume points kept per shard; the oldest go first.
+pub const SCAN_CURSORS_MAX: usize = 4096;
+
+impl Shard {
+    /// Builds shard state on its own core (the runtime's factory).
+    pub async fn create(ctx: Rc<ShardCtx<Shard>>, settings: ServerSettings) -> Result<Rc<Shard>, String> {
+        let engine = ctx.engine.clone();
+        let ks = engine
+            .keyspace(lumadb_engine::db::DEFAULT_KEYSPACE)
+            .map_err(|e| e.to_string())?;
+        let store = Store::new(engine, ks);
+        lumadb_shard::conn::spawn(store.clone().run_committer());
+        let db = Db::open(store).await.map_err(|e| e.to_string())?;
+        let server = &ctx.config.server;
+        let limits = crate::resp::Limits {
+            bulk_bytes_max: server.max_bulk_bytes.0 as usize,
+            multibulk_count_max: server.max_multibulk_count as usize,
+            query_buffer_bytes_max: server.client_query_buffer_bytes.0 as usize,
+            ..crate::resp::Limits::default()
+        };
+        let shards = ctx.shards as u64;
+        let max_clients_here = server.max_clients.div_ceil(shards);
+        let shard = Rc::new(Shard {
+            read_only: Cell::new(server.read_only),
+            slow_query_ms: Cell::new(server.slow_query_ms),
+            limits,
+            ctx,
+            db,
+            settings,
+            clients: RefCell::new(BTreeMap::new()),
+            next_client: Cell::new(0),
+            connections_total: Cell::new(0),
+            rejected_connections: Cell::new(0),
+            commands: RefCell::new(HashMap::new()),
+            latency_us: RefCell::new(Histogram::new_with_bounds(1, 60_000_000, 2).map_err(|e| e.to_string())?),
+            tx_locks: RefCell::new(HashMap::new()),
+            next_txid: Cell::new(0),
+            in_flight: Cell::new(0),
+            stopping: Cell::new(false),
+            max_clients_here,
+            scan_cursors: RefCell::new((0, BTreeMap::new())),
+        });
+        let s = shard.clone();
+        lumadb_shard::conn::spawn(async move {
+            while !s.stopping.get() {
+                lumadb_shard::conn::sleep(ACTIVE_EXPIRE_INTERVAL).await;
+                let now = s.db.now_ms();
+                if let Err(e) = keyspace::active_expire_cycle(&s.db, now, ACTIVE_EXPIRE_KEYS_MAX).await {
+                    tracing::warn!(shard = s.id(), error = ?e.into_reply(), "active expiry failed");
+                }
+            }
+        });
+        Ok(shard)
+    }
+
+    pub fn id(&self) -> usize {
+        self.ctx.slot.shard
+    }
+
+    pub fn shards(&self) -> usize {
+        self.ctx.shards
+    }
+
+    /// A client id unique in the process: shard in the low bits.
+    pub fn new_client_id(&self) -> u64 {
+        let n = self.next_client.get() + 1;
+        self.next_client.set(n);
+        n * self.shards() as u64 + self.id() as u64
+    }
+
+    /// A transaction id unique in the process.
+    pub fn new_txid(&self) -> u64 {
+        let n = self.next_txid.get() + 1;
+        self.next_txid.set(n);
+        n * self.shards() as u64 + self.id() as u64
+    }
+
+    /// Remembers a SCAN resume key; returns its token (never 0).
+    pub fn save_scan_cursor(&self, key: Vec<u8>) -> u64 {
+        let mut c = self.scan_cursors.borrow_mut();
+        c.0 += 1;
+        let token = c.0;
+        c.1.insert(token, key);
+        while c.1.len() > SCAN_CURSORS_MAX {
+            c.1.pop_first();
+        }
+        token
+    }
+
+    /// The resume key of a SCAN token.
+    pub fn scan_cursor(&self, token: u64) -> Option<Vec<u8>> {
+        self.scan_cursors.borrow().1.get(&token).cloned()
+    }
+
+    /// Counts one command and its latency; logs it to `slow-query.log`
+    /// past the threshold.
+    pub fn record(&self, name: &'static str, ok: bool, micros: u64) {
+        // Time spent blocked waiting (BLPOP) is not slowness (as Redis's
+        // slowlog).
+        if micros >= self.slow_query_ms.get().saturating_mul(1000) && !matches!(name, "blpop" | "brpop") {
+            tracing::info!(target: "lumadb::slow", shard = self.id(), command = name, duration_us = micros, "slow command");
+        }
+        let mut c = self.commands.borrow_mut();
+        let e = c.entry(name).or_insert((0, 0));
+        if ok {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+        let _ = self.latency_us.borrow_mut().record(micros.max(1));
+    }
+
+    fn stats(&self) -> ShardStats {
+        let engine = self.ctx.engine.stats();
+        let opts = self.ctx.engine.options();
+        ShardStats {
+            shard: self.id(),
+            cpu: self.ctx.slot.cpu,
+            numa_node: self.ctx.slot.numa_node,
+            keys: self.db.key_count(),
+            expires: self.db.expires_count(),
+            expired_keys: self.db.expired_keys.get(),
+            connections_current: self.clients.borrow().len() as u64,
+            connections_total: self.connections_total.get(),
+            commands: self
+                .commands
+                .borrow()
+                .iter()
+                .map(|(k, (ok, err))| (k.to_string(), *ok, *err))
+                .collect(),
+            latency_us: self.latency_us.borrow().clone(),
+            engine,
+            memory: self.ctx.engine.memory(),
+            memory_limit_bytes: (opts.memtable_size * (opts.max_immutable_memtables + 1)
+                + opts.block_cache_size
+                + opts.row_cache_size) as u64,
+            poisoned: self.ctx.engine.poisoned(),
+            read_only: self.read_only.get(),
+            stalls: self.ctx.stalls.load(std::sync::atomic::Ordering::Relaxed),
+            xcore_sent: self.ctx.router.sent_total(),
+            rejected_connections: self.rejected_connections.get(),
+        }
+    }
+
+    /// Runs one command on this shard, refusing writes in read-only mode.
+    pub async fn run_command(&self, args: &[Bytes]) -> Reply {
+        let Some(spec) = command::lookup(&args[0]) else {
+            return Reply::Error(crate::resp::errors::unknown_command(args));
+        };
+        let started = std::time::Instant::now();
+        let reply = match self.refuse_write().filter(|_| spec.is_write()) {
+            Some(r) => r,
+            None => exec::run_one(&self.db, spec, args).await,
+        };
+        self.record(
+            spec.name,
+            !matches!(reply, Reply::Error(_)),
+            started.elapsed().as_micros() as u64,
+        );
+        reply
+    }
+
+    /// The error a write gets in read-only mode or on a poisoned shard.
+    pub fn refuse_write(&self) -> Option<Reply> {
+        if self.read_only.get() {
+            return Some(Reply::error(crate::resp::errors::READONLY_REPLICA));
+        }
+        self.ctx.engine.poisoned().map(|cause| {
+            Reply::error(format!(
+                "MISCONF shard {} refuses writes after a storage failure: {cause}",
+                self.id()
+            ))
+        })
+    }
+
+    async fn run_locked(&self, args: &[Bytes]) -> Reply {
+        let Some(spec) = command::lookup(&args[0]) else {
+            return Reply::Error(crate::resp::errors::unknown_command(args));
+        };
+        if spec.is_write() {
+            if let Some(r) = self.refuse_write() {
+                return r;
+            }
+        }
+        let mut tx = self.db.store.tx();
+        let result = exec::execute(&self.db, &mut tx, spec, args).await;
+        if spec.is_write() && !tx.is_empty() {
+            for i in spec.key_indexes(args.len()) {
+                if let Some(k) = args.get(i) {
+                    self.db.touch(k);
+                }
+            }
+        }
+        let durable = tx.commit();
+        match (result, durable.wait().await) {
+            (Ok(r), Ok(())) => r,
+            (Err(e), _) => e.into_reply(),
+            (Ok(_), Err(e)) => CmdError::Store(e).into_reply(),
+        }
+    }
+
+    async fn blocking_pop(
+        &self,
+        keys: Vec<Bytes>,
+        left: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<(Bytes, Bytes)>, Reply> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        {
+            let mut w = self.db.list_waiters.borrow_mut();
+            for k in &keys {
+                *w.entry(k.to_vec()).or_insert(0) += 1;
+            }
+        }
+        let result = loop {
+            // Registered before the attempt, so a push in between is seen.
+            let pushed = self.db.list_pushed.notified();
+            let lock_keys = keys.iter().map(|k| (k.to_vec(), true)).collect();
+            let guard = self.db.store.locks.lock(lock_keys).await;
+            let mut tx = self.db.store.tx();
+            let popped = list::try_pop(&self.db, &mut tx, &keys, left).await;
+            if let Ok(Some((k, _))) = &popped {
+                self.db.touch(k);
+            }
+            let durable = tx.commit();
+            drop(guard);
+            match popped {
+                Ok(Some(v)) => {
+                    if let Err(e) = durable.wait().await {
+                        break Err(CmdError::Store(e).into_reply());
+                    }
+                    break Ok(Some(v));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = durable.wait().await;
+                    break Err(e.into_reply());
+                }
+            }
+            let remaining = match deadline {
+                Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
+                    Some(r) if !r.is_zero() => r,
+                    _ => break Ok(None),
+                },
+                None => Duration::from_secs(3600),
+            };
+            // A safety net of 100 ms also notices shutdown.
+            let _ = lumadb_shard::conn::timeout(remaining.min(Duration::from_millis(100)), pushed).await;
+            if self.stopping.get() {
+                break Ok(None);
+            }
+        };
+        let mut w = self.db.list_waiters.borrow_mut();
+        for k in &keys {
+            if let Some(n) = w.get_mut(k.as_ref()) {
+                *n -= 1;
+                if *n == 0 {
+                    w.remove(k.as_ref());
+                }
+            }
+        }
+        result
+    }
+}
+
+impl Service for Shard {
+    type Request = ShardRequest;
+    type Response = ShardResponse;
+
+    fn is_long(request: &ShardRequest) -> bool {
+        matches!(request, ShardRequest::BlockingPop { .. } | ShardRequest::Lock { .. })
+    }
+
+    async fn handle(self: Rc<Self>, request: ShardRequest) -> ShardResponse {
+        {
+            match request {
+                ShardRequest::Run(cmds) => {
+                    if cmds.len() == 1 {
+                        return ShardResponse::Reply(self.run_command(&cmds[0]).await);
+                    }
+                    // Independent commands: run them concurrently so their
+                    // writes share one group commit; replies keep order.
+                    let futs = cmds.iter().map(|c| self.run_command(c));
+                    ShardResponse::Replies(futures::future::join_all(futs).await)
+                }
+                ShardRequest::Lock { txid, keys, watches } => {
+                    let guard = self.db.store.locks.lock(keys).await;
+                    let clean = watches.iter().all(|(k, stamp)| self.db.watch_stamp(k) == *stamp);
+                    self.tx_locks.borrow_mut().insert(txid, guard);
+                    ShardResponse::Locked { clean }
+                }
+                ShardRequest::RunLocked(args) => ShardResponse::Reply(self.run_locked(&args).await),
+                ShardRequest::Unlock(txid) => {
+                    self.tx_locks.borrow_mut().remove(&txid);
+                    ShardResponse::Done
+                }
+                ShardRequest::Watch(key) => ShardResponse::Stamp(self.db.watch(&key)),
+                ShardRequest::Unwatch(keys) => {
+                    for k in keys {
+                        self.db.unwatch(&k);
+                    }
+                    ShardResponse::Done
+                }
+                ShardRequest::Keys(pattern) => ShardResponse::Keys(
+                    keyspace::keys_local(&self.db, &pattern)
+                        .await
+                        .map_err(CmdError::into_reply),
+                ),
+                ShardRequest::Scan {
+                    token,
+                    pattern,
+                    kind,
+                    count,
+                } => {
+                    let after = match token {
+                        0 => None,
+                        t => match self.scan_cursor(t) {
+                            Some(k) => Some(k),
+                            None => {
+                                return ShardResponse::Scanned(Err(Reply::error(crate::resp::errors::CURSOR_INVALID)))
+                            }
+                        },
+                    };
+                    let r = keyspace::scan_local(&self.db, after.as_deref(), pattern.as_deref(), kind, count).await;
+                    ShardResponse::Scanned(
+                        r.map(|(keys, resume)| (keys, resume.map(|k| self.save_scan_cursor(k))))
+                            .map_err(CmdError::into_reply),
+                    )
+                }
+                ShardRequest::RandomKey => match keyspace::random_key_local(&self.db).await {
+                    Ok(Some(k)) => ShardResponse::Reply(Reply::Bulk(k)),
+                    Ok(None) => ShardResponse::Reply(Reply::Null),
+                    Err(e) => ShardResponse::Reply(e.into_reply()),
+                },
+                ShardRequest::DbSize => ShardResponse::Count(self.db.key_count()),
+                ShardRequest::Flush => {
+                    if let Some(r) = self.refuse_write() {
+                        return ShardResponse::Reply(r);
+                    }
+                    match keyspace::flush_local(&self.db).await {
+                        Ok(()) => ShardResponse::Reply(Reply::ok()),
+                        Err(e) => ShardResponse::Reply(e.into_reply()),
+                    }
+                }
+                ShardRequest::BlockingPop { keys, left, timeout } => {
+                    if let Some(r) = self.refuse_write() {
+                        return ShardResponse::Reply(r);
+                    }
+                    ShardResponse::Popped(self.blocking_pop(keys, left, timeout).await)
+                }
+                ShardRequest::Export(key) => {
+                    let mut tx = self.db.store.tx();
+                    let r = keyspace::export_key(&self.db, &mut tx, &key).await;
+                    // Reading may reclaim an expired key: make that durable.
+                    let _ = tx.commit().wait().await;
+                    ShardResponse::Exported(r.map_err(CmdError::into_reply))
+                }
+                ShardRequest::Import { key, value, nx } => {
+                    if let Some(r) = self.refuse_write() {
+                        return ShardResponse::Reply(r);
+                    }
+                    let mut tx = self.db.store.tx();
+                    let r = keyspace::import_key(&self.db, &mut tx, &key, value, nx).await;
+                    let durable = tx.commit().wait().await;
+                    ShardResponse::Reply(match (r, durable) {
+                        (Ok(reply), Ok(())) => reply,
+                        (Err(e), _) => e.into_reply(),
+                        (Ok(_), Err(e)) => CmdError::Store(e).into_reply(),
+                    })
+                }
+                ShardRequest::Stats => ShardResponse::Stats(Box::new(self.stats())),
+                ShardRequest::SetReadOnly(on) => {
+                    self.read_only.set(on);
+                    ShardResponse::Done
+                }
+                ShardRequest::Compact => match self.ctx.engine.compact_all().await {
+                    Ok(()) => ShardResponse::Done,
+                    Err(e) => ShardResponse::Text(e.to_string()),
+                },
+                ShardRequest::SetSlowLog(ms) => {
+                    self.slow_query_ms.set(ms);
+                    ShardResponse::Done
+                }
+                ShardRequest::ClientList => ShardResponse::Text(info::client_list(&self)),
+            }
+        }
+    }
+}
+
+impl ShardApp for Shard {
+    fn start(self: &Rc<Self>) -> Result<(), String> {
+        if let Some(addr) = self.settings.redis_addr {
+            let listener = lumadb_shard::conn::Listener::bind(addr).map_err(|e| e.to_string())?;
+            let shard = self.clone();
+            lumadb_shard::conn::spawn(async move { session::accept_loop(shard, listener).await });
+        }
+        if self.id() == 0 {
+            if let Some(addr) = self.settings.http_addr {
+                let listener = lumadb_shard::conn::Listener::bind(addr).map_err(|e| e.to_string())?;
+                let shard = self.clone();
+                lumadb_shard::conn::spawn(async move { admin_backend::accept_loop(shard, listener).await });
+            }
+        }
+        Ok(())
+    }
+
+    fn drain(self: &Rc<Self>) -> impl std::future::Future<Output = ()> {
+        self.stopping.set(true);
+        let s = self.clone();
+        async move {
+            while s.in_flight.get() > 0 {
+                lumadb_shard::conn::sleep(Duration::from_millis(5)).await;
+            }
+            s.db.store.close();
+            while s.db.store.queued() > 0 {
+                lumadb_shard::conn::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,1239 @@
+//! One Redis client connection: read, decode, route, answer.
+//!
+//! The shard that accepted the connection serves it. Each read decodes
+//! every complete request in the buffer (up to [`PIPELINE_BATCH_MAX`]);
+//! consecutive single-shard commands are grouped per owning shard and
+//! sent as one message each, all shards at once, and the replies are
+//! written back in request order. Commands that span shards (MGET, MSET,
+//! DEL, EXISTS, ...) are split by shard and gathered; whole-keyspace
+//! commands (KEYS, SCAN, DBSIZE, FLUSHDB) visit every shard; MULTI/EXEC
+//! takes every key lock it needs, shard by shard in ascending order (so
+//! two transactions never deadlock), runs, then releases.
+//!
+//! While a batch is in flight the connection reads nothing more: a slow
+//! shard or a full cross-shard queue stops this client's reads rather
+//! than growing a buffer.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use lumadb_shard::conn::{Connection, Listener};
+
+use super::{info, shard_of, ClientInfo, Shard, ShardRequest, ShardResponse};
+use crate::redis::keys::Kind;
+use crate::resp::{command, errors, CommandSpec, Decoder, Reply};
+
+/// Most requests decoded before the batch is executed and answered.
+pub const PIPELINE_BATCH_MAX: usize = 1024;
+/// Bytes of replies buffered before they are written, even mid-batch.
+pub const CONN_WRITE_BUF_BYTES_MAX: usize = 1 << 20;
+/// Most keys a SCAN cursor step visits by default.
+const SCAN_COUNT_DEFAULT: usize = 10;
+
+pub async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
+    loop {
+        let conn = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                if shard.stopping.get() {
+                    return;
+                }
+                tracing::warn!(shard = shard.id(), error = %e, "accept failed");
+                lumadb_shard::conn::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if shard.stopping.get() {
+            return;
+        }
+        let shard = shard.clone();
+        lumadb_shard::conn::spawn(async move { serve(shard, conn).await });
+    }
+}
+
+async fn serve(shard: Rc<Shard>, mut conn: Connection) {
+    if shard.clients.borrow().len() as u64 >= shard.max_clients_here {
+        shard.rejected_connections.set(shard.rejected_connections.get() + 1);
+        let _ = conn.write_all(format!("-{}\r\n", errors::MAX_CLIENTS).as_bytes()).await;
+        conn.close().await;
+        return;
+    }
+    let id = shard.new_client_id();
+    let info = Rc::new(ClientInfo {
+        id,
+        addr: conn.peer_addr(),
+        name: std::cell::RefCell::new(Bytes::new()),
+        connected_at: Instant::now(),
+        last_command: std::cell::RefCell::new("NULL"),
+        last_active: std::cell::Cell::new(Instant::now()),
+        resp3: std::cell::Cell::new(false),
+    });
+    shard.clients.borrow_mut().insert(id, info.clone());
+    shard.connections_total.set(shard.connections_total.get() + 1);
+    let mut session = Session {
+        shard: shard.clone(),
+        info,
+        name: Bytes::new(),
+        resp3: false,
+        multi: None,
+        multi_failed: false,
+        watches: Vec::new(),
+        quit: false,
+    };
+    let r = session.run(&mut conn).await;
+    if let Err(e) = r {
+        tracing::debug!(shard = shard.id(), client = id, error = %e, "client connection ended");
+    }
+    session.unwatch_all().await;
+    shard.clients.borrow_mut().remove(&id);
+    conn.close().await;
+}
+
+struct Session {
+    shard: Rc<Shard>,
+    info: Rc<ClientInfo>,
+    name: Bytes,
+    resp3: bool,
+    /// Commands queued by MULTI.
+    multi: Option<Vec<Vec<Bytes>>>,
+    multi_failed: bool,
+    /// WATCHed keys: key, owning shard, stamp at WATCH time.
+    watches: Vec<(Vec<u8>, usize, u64)>,
+    quit: bool,
+}
+
+/// The name a command is counted and listed under: container commands
+/// with their subcommand, as Redis shows them (`client|list`).
+fn command_name(args: &[Bytes]) -> &'static str {
+    let Some(spec) = command::lookup(&args[0]) else {
+        return "unknown";
+    };
+    let sub = args.get(1).map(|a| a.to_ascii_lowercase()).unwrap_or_default();
+    match (spec.name, sub.as_slice()) {
+        ("client", b"list") => "client|list",
+        ("client", b"setname") => "client|setname",
+        ("client", b"getname") => "client|getname",
+        ("client", b"id") => "client|id",
+        ("client", b"info") => "client|info",
+        ("client", b"setinfo") => "client|setinfo",
+        ("config", b"get") => "config|get",
+        ("config", b"set") => "config|set",
+        ("command", b"count") => "command|count",
+        ("command", b"info") => "command|info",
+        ("command", b"docs") => "command|docs",
+        (name, _) => name,
+    }
+}
+
+/// One shard's part of a transaction: keys to lock (exclusive or not)
+/// and WATCHed keys with their stamps.
+type ShardLocks = (Vec<(Vec<u8>, bool)>, Vec<(Vec<u8>, u64)>);
+
+/// Where one command of a batch goes.
+enum Plan {
+    /// All keys on one shard: runs there with others of the batch.
+    Shard(usize),
+    /// Needs the session (connection commands, splits, whole keyspace).
+    Session,
+}
+
+impl Session {
+    async fn run(&mut self, conn: &mut Connection) -> std::io::Result<()> {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut decoder = Decoder::new();
+        let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+        let idle = self.shard.ctx.config.server.idle_timeout_secs;
+        loop {
+            let mut batch = Vec::new();
+            let mut fatal = None;
+            while batch.len() < PIPELINE_BATCH_MAX {
+                match decoder.decode(&mut buf, &self.shard.limits) {
+                    Ok(Some(req)) => {
+                        if !req.args.is_empty() {
+                            batch.push(req.args);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        fatal = Some(e);
+                        break;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                self.shard.in_flight.set(self.shard.in_flight.get() + 1);
+                self.execute_batch(batch, &mut out).await;
+                self.shard.in_flight.set(self.shard.in_flight.get() - 1);
+                self.info.last_active.set(Instant::now());
+            }
+            if let Some(e) = fatal {
+                if let Some(reply) = e.to_reply() {
+                    reply.encode(self.resp3, &mut out);
+                }
+                tracing::info!(shard = self.shard.id(), client = self.info.id, error = %e, "closing client after a protocol error");
+                conn.write_all(&out).await?;
+                return Ok(());
+            }
+            if !out.is_empty() {
+                conn.write_all(&out).await?;
+                out.clear();
+                if out.capacity() > CONN_WRITE_BUF_BYTES_MAX {
+                    out.shrink_to(16 * 1024);
+                }
+            }
+            if self.quit || self.shard.stopping.get() {
+                return Ok(());
+            }
+            let n = if idle > 0 {
+                match lumadb_shard::conn::timeout(Duration::from_secs(idle), conn.read(&mut buf)).await {
+                    Some(r) => r?,
+                    None => return Ok(()),
+                }
+            } else {
+                conn.read(&mut buf).await?
+            };
+            if n == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    fn plan(&self, args: &[Bytes]) -> Plan {
+        if self.multi.is_some() {
+            return Plan::Session;
+        }
+        let Some(spec) = command::lookup(&args[0]) else {
+            return Plan::Session;
+        };
+        if !spec.check_arity(args.len())
+            || spec.has_flag("blocking")
+            || matches!(spec.name, "watch" | "unwatch" | "multi" | "exec" | "discard")
+        {
+            return Plan::Session;
+        }
+        let shards = self.shard.shards();
+        let mut owner = None;
+        for i in spec.key_indexes(args.len()) {
+            let Some(k) = args.get(i) else { continue };
+            let s = shard_of(k, shards);
+            match owner {
+                None => owner = Some(s),
+                Some(o) if o != s => return Plan::Session,
+                _ => {}
+            }
+        }
+        match owner {
+            Some(s) => Plan::Shard(s),
+            None => Plan::Session,
+        }
+    }
+
+    async fn execute_batch(&mut self, batch: Vec<Vec<Bytes>>, out: &mut Vec<u8>) {
+        let mut group: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        for args in batch {
+            match self.plan(&args) {
+                Plan::Shard(s) => group.push((s, args)),
+                Plan::Session => {
+                    self.flush_group(&mut group, out).await;
+                    let started = Instant::now();
+                    let name = command_name(&args);
+                    *self.info.last_command.borrow_mut() = name;
+                    let reply = self.session_command(args).await;
+                    self.record(name, &reply, started);
+                    reply.encode(self.resp3, out);
+                    if self.quit {
+                        return;
+                    }
+                }
+            }
+        }
+        self.flush_group(&mut group, out).await;
+    }
+
+    /// Counts a command the session ran itself (keyed commands are
+    /// counted by the shard that owns their keys).
+    fn record(&self, name: &'static str, reply: &Reply, started: Instant) {
+        let micros = started.elapsed().as_micros() as u64;
+        self.shard.record(name, !matches!(reply, Reply::Error(_)), micros);
+        *self.info.last_command.borrow_mut() = name;
+    }
+
+    /// Runs a group of single-shard commands: one message per shard, all
+    /// shards at once; replies in request order.
+    async fn flush_group(&mut self, group: &mut Vec<(usize, Vec<Bytes>)>, out: &mut Vec<u8>) {
+        if group.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let names: Vec<&'static str> = group
+            .iter()
+            .map(|(_, a)| command::lookup(&a[0]).map_or("unknown", |s| s.name))
+            .collect();
+        let mut per_shard: BTreeMap<usize, (Vec<usize>, Vec<Vec<Bytes>>)> = BTreeMap::new();
+        for (i, (s, args)) in group.drain(..).enumerate() {
+            let e = per_shard.entry(s).or_default();
+            e.0.push(i);
+            e.1.push(args);
+        }
+        let total = names.len();
+        let router = self.shard.ctx.router.clone();
+        let calls = per_shard.into_iter().map(|(s, (idx, cmds))| {
+            let router = router.clone();
+            async move {
+                let n = cmds.len();
+                let replies = match router.call(s, ShardRequest::Run(cmds)).await {
+                    Ok(ShardResponse::Replies(r)) => r,
+                    Ok(ShardResponse::Reply(r)) => vec![r],
+                    Ok(_) => vec![Reply::error("ERR internal routing error"); n],
+                    Err(e) => vec![Reply::error(format!("ERR {e}")); n],
+                };
+                (idx, replies)
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        let mut replies: Vec<Option<Reply>> = vec![None; total];
+        for (idx, rs) in results {
+            for (i, r) in idx.into_iter().zip(rs) {
+                replies[i] = Some(r);
+            }
+        }
+        let _ = started;
+        for (name, r) in names.into_iter().zip(replies) {
+            let r = r.unwrap_or_else(|| Reply::error("ERR internal routing error"));
+            *self.info.last_command.borrow_mut() = name;
+            r.encode(self.resp3, out);
+        }
+    }
+
+    async fn call(&self, shard: usize, req: ShardRequest) -> Result<ShardResponse, Reply> {
+        self.shard
+            .ctx
+            .router
+            .call(shard, req)
+            .await
+            .map_err(|e| Reply::error(format!("ERR {e}")))
+    }
+
+    async fn call_all(&self, make: impl Fn() -> ShardRequest) -> Vec<Result<ShardResponse, Reply>> {
+        let futs = (0..self.shard.shards()).map(|s| self.call(s, make()));
+        futures::future::join_all(futs).await
+    }
+
+    async fn run_on(&self, shard: usize, args: Vec<Bytes>) -> Reply {
+        match self.call(shard, ShardRequest::Run(vec![args])).await {
+            Ok(ShardResponse::Reply(r)) => r,
+            Ok(ShardResponse::Replies(mut r)) if r.len() == 1 => r.pop().unwrap_or(Reply::Null),
+            Ok(_) => Reply::error("ERR internal routing error"),
+            Err(r) => r,
+        }
+    }
+
+    /// Commands the session itself handles.
+    async fn session_command(&mut self, args: Vec<Bytes>) -> Reply {
+        let Some(spec) = command::lookup(&args[0]) else {
+            if self.multi.is_some() {
+                self.multi_failed = true;
+            }
+            return Reply::Error(errors::unknown_command(&args));
+        };
+        if !spec.check_arity(args.len()) {
+            if self.multi.is_some() {
+                self.multi_failed = true;
+            }
+            return Reply::Error(errors::wrong_arity(spec.name));
+        }
+        if self.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+            if let Some(q) = self.multi.as_mut() {
+                q.push(args);
+            }
+            return Reply::Simple(Bytes::from_static(b"QUEUED"));
+        }
+        self.dispatch(spec, args, false).await
+    }
+
+    /// Runs a validated command; `in_exec` inside a transaction (whose
+    /// locks are held: keyed commands go to `RunLocked`).
+    async fn dispatch(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>, in_exec: bool) -> Reply {
+        let upper = |i: usize| args.get(i).map(|a| a.to_ascii_lowercase()).unwrap_or_default();
+        match spec.name {
+            "ping" => match args.len() {
+                1 => Reply::Simple(Bytes::from_static(b"PONG")),
+                2 => Reply::Bulk(args[1].clone()),
+                _ => Reply::Error(errors::wrong_arity("ping")),
+            },
+            "echo" => Reply::Bulk(args[1].clone()),
+            "quit" => {
+                self.quit = true;
+                Reply::ok()
+            }
+            "select" => match crate::resp::num::parse_i64(&args[1]) {
+                Some(0) => Reply::ok(),
+                Some(_) => Reply::error(errors::DB_INDEX_OUT_OF_RANGE),
+                None => Reply::error(errors::NOT_INTEGER),
+            },
+            "time" => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                Reply::Array(vec![
+                    Reply::bulk(now.as_secs().to_string()),
+                    Reply::bulk(now.subsec_micros().to_string()),
+                ])
+            }
+            "hello" => self.hello(&args),
+            "client" => self.client(&args).await,
+            "command" => match upper(1).as_slice() {
+                b"" => command::command_reply(),
+                b"count" => command::command_count_reply(),
+                b"info" => command::command_info_reply(&args[2..]),
+                b"docs" => command::command_docs_reply(&args[2..]),
+                _ => Reply::Error(errors::unknown_subcommand("COMMAND", &args[1])),
+            },
+            "config" => self.config(&args).await,
+            "info" => {
+                let stats = self.all_stats().await;
+                let sections: Vec<String> = args[1..]
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+                    .collect();
+                let text = info::render(&self.shard, &stats, &sections);
+                if self.resp3 {
+                    Reply::Verbatim {
+                        format: *b"txt",
+                        text: Bytes::from(text),
+                    }
+                } else {
+                    Reply::Bulk(Bytes::from(text))
+                }
+            }
+            "dbsize" => {
+                let mut n = 0;
+                for r in self.call_all(|| ShardRequest::DbSize).await {
+                    match r {
+                        Ok(ShardResponse::Count(c)) => n += c,
+                        Err(e) => return e,
+                        _ => {}
+                    }
+                }
+                Reply::Int(n as i64)
+            }
+            "keys" => {
+                let mut all = Vec::new();
+                for r in self.call_all(|| ShardRequest::Keys(args[1].clone())).await {
+                    match r {
+                        Ok(ShardResponse::Keys(Ok(k))) => all.extend(k.into_iter().map(Reply::Bulk)),
+                        Ok(ShardResponse::Keys(Err(e))) | Err(e) => return e,
+                        _ => {}
+                    }
+                }
+                Reply::Array(all)
+            }
+            "scan" => self.scan(&args).await,
+            "randomkey" => {
+                let shards = self.shard.shards();
+                let start = (self.info.id as usize + Instant::now().elapsed().subsec_nanos() as usize) % shards;
+                for i in 0..shards {
+                    match self.call((start + i) % shards, ShardRequest::RandomKey).await {
+                        Ok(ShardResponse::Reply(Reply::Null)) => continue,
+                        Ok(ShardResponse::Reply(r)) => return r,
+                        Err(e) => return e,
+                        _ => {}
+                    }
+                }
+                Reply::Null
+            }
+            "flushdb" | "flushall" => {
+                if args.len() > 2 || (args.len() == 2 && !matches!(upper(1).as_slice(), b"async" | b"sync")) {
+                    return Reply::error(errors::SYNTAX);
+                }
+                for r in self.call_all(|| ShardRequest::Flush).await {
+                    match r {
+                        Ok(ShardResponse::Reply(Reply::Error(e))) => return Reply::Error(e),
+                        Err(e) => return e,
+                        _ => {}
+                    }
+                }
+                Reply::ok()
+            }
+            "multi" => {
+                if self.multi.is_some() {
+                    return Reply::error(errors::MULTI_NESTED);
+                }
+                self.multi = Some(Vec::new());
+                self.multi_failed = false;
+                Reply::ok()
+            }
+            "discard" => {
+                if self.multi.take().is_none() {
+                    return Reply::error(errors::DISCARD_WITHOUT_MULTI);
+                }
+                self.unwatch_all().await;
+                Reply::ok()
+            }
+            "exec" => self.exec().await,
+            "watch" => {
+                if self.multi.is_some() {
+                    return Reply::error(errors::WATCH_INSIDE_MULTI);
+                }
+                for k in &args[1..] {
+                    let s = shard_of(k, self.shard.shards());
+                    match self.call(s, ShardRequest::Watch(k.to_vec())).await {
+                        Ok(ShardResponse::Stamp(stamp)) => self.watches.push((k.to_vec(), s, stamp)),
+                        Err(e) => return e,
+                        _ => {}
+                    }
+                }
+                Reply::ok()
+            }
+            "unwatch" => {
+                self.unwatch_all().await;
+                Reply::ok()
+            }
+            "blpop" | "brpop" => self.blocking_pop(&args, spec.name == "blpop", in_exec).await,
+            "rename" | "renamenx"
+                if shard_of(&args[1], self.shard.shards()) != shard_of(&args[2], self.shard.shards()) =>
+            {
+                self.across(spec, args, in_exec).await
+            }
+            "mget" | "mset" | "msetnx" | "del" | "unlink" | "exists" | "touch" => self.split(spec, args, in_exec).await,
+            _ => {
+                // Keyed commands whose keys span shards, or any keyed
+                // command inside EXEC.
+                let shards = self.shard.shards();
+                let owners: std::collections::BTreeSet<usize> = spec
+                    .key_indexes(args.len())
+                    .filter_map(|i| args.get(i))
+                    .map(|k| shard_of(k, shards))
+                    .collect();
+                match owners.len() {
+                    0 => Reply::Error(errors::unknown_command(&args)),
+                    1 => {
+                        let s = *owners.iter().next().unwrap_or(&0);
+                        if in_exec {
+                            self.run_locked(s, args).await
+                        } else {
+                            self.run_on(s, args).await
+                        }
+                    }
+                    _ => self.across(spec, args, in_exec).await,
+                }
+            }
+        }
+    }
+
+    async fn run_locked(&self, shard: usize, args: Vec<Bytes>) -> Reply {
+        match self.call(shard, ShardRequest::RunLocked(args)).await {
+            Ok(ShardResponse::Reply(r)) => r,
+            Ok(_) => Reply::error("ERR internal routing error"),
+            Err(e) => e,
+        }
+    }
+
+    /// MGET, MSET, MSETNX, DEL, UNLINK, EXISTS, TOUCH over any shards.
+    async fn split(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>, in_exec: bool) -> Reply {
+        let shards = self.shard.shards();
+        let step = if matches!(spec.name, "mset" | "msetnx") { 2 } else { 1 };
+        if spec.name == "msetnx" && !in_exec {
+            // All or nothing across shards: a one-command transaction.
+            return self
+                .exec_queue(vec![args], Vec::new())
+                .await
+                .map_or(Reply::NullArray, |mut r| r.pop().unwrap_or(Reply::Null));
+        }
+        // Positions of each shard's keys, in request order.
+        let mut parts: BTreeMap<usize, (Vec<usize>, Vec<Bytes>)> = BTreeMap::new();
+        let mut i = 1;
+        let mut n = 0;
+        while i < args.len() {
+            let s = shard_of(&args[i], shards);
+            let e = parts.entry(s).or_insert_with(|| (Vec::new(), vec![args[0].clone()]));
+            e.0.push(n);
+            e.1.extend_from_slice(&args[i..(i + step).min(args.len())]);
+            i += step;
+            n += 1;
+        }
+        if spec.name == "msetnx" {
+            // Inside a transaction: check every shard, then set.
+            for (s, (_, part)) in &parts {
+                let mut exists = vec![Bytes::from_static(b"EXISTS")];
+                exists.extend(part[1..].iter().step_by(2).cloned());
+                match self.run_locked(*s, exists).await {
+                    Reply::Int(0) => {}
+                    Reply::Int(_) => return Reply::Int(0),
+                    other => return other,
+                }
+            }
+            for (s, (_, mut part)) in parts {
+                part[0] = Bytes::from_static(b"MSET");
+                if let e @ Reply::Error(_) = self.run_locked(s, part).await {
+                    return e;
+                }
+            }
+            return Reply::Int(1);
+        }
+        let this = &*self;
+        let calls = parts.into_iter().map(|(s, (pos, part))| async move {
+            let r = if in_exec {
+                this.run_locked(s, part).await
+            } else {
+                this.run_on(s, part).await
+            };
+            (pos, r)
+        });
+        let results = futures::future::join_all(calls).await;
+        match spec.name {
+            "mget" => {
+                let mut values = vec![Reply::Null; n];
+                for (pos, r) in results {
+                    match r {
+                        Reply::Array(items) => {
+                            for (p, v) in pos.into_iter().zip(items) {
+                                values[p] = v;
+                            }
+                        }
+                        e @ Reply::Error(_) => return e,
+                        _ => {}
+                    }
+                }
+                Reply::Array(values)
+            }
+            "mset" => {
+                for (_, r) in results {
+                    if let e @ Reply::Error(_) = r {
+                        return e;
+                    }
+                }
+                Reply::ok()
+            }
+            _ => {
+                let mut total = 0;
+                for (_, r) in results {
+                    match r {
+                        Reply::Int(c) => total += c,
+                        e @ Reply::Error(_) => return e,
+                        _ => {}
+                    }
+                }
+                Reply::Int(total)
+            }
+        }
+    }
+
+    async fn exec(&mut self) -> Reply {
+        let Some(queue) = self.multi.take() else {
+            return Reply::error(errors::EXEC_WITHOUT_MULTI);
+        };
+        if self.multi_failed {
+            self.multi_failed = false;
+            self.unwatch_all().await;
+            return Reply::error(errors::EXECABORT);
+        }
+        let watches = std::mem::take(&mut self.watches);
+        let result = self.exec_queue(queue, watches.clone()).await;
+        self.watches = watches;
+        self.unwatch_all().await;
+        match result {
+            Some(replies) => Reply::Array(replies),
+            None => Reply::NullArray,
+        }
+    }
+
+    /// Runs `queue` as one isolated transaction: takes every key's lock
+    /// on every shard (ascending shard order), checks the WATCHes, runs
+    /// the commands in order, releases. `None` if a WATCHed key changed.
+    async fn exec_queue(&mut self, queue: Vec<Vec<Bytes>>, watches: Vec<(Vec<u8>, usize, u64)>) -> Option<Vec<Reply>> {
+        let shards = self.shard.shards();
+        let mut locks: BTreeMap<usize, ShardLocks> = BTreeMap::new();
+        for args in &queue {
+            let Some(spec) = command::lookup(&args[0]) else {
+                continue;
+            };
+            for i in spec.key_indexes(args.len()) {
+                if let Some(k) = args.get(i) {
+                    let e = locks.entry(shard_of(k, shards)).or_default();
+                    e.0.push((k.to_vec(), spec.is_write()));
+                }
+            }
+        }
+        for (k, s, stamp) in watches {
+            locks.entry(s).or_default().1.push((k, stamp));
+        }
+        let txid = self.shard.new_txid();
+        let mut locked = Vec::new();
+        let mut clean = true;
+        for (s, (keys, watches)) in locks {
+            match self.call(s, ShardRequest::Lock { txid, keys, watches }).await {
+                Ok(ShardResponse::Locked { clean: c }) => {
+                    locked.push(s);
+                    clean &= c;
+                }
+                _ => {
+                    clean = false;
+                    break;
+                }
+            }
+            if !clean {
+                break;
+            }
+        }
+        let replies = if clean {
+            let mut replies = Vec::with_capacity(queue.len());
+            for args in queue {
+                let reply = match command::lookup(&args[0]) {
+                    Some(spec) => Box::pin(self.dispatch(spec, args, true)).await,
+                    None => Reply::Error(errors::unknown_command(&args)),
+                };
+                replies.push(reply);
+            }
+            Some(replies)
+        } else {
+            None
+        };
+        for s in locked {
+            let _ = self.call(s, ShardRequest::Unlock(txid)).await;
+        }
+        replies
+    }
+
+    /// RENAME/RENAMENX whose keys live on two shards (their locks held):
+    /// read the source whole, write it as the destination, delete the
+    /// source.
+    async fn rename_across(&mut self, args: &[Bytes], nx: bool) -> Reply {
+        let shards = self.shard.shards();
+        let (src, dst) = (args[1].to_vec(), args[2].to_vec());
+        let (s_src, s_dst) = (shard_of(&src, shards), shard_of(&dst, shards));
+        match self.call(s_src, ShardRequest::Export(src.clone())).await {
+            Ok(ShardResponse::Exported(Ok(Some(value)))) => {
+                let import = ShardRequest::Import { key: dst, value, nx };
+                match self.call(s_dst, import).await {
+                    Ok(ShardResponse::Reply(r @ (Reply::Int(1) | Reply::Simple(_)))) => {
+                        match self
+                            .call(
+                                s_src,
+                                ShardRequest::RunLocked(vec![Bytes::from_static(b"DEL"), args[1].clone()]),
+                            )
+                            .await
+                        {
+                            Ok(ShardResponse::Reply(Reply::Error(e))) => Reply::Error(e),
+                            Err(e) => e,
+                            _ => r,
+                        }
+                    }
+                    Ok(ShardResponse::Reply(r)) => r,
+                    Ok(_) => Reply::error("ERR internal routing error"),
+                    Err(e) => e,
+                }
+            }
+            Ok(ShardResponse::Exported(Ok(None))) => Reply::error(errors::NO_SUCH_KEY),
+            Ok(ShardResponse::Exported(Err(e))) | Err(e) => e,
+            Ok(_) => Reply::error("ERR internal routing error"),
+        }
+    }
+
+    /// A multi-key command whose keys live on several shards (SINTER,
+    /// SUNION, SDIFF and their STORE forms, ZRANGESTORE, SMOVE, LMOVE,
+    /// RPOPLPUSH, RENAME, RENAMENX): every key is locked on its shard first
+    /// (ascending shard order), so the command is isolated as if all keys
+    /// were local.
+    async fn across(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>, in_exec: bool) -> Reply {
+        let shards = self.shard.shards();
+        let txid = self.shard.new_txid();
+        let mut locked = Vec::new();
+        if !in_exec {
+            let mut per: BTreeMap<usize, Vec<(Vec<u8>, bool)>> = BTreeMap::new();
+            for i in spec.key_indexes(args.len()) {
+                if let Some(k) = args.get(i) {
+                    per.entry(shard_of(k, shards)).or_default().push((k.to_vec(), true));
+                }
+            }
+            for (s, keys) in per {
+                let req = ShardRequest::Lock {
+                    txid,
+                    keys,
+                    watches: Vec::new(),
+                };
+                if let Err(e) = self.call(s, req).await {
+                    for s in locked {
+                        let _ = self.call(s, ShardRequest::Unlock(txid)).await;
+                    }
+                    return e;
+                }
+                locked.push(s);
+            }
+        }
+        let reply = match spec.name {
+            "rename" | "renamenx" => self.rename_across(&args, spec.name == "renamenx").await,
+            "smove" => self.smove_across(&args).await,
+            "lmove" | "rpoplpush" => self.lmove_across(spec.name, &args).await,
+            _ => self.gather_and_run(spec, &args, txid).await,
+        };
+        for s in locked {
+            let _ = self.call(s, ShardRequest::Unlock(txid)).await;
+        }
+        reply
+    }
+
+    /// Runs a read-many command on its first key's shard after copying the
+    /// other shards' keys there under temporary names (removed after).
+    async fn gather_and_run(&mut self, spec: &'static CommandSpec, args: &[Bytes], txid: u64) -> Reply {
+        let shards = self.shard.shards();
+        let home = shard_of(&args[1], shards);
+        let mut local_args = args.to_vec();
+        let mut temps = Vec::new();
+        for i in spec.key_indexes(args.len()) {
+            let Some(k) = args.get(i) else { continue };
+            let s = shard_of(k, shards);
+            if s == home {
+                continue;
+            }
+            let tmp = Bytes::from(format!("\u{0}lumadb-gather:{txid}:{i}"));
+            match self.call(s, ShardRequest::Export(k.to_vec())).await {
+                Ok(ShardResponse::Exported(Ok(Some(value)))) => {
+                    let import = ShardRequest::Import {
+                        key: tmp.to_vec(),
+                        value,
+                        nx: false,
+                    };
+                    match self.call(home, import).await {
+                        Ok(ShardResponse::Reply(Reply::Error(e))) => return Reply::Error(e),
+                        Err(e) => return e,
+                        _ => temps.push(tmp.clone()),
+                    }
+                }
+                Ok(ShardResponse::Exported(Ok(None))) => {}
+                Ok(ShardResponse::Exported(Err(e))) | Err(e) => return e,
+                Ok(_) => return Reply::error("ERR internal routing error"),
+            }
+            local_args[i] = tmp;
+        }
+        let reply = self.run_locked(home, local_args).await;
+        if !temps.is_empty() {
+            let mut del = vec![Bytes::from_static(b"DEL")];
+            del.extend(temps);
+            let _ = self.run_locked(home, del).await;
+        }
+        reply
+    }
+
+    async fn key_type(&self, key: &Bytes) -> Result<Bytes, Reply> {
+        let s = shard_of(key, self.shard.shards());
+        match self.run_locked(s, vec![Bytes::from_static(b"TYPE"), key.clone()]).await {
+            Reply::Simple(t) => Ok(t),
+            other => Err(other),
+        }
+    }
+
+    async fn smove_across(&mut self, args: &[Bytes]) -> Reply {
+        let shards = self.shard.shards();
+        let (src, dst, member) = (&args[1], &args[2], &args[3]);
+        match self.key_type(src).await {
+            Ok(t) if t.as_ref() == b"set" => {}
+            Ok(t) if t.as_ref() == b"none" => return Reply::Int(0),
+            Ok(_) => return Reply::error(errors::WRONGTYPE),
+            Err(e) => return e,
+        }
+        match self.key_type(dst).await {
+            Ok(t) if t.as_ref() == b"set" || t.as_ref() == b"none" => {}
+            Ok(_) => return Reply::error(errors::WRONGTYPE),
+            Err(e) => return e,
+        }
+        let srem = vec![Bytes::from_static(b"SREM"), src.clone(), member.clone()];
+        match self.run_locked(shard_of(src, shards), srem).await {
+            Reply::Int(1) => {}
+            other => return other,
+        }
+        let sadd = vec![Bytes::from_static(b"SADD"), dst.clone(), member.clone()];
+        match self.run_locked(shard_of(dst, shards), sadd).await {
+            Reply::Int(_) => Reply::Int(1),
+            other => other,
+        }
+    }
+
+    async fn lmove_across(&mut self, name: &str, args: &[Bytes]) -> Reply {
+        let shards = self.shard.shards();
+        let (src, dst) = (&args[1], &args[2]);
+        let (from_left, to_left) = if name == "rpoplpush" {
+            (false, true)
+        } else {
+            let side = |a: &Bytes| match a.to_ascii_lowercase().as_slice() {
+                b"left" => Some(true),
+                b"right" => Some(false),
+                _ => None,
+            };
+            match (side(&args[3]), side(&args[4])) {
+                (Some(f), Some(t)) => (f, t),
+                _ => return Reply::error(errors::SYNTAX),
+            }
+        };
+        match self.key_type(src).await {
+            Ok(t) if t.as_ref() == b"list" => {}
+            Ok(t) if t.as_ref() == b"none" => return Reply::Null,
+            Ok(_) => return Reply::error(errors::WRONGTYPE),
+            Err(e) => return e,
+        }
+        match self.key_type(dst).await {
+            Ok(t) if t.as_ref() == b"list" || t.as_ref() == b"none" => {}
+            Ok(_) => return Reply::error(errors::WRONGTYPE),
+            Err(e) => return e,
+        }
+        let pop: &'static [u8] = if from_left { b"LPOP" } else { b"RPOP" };
+        let value = match self
+            .run_locked(shard_of(src, shards), vec![Bytes::from_static(pop), src.clone()])
+            .await
+        {
+            Reply::Bulk(v) => v,
+            other => return other,
+        };
+        let push: &'static [u8] = if to_left { b"LPUSH" } else { b"RPUSH" };
+        match self
+            .run_locked(
+                shard_of(dst, shards),
+                vec![Bytes::from_static(push), dst.clone(), value.clone()],
+            )
+            .await
+        {
+            Reply::Int(_) => Reply::Bulk(value),
+            other => other,
+        }
+    }
+
+    async fn unwatch_all(&mut self) {
+        let watches = std::mem::take(&mut self.watches);
+        let mut per: BTreeMap<usize, Vec<Vec<u8>>> = BTreeMap::new();
+        for (k, s, _) in watches {
+            per.entry(s).or_default().push(k);
+        }
+        for (s, keys) in per {
+            let _ = self.call(s, ShardRequest::Unwatch(keys)).await;
+        }
+    }
+
+    async fn blocking_pop(&mut self, args: &[Bytes], left: bool, in_exec: bool) -> Reply {
+        let Some(secs) = crate::resp::num::parse_f64(&args[args.len() - 1]) else {
+            return Reply::error(errors::TIMEOUT_NOT_FLOAT);
+        };
+        if secs < 0.0 {
+            return Reply::error(errors::TIMEOUT_NEGATIVE);
+        }
+        if !secs.is_finite() || secs > 1e12 {
+            return Reply::error(errors::TIMEOUT_NOT_FLOAT);
+        }
+        let keys: Vec<Bytes> = args[1..args.len() - 1].to_vec();
+        let shards = self.shard.shards();
+        let mut per: BTreeMap<usize, Vec<Bytes>> = BTreeMap::new();
+        for k in &keys {
+            per.entry(shard_of(k, shards)).or_default().push(k.clone());
+        }
+        let timeout = if in_exec {
+            Some(Duration::ZERO)
+        } else if secs == 0.0 {
+            None
+        } else {
+            Some(Duration::from_secs_f64(secs))
+        };
+        if in_exec {
+            // Inside EXEC a blocking pop never blocks (as in Redis), and the
+            // transaction already holds the keys' locks: pop directly.
+            let pop: &'static [u8] = if left { b"LPOP" } else { b"RPOP" };
+            for k in &keys {
+                let s = shard_of(k, shards);
+                match self.run_locked(s, vec![Bytes::from_static(pop), k.clone()]).await {
+                    Reply::Bulk(v) => return Reply::Array(vec![Reply::Bulk(k.clone()), Reply::Bulk(v)]),
+                    Reply::Null => continue,
+                    other => return other,
+                }
+            }
+            return Reply::NullArray;
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        if per.len() == 1 {
+            let (s, keys) = per.into_iter().next().unwrap_or_default();
+            return self.popped(self.call(s, ShardRequest::BlockingPop { keys, left, timeout }).await);
+        }
+        // Keys on several shards: try each shard in key order, then wait
+        // briefly and retry until the deadline.
+        loop {
+            for (s, keys) in &per {
+                let r = self
+                    .call(
+                        *s,
+                        ShardRequest::BlockingPop {
+                            keys: keys.clone(),
+                            left,
+                            timeout: Some(Duration::ZERO),
+                        },
+                    )
+                    .await;
+                let reply = self.popped(r);
+                if !matches!(reply, Reply::NullArray) {
+                    return reply;
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) || self.shard.stopping.get() {
+                return Reply::NullArray;
+            }
+            lumadb_shard::conn::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn popped(&self, r: Result<ShardResponse, Reply>) -> Reply {
+        match r {
+            Ok(ShardResponse::Popped(Ok(Some((k, v))))) => Reply::Array(vec![Reply::Bulk(k), Reply::Bulk(v)]),
+            Ok(ShardResponse::Popped(Ok(None))) => Reply::NullArray,
+            Ok(ShardResponse::Popped(Err(e))) => e,
+            Ok(ShardResponse::Reply(r)) => r,
+            Ok(_) => Reply::error("ERR internal routing error"),
+            Err(e) => e,
+        }
+    }
+
+    async fn scan(&self, args: &[Bytes]) -> Reply {
+        let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse::<u64>().ok()) else {
+            return Reply::error(errors::CURSOR_INVALID);
+        };
+        let mut pattern = None;
+        let mut count = SCAN_COUNT_DEFAULT;
+        let mut kind = None;
+        let mut i = 2;
+        while i < args.len() {
+            let opt = args[i].to_ascii_lowercase();
+            let Some(v) = args.get(i + 1) else {
+                return Reply::error(errors::SYNTAX);
+            };
+            match opt.as_slice() {
+                b"match" => pattern = Some(v.clone()),
+                b"count" => match crate::resp::num::parse_i64(v) {
+                    Some(c) if c >= 1 => count = c as usize,
+                    Some(_) => return Reply::error(errors::SYNTAX),
+                    None => return Reply::error(errors::NOT_INTEGER),
+                },
+                b"type" => {
+                    kind = match v.to_ascii_lowercase().as_slice() {
+                        b"string" => Some(Kind::String),
+                        b"hash" => Some(Kind::Hash),
+                        b"list" => Some(Kind::List),
+                        b"set" => Some(Kind::Set),
+                        b"zset" => Some(Kind::ZSet),
+                        // Redis answers an unknown type with nothing.
+                        _ => return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]),
+                    }
+                }
+                _ => return Reply::error(errors::SYNTAX),
+            }
+            i += 2;
+        }
+        let shards = self.shard.shards() as u64;
+        // Cursor: shard in the low bits, that shard's resume token above.
+        let (mut shard, mut token) = (cursor % shards, cursor / shards);
+        loop {
+            let r = self
+                .call(
+                    shard as usize,
+                    ShardRequest::Scan {
+                        token,
+                        pattern: pattern.clone(),
+                        kind,
+                        count,
+                    },
+                )
+                .await;
+            let (keys, resume) = match r {
+                Ok(ShardResponse::Scanned(Ok(v))) => v,
+                Ok(ShardResponse::Scanned(Err(e))) | Err(e) => return e,
+                Ok(_) => return Reply::error("ERR internal routing error"),
+            };
+            let next = match resume {
+                Some(t) => t * shards + shard,
+                None if shard + 1 < shards => shard + 1,
+                None => 0,
+            };
+            if keys.is_empty() && resume.is_none() && next != 0 {
+                // This shard is done and gave nothing: go on to the next.
+                shard += 1;
+                token = 0;
+                continue;
+            }
+            return Reply::Array(vec![
+                Reply::bulk(next.to_string()),
+                Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+            ]);
+        }
+    }
+
+    fn hello(&mut self, args: &[Bytes]) -> Reply {
+        let mut i = 1;
+        if let Some(v) = args.get(1) {
+            match crate::resp::num::parse_i64(v) {
+                Some(2) => self.resp3 = false,
+                Some(3) => self.resp3 = true,
+                Some(_) => return Reply::error(errors::NOPROTO),
+                None => return Reply::error("ERR Protocol version is not an integer or out of range"),
+            }
+            i = 2;
+        }
+        while i < args.len() {
+            match args[i].to_ascii_lowercase().as_slice() {
+                b"setname" if i + 1 < args.len() => {
+                    self.name = args[i + 1].clone();
+                    i += 2;
+                }
+                b"auth" if i + 2 < args.len() => i += 3,
+                _ => {
+                    return Reply::error(format!(
+                        "ERR Syntax error in HELLO option '{}'",
+                        String::from_utf8_lossy(&args[i])
+                    ))
+                }
+            }
+        }
+        self.info.resp3.set(self.resp3);
+        Reply::Map(vec![
+            (Reply::bulk("server"), Reply::bulk("redis")),
+            (Reply::bulk("version"), Reply::bulk(command::redis_version())),
+            (Reply::bulk("proto"), Reply::Int(if self.resp3 { 3 } else { 2 })),
+            (Reply::bulk("id"), Reply::Int(self.info.id as i64)),
+            (Reply::bulk("mode"), Reply::bulk("standalone")),
+            (Reply::bulk("role"), Reply::bulk("master")),
+            (Reply::bulk("modules"), Reply::Array(Vec::new())),
+        ])
+    }
+
+    async fn client(&mut self, args: &[Bytes]) -> Reply {
+        let sub = args.get(1).map(|a| a.to_ascii_lowercase()).unwrap_or_default();
+        match sub.as_slice() {
+            b"setname" if args.len() == 3 => {
+                if args[2].iter().any(|&c| c <= b' ' || c > b'~') {
+                    return Reply::error("ERR Client names cannot contain spaces, newlines or special characters.");
+                }
+                self.name = args[2].clone();
+                self.shard.set_client_name(self.info.id, self.name.clone());
+                Reply::ok()
+            }
+            b"getname" if args.len() == 2 => {
+                if self.name.is_empty() {
+                    Reply::Null
+                } else {
+                    Reply::Bulk(self.name.clone())
+                }
+            }
+            b"id" if args.len() == 2 => Reply::Int(self.info.id as i64),
+            b"setinfo" if args.len() == 4 => Reply::ok(),
+            b"list" => {
+                let mut text = String::new();
+                for r in self.call_all(|| ShardRequest::ClientList).await {
+                    if let Ok(ShardResponse::Text(t)) = r {
+                        text.push_str(&t);
+                    }
+                }
+                Reply::Bulk(Bytes::from(text))
+            }
+            b"info" if args.len() == 2 => Reply::Bulk(Bytes::from(info::client_line(&self.shard, &self.info))),
+            b"setname" | b"getname" | b"id" | b"setinfo" | b"info" => Reply::error(format!(
+                "ERR Unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(&args[1])
+            )),
+            _ => Reply::Error(errors::unknown_subcommand(
+                "CLIENT",
+                args.get(1).map_or(&b""[..], |a| a),
+            )),
+        }
+    }
+
+    async fn config(&mut self, args: &[Bytes]) -> Reply {
+        let sub = args.get(1).map(|a| a.to_ascii_lowercase()).unwrap_or_default();
+        match sub.as_slice() {
+            b"get" if args.len() >= 3 => {
+                let params = info::config_params(&self.shard);
+                let mut out = Vec::new();
+                for pattern in &args[2..] {
+                    for (k, v) in &params {
+                        if crate::glob::glob_match(pattern, k.as_bytes(), true)
+                            && !out
+                                .iter()
+                                .any(|(a, _): &(Reply, Reply)| matches!(a, Reply::Bulk(b) if b == k.as_bytes()))
+                        {
+                            out.push((Reply::bulk(k.clone()), Reply::bulk(v.clone())));
+                        }
+                    }
+                }
+                Reply::Map(out)
+            }
+            b"set" if args.len() >= 4 && args.len().is_multiple_of(2) => {
+                for pair in args[2..].chunks(2) {
+                    let key = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+                    let value = String::from_utf8_lossy(&pair[1]).to_string();
+                    match key.as_str() {
+                        "slowlog-log-slower-than" => match value.parse::<i64>() {
+                            Ok(us) if us >= 0 => {
+                                let ms = (us as u64).div_ceil(1000);
+                                for _ in self.call_all(|| ShardRequest::SetSlowLog(ms)).await {}
+                            }
+                            _ => {
+                                return Reply::error(format!(
+                                    "ERR CONFIG SET failed (possibly related to argument '{key}') - argument couldn't be parsed into an integer"
+                                ))
+                            }
+                        },
+                        "loglevel" => {
+                            let level = match value.as_str() {
+                                "debug" => "debug",
+                                "verbose" => "debug",
+                                "notice" => "info",
+                                "warning" => "warn",
+                                other => other,
+                            };
+                            match self.shard.settings.logging.as_ref().map(|l| l.set_level(level)) {
+                                Some(Ok(())) | None => {}
+                                Some(Err(_)) => {
+                                    return Reply::error(format!(
+                                        "ERR CONFIG SET failed (possibly related to argument '{key}') - argument(s) must be one of the following: debug, verbose, notice, warning"
+                                    ))
+                                }
+                            }
+                        }
+                        k if info::config_params(&self.shard).iter().any(|(n, _)| n == k) => {
+                            return Reply::error(format!(
+                                "ERR CONFIG SET failed (possibly related to argument '{k}') - can't set immutable config"
+                            ))
+                        }
+                        k => {
+                            return Reply::error(format!(
+                                "ERR Unknown option or number of arguments for CONFIG SET - '{k}'"
+                            ))
+                        }
+                    }
+                }
+                Reply::ok()
+            }
+            b"resetstat" if args.len() == 2 => Reply::ok(),
+            b"get" | b"set" | b"resetstat" => Reply::error(format!(
+                "ERR Unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
+                String::from_utf8_lossy(&args[1])
+            )),
+            _ => Reply::Error(errors::unknown_subcommand(
+                "CONFIG",
+                args.get(1).map_or(&b""[..], |a| a),
+            )),
+        }
+    }
+
+    async fn all_stats(&self) -> Vec<super::ShardStats> {
+        let mut v = Vec::new();
+        for r in self.call_all(|| ShardRequest::Stats).await {
+            if let Ok(ShardResponse::Stats(s)) = r {
+                v.push(*s);
+            }
+        }
+        v
+    }
+}
+
+impl Shard {
+    fn set_client_name(&self, id: u64, name: Bytes) {
+        if let Some(c) = self.clients.borrow().get(&id) {
+            *c.name.borrow_mut() = name;
+        }
+    }
+}

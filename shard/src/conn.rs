@@ -1,0 +1,286 @@
+//! The network driver seam: listeners, connections, tasks and timers.
+//!
+//! Protocol front-ends in `lumadb-net` see only these types, never
+//! glommio's, so the driver underneath can change (a ring of our own with
+//! multishot receive and provided buffers is the planned next step, see
+//! `docs/ARCHITECTURE.md`) without touching a codec.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use std::os::unix::io::RawFd;
+
+/// Bytes asked of the kernel per read.
+pub const CONN_READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Checks that `addr` is free before the shards bind it.
+///
+/// Every shard binds the same port with `SO_REUSEPORT`, which would also
+/// let a second server silently share a port that is already served; a
+/// plain bind first refuses that and names the port.
+pub fn probe_port(addr: SocketAddr) -> io::Result<()> {
+    std::net::TcpListener::bind(addr).map(drop).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot listen on {addr}: {e} (is another server using port {}?)",
+                addr.port()
+            ),
+        )
+    })
+}
+
+/// A listening socket on this shard (`SO_REUSEPORT`: the kernel spreads
+/// new connections over the shards that listen on the same port).
+pub struct Listener {
+    fd: RawFd,
+    addr: SocketAddr,
+}
+
+/// Pending connections the kernel queues per listener.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+impl Listener {
+    pub fn bind(addr: SocketAddr) -> io::Result<Listener> {
+        // The shard's network ring: created now so that a host without
+        // io_uring fails at start, naming the cause.
+        crate::uring::Ring::current().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot create the network io_uring ring: {e} (LumaDB needs io_uring: \
+                     check sysctl kernel.io_uring_disabled = 0 and the container's seccomp profile)"
+                ),
+            )
+        })?;
+        let fail = |what: &str| {
+            io::Error::other(format!(
+                "cannot listen on {addr}: {what}: {}",
+                io::Error::last_os_error()
+            ))
+        };
+        let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+        // SAFETY: plain socket syscalls on a descriptor we own; the address
+        // structs outlive the calls.
+        unsafe {
+            let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(fail("socket"));
+            }
+            let listener = Listener { fd, addr };
+            let one: libc::c_int = 1;
+            for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+                if libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    &one as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                ) != 0
+                {
+                    return Err(fail("setsockopt"));
+                }
+            }
+            let (storage, len) = sockaddr_of(addr);
+            if libc::bind(fd, &storage as *const _ as *const libc::sockaddr, len) != 0 {
+                return Err(fail("bind"));
+            }
+            if libc::listen(fd, LISTEN_BACKLOG) != 0 {
+                return Err(fail("listen"));
+            }
+            Ok(listener)
+        }
+    }
+
+    pub async fn accept(&self) -> io::Result<Connection> {
+        let fd = crate::uring::accept(self.fd).await?;
+        let conn = Connection {
+            fd,
+            peer: peer_of(fd).unwrap_or(self.addr),
+            rbuf: vec![0; CONN_READ_CHUNK_BYTES],
+            wbuf: Vec::new(),
+            closed: false,
+        };
+        // Replies are written whole; Nagle would only add latency.
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt on the descriptor we just accepted.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                &one as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        Ok(conn)
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+fn peer_of(fd: RawFd) -> Option<SocketAddr> {
+    // SAFETY: getpeername writes at most `len` bytes into the storage.
+    unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getpeername(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) != 0 {
+            return None;
+        }
+        match storage.ss_family as i32 {
+            libc::AF_INET => {
+                let a = &*(&storage as *const _ as *const libc::sockaddr_in);
+                Some(SocketAddr::from((
+                    std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                    u16::from_be(a.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                let a = &*(&storage as *const _ as *const libc::sockaddr_in6);
+                Some(SocketAddr::from((
+                    std::net::Ipv6Addr::from(a.sin6_addr.s6_addr),
+                    u16::from_be(a.sin6_port),
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One client connection, owned by the shard that accepted it.
+pub struct Connection {
+    fd: RawFd,
+    peer: SocketAddr,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    closed: bool,
+}
+
+impl Connection {
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Reads what is available (at least one byte) onto the end of `buf`;
+    /// 0 means the peer closed.
+    pub async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        let chunk = std::mem::take(&mut self.rbuf);
+        let (r, chunk) = crate::uring::recv(self.fd, chunk).await;
+        let n = r?;
+        buf.extend_from_slice(&chunk[..n]);
+        self.rbuf = chunk;
+        Ok(n)
+    }
+
+    /// Writes all of `data`.
+    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut out = std::mem::take(&mut self.wbuf);
+        out.clear();
+        out.extend_from_slice(data);
+        loop {
+            let (r, mut back) = crate::uring::send(self.fd, out).await;
+            let n = match r {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) => return Err(e),
+            };
+            if n == back.len() {
+                back.clear();
+                self.wbuf = back;
+                return Ok(());
+            }
+            back.drain(..n);
+            out = back;
+        }
+    }
+
+    /// Closes the connection.
+    pub async fn close(&mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            // SAFETY: we own the descriptor; shutdown first so any receive
+            // still queued in the ring completes.
+            unsafe {
+                libc::shutdown(self.fd, libc::SHUT_RDWR);
+                libc::close(self.fd);
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Spawns a task on this shard's foreground queue and lets it run alone.
+pub fn spawn(f: impl Future<Output = ()> + 'static) {
+    glommio::spawn_local(f).detach();
+}
+
+/// Waits `d`.
+pub async fn sleep(d: Duration) {
+    glommio::timer::sleep(d).await;
+}
+
+/// Runs `f`, giving up after `d`.
+pub async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
+    glommio::timer::timeout(d, async move { Ok(f.await) }).await.ok()
+}
+
+/// Lets other tasks run if this one has used up its time slice.
+pub async fn yield_if_needed() {
+    glommio::yield_if_needed().await;
+}

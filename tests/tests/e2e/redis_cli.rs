@@ -1,0 +1,571 @@
+//! Every Redis command family through `redis-cli`, against a real
+//! `lumadb start` with several shards, so keys spread over shards.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use lumadb_tests::resp::{RespConn, Value};
+use lumadb_tests::server::{eventually, keys_on_shard, LumaServer, ServerOptions};
+
+/// Two shards: `lumadb start` runs one shard per CPU, and CI machines may
+/// have only two.
+const SHARDS: usize = 2;
+
+fn server() -> LumaServer {
+    LumaServer::start(ServerOptions::default().shards(SHARDS))
+}
+
+/// `redis-cli` with `line` split on spaces; the output, trimmed.
+fn c(s: &LumaServer, line: &str) -> String {
+    let args: Vec<&str> = line.split(' ').filter(|a| !a.is_empty()).collect();
+    s.cli(&args).trim_end().to_string()
+}
+
+/// Asserts that `line` prints `want`.
+#[track_caller]
+fn check(s: &LumaServer, line: &str, want: &str) {
+    let got = c(s, line);
+    assert_eq!(got, want, "redis-cli {line}\n--- server output:\n{}", s.output());
+}
+
+/// The output lines of `line`, sorted (for replies in no fixed order).
+fn sorted_lines(s: &LumaServer, line: &str) -> Vec<String> {
+    let mut v: Vec<String> = c(s, line)
+        .lines()
+        .map(|l| l.split_once(") ").map_or(l, |(_, r)| r).to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn strings_with_set_options_and_ttls() {
+    let s = server();
+    check(&s, "SET s1 hello", "OK");
+    check(&s, "GET s1", "\"hello\"");
+    check(&s, "GET missing", "(nil)");
+    check(&s, "SET s1 other NX", "(nil)");
+    check(&s, "SET s1 world XX", "OK");
+    check(&s, "SET s2 x XX", "(nil)");
+    check(&s, "SET s1 newer GET", "\"world\"");
+    check(&s, "SET s1 v EX 100", "OK");
+    let ttl = c(&s, "TTL s1");
+    assert!(ttl == "(integer) 100" || ttl == "(integer) 99", "{ttl}");
+    check(&s, "SET s1 v2 KEEPTTL", "OK");
+    let ttl = c(&s, "PTTL s1");
+    let ms: i64 = ttl.trim_start_matches("(integer) ").parse().expect(&ttl);
+    assert!(ms > 90_000 && ms <= 100_000, "PTTL after KEEPTTL: {ttl}");
+    check(&s, "SET s1 v3", "OK");
+    check(&s, "TTL s1", "(integer) -1");
+    check(&s, "SET s3 v PX 50000", "OK");
+    check(&s, "SET s3 v EX 0", "(error) ERR invalid expire time in 'set' command");
+    check(&s, "SET s3 v NX XX", "(error) ERR syntax error");
+    check(&s, "SETNX s4 a", "(integer) 1");
+    check(&s, "SETNX s4 b", "(integer) 0");
+    check(&s, "SETEX s5 100 v", "OK");
+    check(&s, "PSETEX s6 100000 v", "OK");
+    check(&s, "INCR n", "(integer) 1");
+    check(&s, "INCRBY n 41", "(integer) 42");
+    check(&s, "DECR n", "(integer) 41");
+    check(&s, "DECRBY n 40", "(integer) 1");
+    check(&s, "INCRBYFLOAT f 1.5", "\"1.5\"");
+    check(&s, "INCR s1", "(error) ERR value is not an integer or out of range");
+    check(&s, "APPEND a1 abc", "(integer) 3");
+    check(&s, "APPEND a1 def", "(integer) 6");
+    check(&s, "STRLEN a1", "(integer) 6");
+    check(&s, "GETRANGE a1 1 3", "\"bcd\"");
+    check(&s, "SETRANGE a1 1 XY", "(integer) 6");
+    check(&s, "GET a1", "\"aXYdef\"");
+    check(&s, "GETDEL a1", "\"aXYdef\"");
+    check(&s, "EXISTS a1", "(integer) 0");
+    check(&s, "GETEX s4 EX 50", "\"a\"");
+    check(&s, "TTL s4", "(integer) 50");
+    check(&s, "GETSET s4 z", "\"a\"");
+    // MSET/MGET over keys on every shard.
+    let keys: Vec<String> = (0..SHARDS).flat_map(|sh| keys_on_shard("m", sh, SHARDS, 2)).collect();
+    let mset: Vec<String> = keys.iter().flat_map(|k| [k.clone(), format!("v-{k}")]).collect();
+    check(&s, &format!("MSET {}", mset.join(" ")), "OK");
+    let want: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{}) \"v-{k}\"", i + 1))
+        .collect();
+    check(&s, &format!("MGET {}", keys.join(" ")), &want.join("\n"));
+    check(&s, &format!("MSETNX {} x fresh 1", keys[0]), "(integer) 0");
+    check(&s, "EXISTS fresh", "(integer) 0");
+    check(&s, "MSETNX fresh 1 fresh2 2", "(integer) 1");
+}
+
+#[test]
+fn keys_expire_type_rename_scan_flush() {
+    let s = server();
+    let a = keys_on_shard("ka", 0, SHARDS, 1).remove(0);
+    let b = keys_on_shard("kb", 1, SHARDS, 1).remove(0);
+    check(&s, &format!("SET {a} 1"), "OK");
+    check(&s, &format!("EXPIRE {a} 100"), "(integer) 1");
+    check(&s, &format!("TTL {a}"), "(integer) 100");
+    check(&s, &format!("PERSIST {a}"), "(integer) 1");
+    check(&s, &format!("TTL {a}"), "(integer) -1");
+    check(&s, "TTL nokey", "(integer) -2");
+    check(&s, "EXPIRE nokey 10", "(integer) 0");
+    check(&s, &format!("PEXPIRE {a} 100000"), "(integer) 1");
+    check(&s, &format!("TYPE {a}"), "string");
+    check(&s, "RPUSH klist x", "(integer) 1");
+    check(&s, "TYPE klist", "list");
+    check(&s, "HSET khash f v", "(integer) 1");
+    check(&s, "TYPE khash", "hash");
+    check(&s, "SADD kset m", "(integer) 1");
+    check(&s, "TYPE kset", "set");
+    check(&s, "ZADD kzset 1 m", "(integer) 1");
+    check(&s, "TYPE kzset", "zset");
+    check(&s, "TYPE nokey", "none");
+    // RENAME across shards keeps the value and the TTL.
+    check(&s, &format!("RENAME {a} {b}"), "OK");
+    check(&s, &format!("GET {b}"), "\"1\"");
+    check(&s, &format!("EXISTS {a}"), "(integer) 0");
+    let ttl = c(&s, &format!("TTL {b}"));
+    assert!(
+        ttl == "(integer) 100" || ttl == "(integer) 99",
+        "TTL after RENAME: {ttl}"
+    );
+    check(&s, "RENAME nokey x", "(error) ERR no such key");
+    check(&s, &format!("RENAMENX {b} klist"), "(integer) 0");
+    check(&s, "DBSIZE", "(integer) 5");
+    assert_eq!(
+        sorted_lines(&s, "KEYS *"),
+        strs(&[&format!("\"{b}\""), "\"khash\"", "\"klist\"", "\"kset\"", "\"kzset\""])
+    );
+    assert_eq!(sorted_lines(&s, "KEYS k?et"), strs(&["\"kset\""]));
+    // SCAN: a full iteration with MATCH, COUNT and TYPE, following cursors.
+    for i in 0..40 {
+        check(&s, &format!("SET scan:{i} v"), "OK");
+    }
+    let scan_all = |extra: &str| -> Vec<String> {
+        let mut cursor = "0".to_string();
+        let mut seen = Vec::new();
+        for _ in 0..1000 {
+            let mut args = vec!["SCAN", cursor.as_str()];
+            args.extend(extra.split(' ').filter(|x| !x.is_empty()));
+            let out = s.cli(&args);
+            // Each redis-cli run is a new connection: a cursor must stay
+            // valid across connections, as Redis's are.
+            assert!(!out.starts_with("(error)"), "SCAN {cursor} {extra}: {out}");
+            let mut lines = out.lines();
+            let first = lines.next().expect("cursor line");
+            cursor = first.trim_start_matches("1) ").trim_matches('"').to_string();
+            for l in lines {
+                let l = l.trim_start_matches("2) ").trim();
+                if l == "(empty array)" {
+                    continue;
+                }
+                let name = l.split_once(") ").map_or(l, |(_, r)| r).trim_matches('"');
+                seen.push(name.to_string());
+            }
+            if cursor == "0" {
+                seen.sort();
+                seen.dedup();
+                return seen;
+            }
+        }
+        panic!("SCAN did not finish");
+    };
+    let mut want: Vec<String> = (0..40).map(|i| format!("scan:{i}")).collect();
+    want.sort();
+    assert_eq!(scan_all("MATCH scan:* COUNT 7"), want);
+    assert_eq!(scan_all("TYPE list"), strs(&["klist"]));
+    assert_eq!(scan_all("MATCH k* TYPE hash"), strs(&["khash"]));
+    check(&s, "DBSIZE", "(integer) 45");
+    let random = c(&s, "RANDOMKEY");
+    assert!(random.starts_with('"'), "RANDOMKEY: {random}");
+    check(&s, &format!("EXISTS {}", random.trim_matches('"')), "(integer) 1");
+    check(&s, &format!("DEL {b} klist nokey"), "(integer) 2");
+    check(&s, "UNLINK khash", "(integer) 1");
+    check(&s, "FLUSHDB", "OK");
+    check(&s, "DBSIZE", "(integer) 0");
+    check(&s, "RANDOMKEY", "(nil)");
+    check(&s, "KEYS *", "(empty array)");
+}
+
+#[test]
+fn hashes() {
+    let s = server();
+    check(&s, "HSET h f1 v1 f2 v2", "(integer) 2");
+    check(&s, "HSET h f1 v9", "(integer) 0");
+    check(&s, "HGET h f1", "\"v9\"");
+    check(&s, "HGET h nof", "(nil)");
+    check(&s, "HMGET h f1 nof f2", "1) \"v9\"\n2) (nil)\n3) \"v2\"");
+    check(&s, "HLEN h", "(integer) 2");
+    check(&s, "HEXISTS h f2", "(integer) 1");
+    check(&s, "HSETNX h f2 x", "(integer) 0");
+    check(&s, "HINCRBY h n 5", "(integer) 5");
+    check(&s, "HINCRBYFLOAT h fl 0.5", "\"0.5\"");
+    check(&s, "HINCRBY h f1 1", "(error) ERR hash value is not an integer");
+    check(&s, "HSTRLEN h f1", "(integer) 2");
+    let all = sorted_lines(&s, "HGETALL h");
+    assert_eq!(all.len(), 8, "{all:?}");
+    assert_eq!(
+        sorted_lines(&s, "HKEYS h"),
+        strs(&["\"f1\"", "\"f2\"", "\"fl\"", "\"n\""])
+    );
+    assert_eq!(
+        sorted_lines(&s, "HVALS h"),
+        strs(&["\"0.5\"", "\"5\"", "\"v2\"", "\"v9\""])
+    );
+    check(&s, "HDEL h f1 nof", "(integer) 1");
+    check(&s, "HMSET h a 1 b 2", "OK");
+    check(&s, "HLEN h", "(integer) 5");
+    check(&s, "SET str x", "OK");
+    check(
+        &s,
+        "HGET str f",
+        "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+    );
+    let field = c(&s, "HRANDFIELD h");
+    assert!(field.starts_with('"'), "HRANDFIELD: {field}");
+    check(&s, "DEL h", "(integer) 1");
+    check(&s, "HGETALL h", "(empty array)");
+}
+
+#[test]
+fn lists_and_blocking_pops() {
+    let s = server();
+    // A blocking pop on another type is WRONGTYPE, at once, as in Redis.
+    check(&s, "SET notlist 1", "OK");
+    check(
+        &s,
+        "BLPOP notlist 0",
+        "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+    );
+    // Inside MULTI it never blocks, and the key stays usable afterwards.
+    let out = s.cli_script("MULTI\nBLPOP bk 2\nEXEC\nLPUSH bk v\nLLEN bk\n");
+    assert!(
+        out.ends_with("1\n1\n") || out.ends_with("(integer) 1\n(integer) 1\n"),
+        "{out:?}"
+    );
+    check(&s, "RPUSH l a b c", "(integer) 3");
+    check(&s, "LPUSH l z", "(integer) 4");
+    check(&s, "LRANGE l 0 -1", "1) \"z\"\n2) \"a\"\n3) \"b\"\n4) \"c\"");
+    check(&s, "LLEN l", "(integer) 4");
+    check(&s, "LINDEX l -1", "\"c\"");
+    check(&s, "LSET l 1 A", "OK");
+    check(&s, "LSET l 10 A", "(error) ERR index out of range");
+    check(&s, "LINSERT l BEFORE b ins", "(integer) 5");
+    check(&s, "LPOS l b", "(integer) 3");
+    check(&s, "RPUSH l b b", "(integer) 7");
+    check(&s, "LREM l 2 b", "(integer) 2");
+    check(
+        &s,
+        "LRANGE l 0 -1",
+        "1) \"z\"\n2) \"A\"\n3) \"ins\"\n4) \"c\"\n5) \"b\"",
+    );
+    check(&s, "LTRIM l 1 -2", "OK");
+    check(&s, "LRANGE l 0 -1", "1) \"A\"\n2) \"ins\"\n3) \"c\"");
+    check(&s, "LPOP l", "\"A\"");
+    check(&s, "RPOP l 2", "1) \"c\"\n2) \"ins\"");
+    check(&s, "EXISTS l", "(integer) 0");
+    check(&s, "LPUSHX l x", "(integer) 0");
+    // Moves between keys on different shards.
+    let src = keys_on_shard("src", 0, SHARDS, 1).remove(0);
+    let dst = keys_on_shard("dst", 1, SHARDS, 1).remove(0);
+    check(&s, &format!("RPUSH {src} 1 2 3"), "(integer) 3");
+    check(&s, &format!("RPOPLPUSH {src} {dst}"), "\"3\"");
+    check(&s, &format!("LMOVE {src} {dst} LEFT RIGHT"), "\"1\"");
+    check(&s, &format!("LRANGE {dst} 0 -1"), "1) \"3\"\n2) \"1\"");
+    // BLPOP: times out with nil, then wakes on another client's LPUSH.
+    let t = Instant::now();
+    check(&s, "BLPOP empty 0.2", "(nil)");
+    assert!(
+        t.elapsed() >= Duration::from_millis(150),
+        "BLPOP returned before its timeout"
+    );
+    let port = s.redis_port();
+    let waiter = std::thread::spawn(move || {
+        let mut conn = RespConn::open(port);
+        conn.call(&["BLPOP", "wake", "10"])
+    });
+    // The waiter must be blocked before the push for this to test a wake-up.
+    assert!(
+        eventually(Duration::from_secs(10), || c(&s, "CLIENT LIST").contains("cmd=blpop")),
+        "the BLPOP client never showed as blocked: {}",
+        c(&s, "CLIENT LIST")
+    );
+    check(&s, "LPUSH wake hello", "(integer) 1");
+    let got = waiter.join().expect("waiter thread");
+    assert_eq!(
+        got,
+        Value::Array(vec![Value::Bulk(b"wake".to_vec()), Value::Bulk(b"hello".to_vec())])
+    );
+    check(&s, "EXISTS wake", "(integer) 0");
+}
+
+#[test]
+fn sets() {
+    let s = server();
+    let a = keys_on_shard("sa", 0, SHARDS, 1).remove(0);
+    let b = keys_on_shard("sb", 1, SHARDS, 1).remove(0);
+    let d = keys_on_shard("sd", 0, SHARDS, 2).remove(1);
+    check(&s, &format!("SADD {a} 1 2 3 3"), "(integer) 3");
+    check(&s, &format!("SADD {b} 2 3 4"), "(integer) 3");
+    check(&s, &format!("SCARD {a}"), "(integer) 3");
+    check(&s, &format!("SISMEMBER {a} 2"), "(integer) 1");
+    check(&s, &format!("SMISMEMBER {a} 1 9"), "1) (integer) 1\n2) (integer) 0");
+    assert_eq!(
+        sorted_lines(&s, &format!("SMEMBERS {a}")),
+        strs(&["\"1\"", "\"2\"", "\"3\""])
+    );
+    assert_eq!(sorted_lines(&s, &format!("SINTER {a} {b}")), strs(&["\"2\"", "\"3\""]));
+    assert_eq!(
+        sorted_lines(&s, &format!("SUNION {a} {b}")),
+        strs(&["\"1\"", "\"2\"", "\"3\"", "\"4\""])
+    );
+    assert_eq!(sorted_lines(&s, &format!("SDIFF {a} {b}")), strs(&["\"1\""]));
+    check(&s, &format!("SINTERSTORE {d} {a} {b}"), "(integer) 2");
+    assert_eq!(sorted_lines(&s, &format!("SMEMBERS {d}")), strs(&["\"2\"", "\"3\""]));
+    check(&s, &format!("SMOVE {a} {b} 1"), "(integer) 1");
+    check(&s, &format!("SCARD {b}"), "(integer) 4");
+    check(&s, &format!("SREM {a} 2 9"), "(integer) 1");
+    let popped = c(&s, &format!("SPOP {a}"));
+    assert_eq!(popped, "\"3\"");
+    check(&s, &format!("EXISTS {a}"), "(integer) 0");
+    let r = c(&s, &format!("SRANDMEMBER {b}"));
+    assert!(
+        ["\"1\"", "\"2\"", "\"3\"", "\"4\""].contains(&r.as_str()),
+        "SRANDMEMBER: {r}"
+    );
+}
+
+#[test]
+fn sorted_sets_with_range_forms() {
+    let s = server();
+    check(&s, "ZADD z 1 a 2 b 3 c 4 d 5 e", "(integer) 5");
+    check(&s, "ZADD z XX CH 10 e", "(integer) 1");
+    check(&s, "ZADD z NX 0 e", "(integer) 0");
+    check(&s, "ZADD z GT 1 e", "(integer) 0");
+    check(&s, "ZSCORE z e", "\"10\"");
+    check(&s, "ZINCRBY z 0.5 a", "\"1.5\"");
+    check(&s, "ZCARD z", "(integer) 5");
+    check(&s, "ZRANK z c", "(integer) 2");
+    check(&s, "ZREVRANK z c", "(integer) 2");
+    check(&s, "ZCOUNT z (1.5 3", "(integer) 2");
+    check(
+        &s,
+        "ZRANGE z 0 1 WITHSCORES",
+        "1) \"a\"\n2) \"1.5\"\n3) \"b\"\n4) \"2\"",
+    );
+    check(&s, "ZRANGE z 2 4 BYSCORE", "1) \"b\"\n2) \"c\"\n3) \"d\"");
+    check(&s, "ZRANGE z (2 +inf BYSCORE LIMIT 1 2", "1) \"d\"\n2) \"e\"");
+    check(&s, "ZRANGE z +inf -inf BYSCORE REV LIMIT 0 2", "1) \"e\"\n2) \"d\"");
+    check(&s, "ZRANGE z 0 0 REV", "1) \"e\"");
+    check(&s, "ZRANGEBYSCORE z -inf 2", "1) \"a\"\n2) \"b\"");
+    check(&s, "ZREVRANGEBYSCORE z 3 (1.5", "1) \"c\"\n2) \"b\"");
+    check(&s, "ZADD lex 0 a 0 b 0 c 0 d", "(integer) 4");
+    check(&s, "ZRANGE lex [b (d BYLEX", "1) \"b\"\n2) \"c\"");
+    check(&s, "ZRANGE lex + - BYLEX REV LIMIT 1 2", "1) \"c\"\n2) \"b\"");
+    check(&s, "ZLEXCOUNT lex - +", "(integer) 4");
+    check(&s, "ZRANGEBYLEX lex - [a", "1) \"a\"");
+    check(
+        &s,
+        "ZRANGE lex x y BYLEX",
+        "(error) ERR min or max not valid string range item",
+    );
+    check(&s, "ZRANGE z a b BYSCORE", "(error) ERR min or max is not a float");
+    check(&s, "ZREM z a nope", "(integer) 1");
+    check(&s, "ZPOPMIN z", "1) \"b\"\n2) \"2\"");
+    check(&s, "ZPOPMAX z", "1) \"e\"\n2) \"10\"");
+    check(&s, "ZMSCORE z c nope", "1) \"3\"\n2) (nil)");
+    check(&s, "ZREMRANGEBYSCORE z 0 3", "(integer) 1");
+    check(&s, "ZRANGE z 0 -1 WITHSCORES", "1) \"d\"\n2) \"4\"");
+}
+
+#[test]
+fn server_commands() {
+    let s = server();
+    check(&s, "PING", "PONG");
+    check(&s, "ECHO hi", "\"hi\"");
+    check(&s, "SET k v", "OK");
+    let info = c(&s, "INFO");
+    for section in ["# Server", "# Clients", "# Keyspace"] {
+        assert!(info.contains(section), "INFO lacks {section}:\n{info}");
+    }
+    let server = c(&s, "INFO server");
+    assert!(server.contains("redis_version:"), "{server}");
+    assert!(
+        !server.contains("# Clients"),
+        "INFO server shows other sections:\n{server}"
+    );
+    let keyspace = c(&s, "INFO keyspace");
+    assert!(keyspace.contains("db0:keys=1,"), "{keyspace}");
+    check(&s, "CONFIG GET maxclients", "1) \"maxclients\"\n2) \"10000\"");
+    let id = c(&s, "CLIENT ID");
+    assert!(id.starts_with("(integer) "), "{id}");
+    let out = s.cli_script("CLIENT SETNAME e2e-client\nCLIENT GETNAME\nCLIENT LIST\n");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("OK"), "{out}");
+    assert_eq!(lines.next(), Some("\"e2e-client\""), "{out}");
+    let list = lines.next().unwrap_or_default();
+    assert!(list.contains("name=e2e-client"), "CLIENT LIST: {out}");
+    assert!(list.contains("cmd=client|list"), "CLIENT LIST: {out}");
+    check(&s, "CLIENT GETNAME", "(nil)");
+    let count = c(&s, "COMMAND COUNT");
+    let n: i64 = count.trim_start_matches("(integer) ").parse().expect(&count);
+    assert!(n > 100, "COMMAND COUNT: {count}");
+    let info = c(&s, "COMMAND INFO get");
+    assert!(
+        info.contains("\"get\"") && info.contains("(integer) 2"),
+        "COMMAND INFO get:\n{info}"
+    );
+    let docs = c(&s, "COMMAND DOCS get");
+    assert!(docs.contains("\"summary\""), "COMMAND DOCS get:\n{docs}");
+    let hello = c(&s, "HELLO 3");
+    assert!(hello.contains("\"proto\" => (integer) 3"), "HELLO 3:\n{hello}");
+    check(&s, "SELECT 0", "OK");
+    check(&s, "SELECT 1", "(error) ERR DB index is out of range");
+    check(&s, "DBSIZE", "(integer) 1");
+}
+
+#[test]
+fn pipelined_commands_in_one_write() {
+    let s = server();
+    let mut conn = s.conn();
+    let n = 2000;
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        bytes.extend(lumadb_tests::resp::encode(&["SET", &format!("p{i}"), &i.to_string()]));
+        bytes.extend(lumadb_tests::resp::encode(&["INCR", "pcount"]));
+        bytes.extend(lumadb_tests::resp::encode(&["GET", &format!("p{i}")]));
+    }
+    conn.send_raw(&bytes);
+    for i in 0..n {
+        assert_eq!(conn.read_reply().expect("SET reply").0, b"+OK\r\n", "SET p{i}");
+        assert_eq!(conn.read_reply().expect("INCR reply").1, Value::Int(i + 1), "INCR #{i}");
+        assert_eq!(
+            conn.read_reply().expect("GET reply").1,
+            Value::Bulk(i.to_string().into_bytes()),
+            "GET p{i}"
+        );
+    }
+    check(&s, "DBSIZE", &format!("(integer) {}", n + 1));
+    // redis-cli --pipe: the mass-insertion mode.
+    let mut input = Vec::new();
+    for i in 0..500 {
+        input.extend(lumadb_tests::resp::encode(&["RPUSH", "piped", &i.to_string()]));
+    }
+    let mut child = std::process::Command::new("timeout")
+        .args(lumadb_tests::server::CLIENT_TIMEOUT_ARGS)
+        .arg("redis-cli")
+        .args(["-p", &s.redis_port().to_string(), "--pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli --pipe");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &input).expect("write");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    assert!(child.wait().expect("wait").success(), "{out}");
+    assert!(out.contains("errors: 0, replies: 500"), "redis-cli --pipe: {out}");
+    check(&s, "LLEN piped", "(integer) 500");
+}
+
+#[test]
+fn multi_exec_across_shards_and_watch_abort() {
+    let s = server();
+    let a = keys_on_shard("ta", 0, SHARDS, 1).remove(0);
+    let b = keys_on_shard("tb", 1, SHARDS, 1).remove(0);
+    let d = keys_on_shard("td", 1, SHARDS, 2).remove(1);
+    let out = s.cli_script(&format!("MULTI\nSET {a} 1\nINCR {b}\nRPUSH {d} x y\nGET {a}\nEXEC\n"));
+    assert_eq!(
+        out.trim_end(),
+        "OK\nQUEUED\nQUEUED\nQUEUED\nQUEUED\n1) OK\n2) (integer) 1\n3) (integer) 2\n4) \"1\"",
+        "MULTI/EXEC over both shards"
+    );
+    // A queued error aborts the whole transaction.
+    let out = s.cli_script(&format!("MULTI\nSET {a} 2\nNOSUCHCMD\nEXEC\nGET {a}\n"));
+    assert!(out.contains("EXECABORT"), "{out}");
+    assert!(
+        out.trim_end().ends_with("\"1\""),
+        "EXECABORT still ran a command: {out}"
+    );
+    // WATCH: another client's write aborts EXEC with a nil reply.
+    let mut watcher = s.conn();
+    assert_eq!(
+        watcher.call(&["WATCH", a.as_str(), b.as_str()]),
+        Value::Simple(b"OK".to_vec())
+    );
+    check(&s, &format!("SET {b} changed"), "OK");
+    assert_eq!(watcher.call(&["MULTI"]), Value::Simple(b"OK".to_vec()));
+    assert_eq!(
+        watcher.call(&["SET", a.as_str(), "from-tx"]),
+        Value::Simple(b"QUEUED".to_vec())
+    );
+    assert_eq!(watcher.call(&["EXEC"]), Value::Nil, "EXEC after a watched key changed");
+    check(&s, &format!("GET {a}"), "\"1\"");
+    // Without interference the same transaction commits.
+    assert_eq!(watcher.call(&["WATCH", a.as_str()]), Value::Simple(b"OK".to_vec()));
+    watcher.call(&["MULTI"]);
+    watcher.call(&["SET", a.as_str(), "from-tx"]);
+    assert_eq!(
+        watcher.call(&["EXEC"]),
+        Value::Array(vec![Value::Simple(b"OK".to_vec())])
+    );
+    check(&s, &format!("GET {a}"), "\"from-tx\"");
+}
+
+#[test]
+fn restart_keeps_data() {
+    let mut s = server();
+    for i in 0..50 {
+        check(&s, &format!("SET r{i} {i}"), "OK");
+    }
+    check(&s, "HSET rh f v", "(integer) 1");
+    check(&s, "RPUSH rl a b", "(integer) 2");
+    check(&s, "ZADD rz 1 m", "(integer) 1");
+    check(&s, "SADD rs m", "(integer) 1");
+    check(&s, "SET rttl v EX 1000", "OK");
+    s.stop();
+    s.restart();
+    check(&s, "DBSIZE", "(integer) 55");
+    for i in 0..50 {
+        check(&s, &format!("GET r{i}"), &format!("\"{i}\""));
+    }
+    check(&s, "HGET rh f", "\"v\"");
+    check(&s, "LRANGE rl 0 -1", "1) \"a\"\n2) \"b\"");
+    check(&s, "ZSCORE rz m", "\"1\"");
+    check(&s, "SISMEMBER rs m", "(integer) 1");
+    let ttl = c(&s, "TTL rttl");
+    let secs: i64 = ttl.trim_start_matches("(integer) ").parse().expect(&ttl);
+    assert!((900..=1000).contains(&secs), "TTL after restart: {ttl}");
+    // And after a SIGKILL (the default sync mode still acknowledged these).
+    check(&s, "SET after-kill yes", "OK");
+    s.kill9();
+    s.restart();
+    check(&s, "GET r7", "\"7\"");
+}
+
+#[test]
+fn ttls_expire_actively() {
+    let s = server();
+    for sh in 0..SHARDS {
+        for k in keys_on_shard(&format!("exp{sh}-"), sh, SHARDS, 5) {
+            check(&s, &format!("SET {k} v PX 100"), "OK");
+        }
+    }
+    check(&s, "SET keep v", "OK");
+    // DBSIZE counts keys without touching them: only active expiry makes
+    // it drop.
+    assert!(
+        eventually(Duration::from_secs(10), || c(&s, "DBSIZE") == "(integer) 1"),
+        "DBSIZE stayed at {} (expired keys were never removed actively)\n{}",
+        c(&s, "DBSIZE"),
+        s.output()
+    );
+    check(&s, "GET keep", "\"v\"");
+}

@@ -1,0 +1,600 @@
+//! Differential test: one command script sent over raw RESP to LumaDB and
+//! to a real redis-server; the replies must be the same bytes.
+//!
+//! Each script line is a command split on spaces (`\s` stands for a space
+//! inside an argument, `\e` for an empty argument), optionally prefixed:
+//! - `~` the reply's order is unspecified: arrays, sets and maps are
+//!   sorted before comparing;
+//! - `?` the reply differs legitimately (randomness, ids, cursors): only
+//!   its kind is compared (error or not, and the RESP type);
+//! - `!` the reply is not compared at all (the command only sets state).
+
+use lumadb_tests::resp::Value;
+use lumadb_tests::server::{LumaServer, RedisServer, ServerOptions};
+
+const SCRIPT: &str = r#"
+# --- connection
+PING
+PING hello
+ECHO hi
+ECHO
+SELECT 0
+SELECT 16
+SELECT x
+DBSIZE
+# --- unknown command and arity
+NOSUCHCOMMAND a b
+nosuch
+GET
+GET a b
+SET a
+# --- strings
+SET s v
+GET s
+GET nokey
+SET s v2 NX
+SET s v3 XX
+SET s2 v XX
+SET s v4 GET
+SET s v EX 100
+TTL s
+SET s v PX 100000 KEEPTTL
+SET s v EX 0
+SET s v EX -5
+SET s v EX abc
+SET s v NX XX
+SET s v BADOPT
+SET s v KEEPTTL
+TTL s
+SET s v PX 1000000
+SETNX s x
+SETNX s3 x
+SETEX s4 100 v
+SETEX s4 0 v
+SETEX s4 abc v
+PSETEX s5 100000 v
+GETSET s new
+GETSET nokey2 new
+GETDEL nokey3
+GETDEL s
+GETEX s3
+GETEX s3 EX 100
+TTL s3
+GETEX s3 PERSIST
+TTL s3
+GETEX s3 EX 10 PX 100
+MSET m1 a m2 b m3 c
+MSET m1
+MGET m1 m2 nokey m3
+MSETNX m1 x m9 y
+MSETNX m8 x m9 y
+MGET m8 m9
+STRLEN m1
+STRLEN nokey
+APPEND ap abc
+APPEND ap def
+GET ap
+GETRANGE ap 1 3
+GETRANGE ap -2 -1
+GETRANGE ap 10 20
+GETRANGE ap x 1
+SETRANGE ap 2 XY
+SETRANGE ap 10 Z
+GET ap
+SETRANGE ap -1 Z
+SETRANGE newr 3 abc
+GET newr
+INCR n
+INCR n
+INCRBY n 10
+INCRBY n abc
+DECR n
+DECRBY n 5
+INCR s3
+INCRBY n 9223372036854775807
+SET big 9223372036854775807
+INCR big
+SET neg -9223372036854775808
+DECR neg
+INCRBYFLOAT f 1.5
+INCRBYFLOAT f 0.1
+INCRBYFLOAT f abc
+SET fl 3.0
+INCRBYFLOAT fl 1
+SET sp 10\s
+INCR sp
+SET lead 010
+INCR lead
+SET empty \e
+GET empty
+STRLEN empty
+# --- wrong types
+RPUSH wl a
+GET wl
+INCR wl
+APPEND wl x
+SET wl x GET
+STRLEN wl
+HGET wl f
+SADD wl m
+ZADD wl 1 m
+LPUSH s3 x
+# --- keyspace
+EXISTS m1 m2 nokey m1
+DEL m1 nokey
+DEL m1
+UNLINK m2
+TYPE m3
+TYPE wl
+TYPE nokey
+EXPIRE m3 100
+TTL m3
+PTTL nokey
+TTL nokey
+EXPIRE m3 abc
+EXPIRE nokey 10
+EXPIRE m3 100 NX
+EXPIRE m3 200 XX
+EXPIRE m3 50 GT
+EXPIRE m3 300 GT
+TTL m3
+EXPIRE m3 100 LT
+EXPIRE m3 10 NX XX
+EXPIRE m3 10 BAD
+PERSIST m3
+PERSIST m3
+TTL m3
+PEXPIRE m3 100000
+PERSIST nokey
+EXPIREAT m3 99999999999
+TTL m3
+PERSIST m3
+EXPIRE m3 -1
+EXISTS m3
+SET rn1 v
+RENAME rn1 rn2
+GET rn2
+RENAME nokey rn3
+RENAME rn2 rn2
+RENAMENX rn2 s3
+RENAMENX rn2 rn4
+GET rn5
+~KEYS *
+~KEYS m*
+~KEYS rn?
+~KEYS rn[45]
+KEYS nomatch*
+DBSIZE
+?RANDOMKEY
+SCAN abc
+SCAN 0 COUNT 0
+SCAN 0 MATCH
+?SCAN 0
+?SCAN 0 MATCH rn* COUNT 1000
+?SCAN 0 TYPE string
+# --- hashes
+HSET h f1 v1 f2 v2
+HSET h f1 v9
+HSET h f3
+HSET h
+HGET h f1
+HGET h nof
+HGET nokey f
+HMGET h f1 nof f2
+HMSET h a 1 b 2
+HMSET h a
+HSETNX h a 5
+HSETNX h z 5
+HLEN h
+HLEN nokey
+HEXISTS h a
+HEXISTS h nof
+HSTRLEN h f1
+HINCRBY h a 10
+HINCRBY h f1 1
+HINCRBY h a abc
+HINCRBY h new 5
+HINCRBYFLOAT h a 1.5
+HINCRBYFLOAT h f1 1
+HINCRBYFLOAT h a abc
+~HGETALL h
+~HKEYS h
+~HVALS h
+HGETALL nokey
+HDEL h f1 nof
+HDEL h
+HDEL nokey f
+?HRANDFIELD h
+?HRANDFIELD h 2
+?HRANDFIELD h -2 WITHVALUES
+HRANDFIELD nokey
+HRANDFIELD h 0
+?HSCAN h 0
+HSET sh f v
+HDEL sh f
+EXISTS sh
+HGET s3 f
+# --- lists
+RPUSH l a b c
+LPUSH l z y
+LRANGE l 0 -1
+LRANGE l 1 2
+LRANGE l -100 100
+LRANGE l 5 1
+LRANGE l a b
+LRANGE nokey 0 -1
+LLEN l
+LLEN nokey
+LINDEX l 0
+LINDEX l -1
+LINDEX l 99
+LINDEX l x
+LSET l 0 Y
+LSET l 99 x
+LSET nokey 0 x
+LINSERT l BEFORE a ins
+LINSERT l AFTER nof x
+LINSERT l MIDDLE a x
+LINSERT nokey BEFORE a x
+LPOS l b
+LPOS l nof
+LPOS l b RANK -1
+LPOS l b RANK 0
+LPOS l b COUNT 0
+RPUSH l b b
+LPOS l b COUNT 2
+LPOS l b MAXLEN 1
+LREM l 1 b
+LREM l -1 b
+LREM l 0 nof
+LRANGE l 0 -1
+LTRIM l 1 -2
+LRANGE l 0 -1
+LPOP l
+RPOP l
+LPOP l 2
+LPOP l 0
+LPOP l -1
+LPOP nokey
+LPOP nokey 2
+RPOP l 10
+EXISTS l
+LPUSHX l x
+RPUSHX l x
+RPUSH l2 1 2 3
+RPOPLPUSH l2 l3
+RPOPLPUSH nokey l3
+LMOVE l2 l3 LEFT LEFT
+LMOVE l2 l3 UP DOWN
+LRANGE l3 0 -1
+LMOVE l3 l3 LEFT RIGHT
+LRANGE l3 0 -1
+BLPOP nokey 0.01
+BLPOP l2 1
+BRPOP l2 nokey 0.01
+BLPOP l2 -1
+BLPOP l2 abc
+LPUSH s3 x
+LLEN s3
+# --- sets
+SADD st a b c c
+SADD st a
+SADD st
+SREM st a nof
+SREM nokey a
+SCARD st
+SCARD nokey
+SISMEMBER st b
+SISMEMBER st nof
+SMISMEMBER st b nof
+~SMEMBERS st
+SMEMBERS nokey
+SADD st2 b c d
+~SINTER st st2
+~SUNION st st2
+~SDIFF st st2
+~SDIFF st2 st
+SINTER st nokey
+~SUNION st nokey
+SINTERSTORE st3 st st2
+SUNIONSTORE st4 st st2
+SDIFFSTORE st5 st2 st
+~SMEMBERS st3
+SCARD st4
+~SMEMBERS st5
+SINTERSTORE st3 nokey st
+EXISTS st3
+SMOVE st st6 b
+SMOVE st st6 nof
+SMOVE nokey st6 b
+~SMEMBERS st6
+?SPOP st4
+SPOP nokey
+?SPOP st4 2
+SPOP st4 0
+?SRANDMEMBER st2
+?SRANDMEMBER st2 2
+?SRANDMEMBER st2 -5
+SRANDMEMBER nokey
+SRANDMEMBER st2 0
+?SSCAN st2 0
+SADD s3 m
+SADD one x
+SREM one x
+EXISTS one
+# --- sorted sets
+ZADD z 1 a 2 b 3 c
+ZADD z 1.5 a
+ZADD z NX 9 a 4 d
+ZADD z XX 10 a 10 e
+ZADD z CH 11 a 5 f
+ZADD z GT 1 a
+ZADD z LT 1 a
+ZADD z INCR 2 a
+ZADD z INCR 2 a 3 b
+ZADD z NX XX 1 a
+ZADD z GT LT 1 a
+ZADD z NX GT 1 a
+ZADD z abc a
+ZADD z 1
+ZADD z nan a
+ZADD z inf g -inf h
+ZSCORE z a
+ZSCORE z nof
+ZSCORE nokey a
+ZMSCORE z a nof b
+ZCARD z
+ZCARD nokey
+ZINCRBY z 1.5 b
+ZINCRBY z abc b
+ZINCRBY z 1 newm
+ZRANK z b
+ZRANK z nof
+ZREVRANK z b
+ZRANK z b WITHSCORE
+ZCOUNT z 1 3
+ZCOUNT z (1 (3
+ZCOUNT z -inf +inf
+ZCOUNT z a b
+ZRANGE z 0 -1
+ZRANGE z 0 -1 WITHSCORES
+ZRANGE z -2 -1 WITHSCORES
+ZRANGE z 0 1 REV
+ZRANGE z 1 3 BYSCORE
+ZRANGE z (1 3 BYSCORE WITHSCORES
+ZRANGE z -inf +inf BYSCORE LIMIT 1 2
+ZRANGE z +inf -inf BYSCORE REV LIMIT 0 3
+ZRANGE z 0 -1 LIMIT 0 1
+ZRANGE z a b BYSCORE
+ZRANGE z 0 -1 BYLEX
+ZRANGE z 0 -1 WITHSCORES BADARG
+ZRANGEBYSCORE z 2 +inf
+ZRANGEBYSCORE z 2 +inf WITHSCORES LIMIT 0 2
+ZREVRANGEBYSCORE z +inf 2
+ZREVRANGE z 0 1
+ZREVRANGE z 0 1 WITHSCORES
+ZADD zl 0 a 0 b 0 c 0 d 0 e
+ZRANGE zl [b (d BYLEX
+ZRANGE zl - + BYLEX LIMIT 1 2
+ZRANGE zl + - BYLEX REV
+ZRANGE zl a b BYLEX
+ZRANGEBYLEX zl (a [c
+ZREVRANGEBYLEX zl [c -
+ZLEXCOUNT zl - +
+ZLEXCOUNT zl [b [d
+ZLEXCOUNT zl b d
+ZREM z a nof
+ZREM nokey a
+ZREMRANGEBYRANK z 0 0
+ZREMRANGEBYSCORE z -inf 2
+ZREMRANGEBYLEX zl [a [b
+ZRANGE z 0 -1 WITHSCORES
+ZRANGE zl 0 -1
+ZPOPMIN z
+ZPOPMAX z
+ZPOPMIN z 2
+ZPOPMIN nokey
+ZPOPMIN z -1
+ZADD zs 1 a 2 b
+ZADD zs2 2 b 3 c
+ZRANGE zu 0 -1 WITHSCORES
+ZRANGE zi 0 -1 WITHSCORES
+ZRANGESTORE zr zs 0 -1
+ZRANGE zr 0 -1 WITHSCORES
+?ZSCAN zs 0
+ZSCORE s3 a
+ZADD s3 1 a
+# --- transactions
+MULTI
+SET tx1 a
+INCR tx2
+GET tx1
+EXEC
+EXEC
+DISCARD
+MULTI
+MULTI
+DISCARD
+MULTI
+SET tx1 b
+NOSUCHCMD
+EXEC
+GET tx1
+MULTI
+INCR tx1
+SET tx3 c
+EXEC
+GET tx3
+WATCH tx1
+UNWATCH
+MULTI
+WATCH tx1
+DISCARD
+# --- server
+ECHO done
+CONFIG GET maxclients
+CONFIG GET nosuchparam
+CONFIG SET nosuchparam 1
+CONFIG
+CLIENT SETNAME my-name
+CLIENT GETNAME
+CLIENT SETNAME has\sspace
+CLIENT NOSUCH
+COMMAND NOSUCH
+COMMAND INFO nosuchcommand
+?COMMAND COUNT
+COMMAND INFO get set
+?COMMAND DOCS get
+?CLIENT ID
+?TIME
+DBSIZE
+FLUSHDB
+DBSIZE
+KEYS *
+"#;
+
+/// The sorted form of a reply whose order is unspecified.
+fn normalize(v: &Value) -> Value {
+    v.sorted()
+}
+
+/// The kind of a reply: error (with its first word), or the RESP type.
+fn kind(v: &Value) -> String {
+    match v {
+        Value::Error(e) => format!(
+            "error {}",
+            String::from_utf8_lossy(e).split(' ').next().unwrap_or_default()
+        ),
+        Value::Simple(_) => "simple".into(),
+        Value::Int(_) => "integer".into(),
+        Value::Bulk(_) => "bulk".into(),
+        Value::Nil => "nil".into(),
+        Value::Array(_) => "array".into(),
+        other => format!("{other:?}").split('(').next().unwrap_or_default().to_string(),
+    }
+}
+
+fn args_of(line: &str) -> Vec<Vec<u8>> {
+    line.split(' ')
+        .filter(|a| !a.is_empty())
+        .map(|a| a.replace("\\s", " ").replace("\\e", "").into_bytes())
+        .collect()
+}
+
+#[test]
+fn replies_match_redis_server() {
+    let luma = LumaServer::start(ServerOptions::default().shards(2));
+    let redis = RedisServer::start();
+    let mut ours = luma.conn();
+    let mut theirs = redis.conn();
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    for (no, line) in SCRIPT.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (mode, command) = match line.as_bytes()[0] {
+            b'~' | b'?' | b'!' => (line.as_bytes()[0], &line[1..]),
+            _ => (b'=', line),
+        };
+        let args = args_of(command);
+        let (our_raw, our_value) = ours.call_raw(&args);
+        let (their_raw, their_value) = theirs.call_raw(&args);
+        compared += 1;
+        let same = match mode {
+            b'=' => our_raw == their_raw,
+            b'~' => normalize(&our_value) == normalize(&their_value),
+            b'?' => kind(&our_value) == kind(&their_value),
+            _ => true,
+        };
+        if !same {
+            mismatches.push(format!(
+                "line {}: {command}\n    lumadb: {:?}\n    redis:  {:?}",
+                no + 1,
+                String::from_utf8_lossy(&our_raw),
+                String::from_utf8_lossy(&their_raw)
+            ));
+        }
+    }
+    assert!(compared > 300, "only {compared} commands compared");
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} replies differ from redis-server's:\n{}\n--- lumadb output:\n{}",
+        mismatches.len(),
+        mismatches.join("\n"),
+        luma.output()
+    );
+}
+
+/// The same comparison under RESP3 (HELLO 3), on the commands whose RESP3
+/// replies use the new types: maps, sets, doubles, nulls.
+#[test]
+fn resp3_replies_match_redis_server() {
+    let luma = LumaServer::start(ServerOptions::default().shards(2));
+    let redis = RedisServer::start();
+    let mut ours = luma.conn();
+    let mut theirs = redis.conn();
+    let script = [
+        "=HSET h a 1 b 2",
+        "~HGETALL h",
+        "=HGETALL nokey",
+        "=SADD s x y",
+        "~SMEMBERS s",
+        "=ZADD z 1.5 a 2 b",
+        "=ZSCORE z a",
+        "=ZRANGE z 0 -1 WITHSCORES",
+        "=ZINCRBY z 1 a",
+        "=ZPOPMIN z",
+        "=GET nokey",
+        "=LPOP nokey",
+        "=BLPOP nokey 0.01",
+        "=ZMSCORE z b nokey",
+        "=CONFIG GET maxclients",
+        "=INCRBYFLOAT f 1.5",
+        "=SET s2 v",
+        "=GET s2",
+        "=EXISTS s2",
+        "=MGET s2 nokey",
+        "=SMISMEMBER s x q",
+        "=LRANGE nokey 0 -1",
+        "=EXEC",
+    ];
+    let mut hello_ours = ours.call(&["HELLO", "3"]);
+    let mut hello_theirs = theirs.call(&["HELLO", "3"]);
+    // The server name, version and client id differ; the rest must not.
+    for hello in [&mut hello_ours, &mut hello_theirs] {
+        if let Value::Map(pairs) = hello {
+            pairs.retain(|(k, _)| !matches!(k.text().as_deref(), Some("server" | "version" | "id" | "modules")));
+        }
+    }
+    let mut mismatches = Vec::new();
+    if hello_ours != hello_theirs {
+        mismatches.push(format!(
+            "HELLO 3\n    lumadb: {hello_ours:?}\n    redis:  {hello_theirs:?}"
+        ));
+    }
+    for line in script {
+        let (mode, command) = line.split_at(1);
+        let args = args_of(command);
+        let (our_raw, our_value) = ours.call_raw(&args);
+        let (their_raw, their_value) = theirs.call_raw(&args);
+        let same = match mode {
+            "~" => normalize(&our_value) == normalize(&their_value),
+            _ => our_raw == their_raw,
+        };
+        if !same {
+            mismatches.push(format!(
+                "{command}\n    lumadb: {:?}\n    redis:  {:?}",
+                String::from_utf8_lossy(&our_raw),
+                String::from_utf8_lossy(&their_raw)
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} RESP3 replies differ from redis-server's:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}

@@ -1,0 +1,391 @@
+//! Faults against a real server: SIGKILL under `--sync-mode sync`,
+//! malformed frames, client limits, read-only mode, and start-up refusals.
+//! After each bad client the server must still answer a second client.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lumadb_tests::resp::{RespConn, Value};
+use lumadb_tests::server::{eventually, free_ports, LumaServer, RedisServer, ServerOptions};
+use rand::{Rng, SeedableRng};
+
+/// What the writer saw acknowledged.
+#[derive(Default, Debug)]
+struct Acked {
+    /// Highest INCR reply.
+    counter: i64,
+    /// SET key -> value.
+    strings: BTreeMap<String, String>,
+    /// RPUSH'd items, in order.
+    list: Vec<String>,
+}
+
+/// Writes until the connection fails, recording each acknowledged write.
+fn writer(port: u16, round: usize, acked: Arc<Mutex<Acked>>) {
+    let Ok(mut conn) = RespConn::connect(port) else { return };
+    for i in 0.. {
+        let item = format!("r{round}-{i}");
+        conn.send(&["INCR", "counter"]);
+        match conn.read_reply() {
+            Ok((_, Value::Int(n))) => acked.lock().unwrap().counter = n,
+            Ok((raw, _)) => panic!("INCR answered {:?}", String::from_utf8_lossy(&raw)),
+            Err(_) => return,
+        }
+        conn.send(&["SET", format!("key:{}", i % 500).as_str(), item.as_str()]);
+        match conn.read_reply() {
+            Ok((raw, _)) if raw == b"+OK\r\n" => {
+                acked
+                    .lock()
+                    .unwrap()
+                    .strings
+                    .insert(format!("key:{}", i % 500), item.clone());
+            }
+            Ok((raw, _)) => panic!("SET answered {:?}", String::from_utf8_lossy(&raw)),
+            Err(_) => return,
+        }
+        conn.send(&["RPUSH", "log", item.as_str()]);
+        match conn.read_reply() {
+            Ok((_, Value::Int(_))) => acked.lock().unwrap().list.push(item),
+            Ok((raw, _)) => panic!("RPUSH answered {:?}", String::from_utf8_lossy(&raw)),
+            Err(_) => return,
+        }
+    }
+}
+
+#[test]
+fn sigkill_in_sync_mode_loses_no_acknowledged_write() {
+    let seed: u64 = match std::env::var("LUMADB_CRASH_SEED") {
+        Ok(s) => s.parse().expect("LUMADB_CRASH_SEED is a number"),
+        Err(_) => rand::random(),
+    };
+    eprintln!("redis crash test seed {seed} (replay with LUMADB_CRASH_SEED={seed})");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut s = LumaServer::start(ServerOptions::default().shards(2).sync_mode("sync"));
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    for round in 0..3 {
+        let port = s.redis_port();
+        let a = acked.clone();
+        let w = std::thread::spawn(move || writer(port, round, a));
+        // Kill at a seeded moment after the first acknowledged write of
+        // this round (a loaded machine may take a while to get there).
+        let before = acked.lock().unwrap().list.len();
+        assert!(
+            eventually(Duration::from_secs(20), || acked.lock().unwrap().list.len() > before),
+            "seed {seed} round {round}: no write acknowledged\n{}",
+            s.output()
+        );
+        std::thread::sleep(Duration::from_millis(rng.gen_range(50..800)));
+        s.kill9();
+        w.join()
+            .unwrap_or_else(|_| panic!("seed {seed} round {round}: the writer failed"));
+        s.restart();
+        let acked = acked.lock().unwrap();
+        let ctx = format!("seed {seed} round {round} (LUMADB_CRASH_SEED={seed})");
+        assert!(acked.counter > 0, "{ctx}: nothing was acknowledged");
+        let mut conn = s.conn();
+        let counter = conn.call(&["GET", "counter"]);
+        let n: i64 = counter
+            .text()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{ctx}: GET counter = {counter:?}"));
+        // The INCR in flight at the kill may or may not have landed.
+        assert!(
+            n >= acked.counter,
+            "{ctx}: counter {n} < acknowledged {}",
+            acked.counter
+        );
+        assert!(
+            n <= acked.counter + 1,
+            "{ctx}: counter {n} > acknowledged {} + 1",
+            acked.counter
+        );
+        for (k, v) in &acked.strings {
+            let got = conn.call(&["GET", k.as_str()]).text();
+            // A later SET of the same key may have landed unacknowledged.
+            let ok = got.as_deref() == Some(v.as_str()) || got.as_deref().is_some_and(|g| later_item(g, v));
+            assert!(ok, "{ctx}: {k} is {got:?}, acknowledged {v}");
+        }
+        let list = conn.call(&["LRANGE", "log", "0", "-1"]);
+        let Value::Array(items) = list else {
+            panic!("{ctx}: LRANGE log = {list:?}")
+        };
+        let items: Vec<String> = items.iter().filter_map(Value::text).collect();
+        // Every acknowledged RPUSH is there, in order; the only others are
+        // the pushes in flight at each kill (at most one per round).
+        let mut next = 0;
+        let mut extra = Vec::new();
+        for item in &items {
+            if acked.list.get(next) == Some(item) {
+                next += 1;
+            } else {
+                extra.push(item.clone());
+            }
+        }
+        assert_eq!(
+            next,
+            acked.list.len(),
+            "{ctx}: acknowledged push {:?} is missing from the log ({} items)",
+            acked.list.get(next),
+            items.len()
+        );
+        assert!(
+            extra.len() <= round + 1,
+            "{ctx}: unacknowledged items in the log: {extra:?}"
+        );
+    }
+}
+
+/// Whether item `a` (`r<round>-<i>`) was written after `b`.
+fn later_item(a: &str, b: &str) -> bool {
+    let parse = |s: &str| -> Option<(u64, u64)> {
+        let (r, i) = s.strip_prefix('r')?.split_once('-')?;
+        Some((r.parse().ok()?, i.parse().ok()?))
+    };
+    matches!((parse(a), parse(b)), (Some(x), Some(y)) if x > y)
+}
+
+/// Sends `bytes` on a fresh connection and reads until the server closes
+/// it (or 5 s pass); answers everything read.
+fn exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    std::io::Write::write_all(&mut stream, bytes).expect("write");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
+
+#[track_caller]
+fn assert_pings(port: u16, what: &str) {
+    let mut c = RespConn::open(port);
+    assert_eq!(c.call_raw(&["PING"]).0, b"+PONG\r\n", "no PONG after {what}");
+}
+
+/// `ready to accept connections` is a promise: a client connecting right
+/// after the line must get in.
+#[test]
+fn ready_line_means_the_redis_port_accepts() {
+    use std::io::BufRead;
+    for attempt in 0..5 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports = free_ports(2);
+        let mut child = Command::new(lumadb_tests::lumadb_bin())
+            .arg("start")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--redis-port", &ports[0].to_string()])
+            .args(["--http-port", &ports[1].to_string()])
+            .args(["--shards", "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn lumadb start");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut seen = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.expect("reading lumadb's output");
+            seen.push_str(&line);
+            seen.push('\n');
+            if line == lumadb_tests::server::READY_LINE {
+                break;
+            }
+        }
+        let result = RespConn::connect(ports[0]).map(|mut c| c.call_raw(&["PING"]).0);
+        child.kill().ok();
+        child.wait().ok();
+        match result {
+            Ok(reply) => assert_eq!(reply, b"+PONG\r\n"),
+            Err(e) => panic!("attempt {attempt}: connecting to the Redis port right after the ready line: {e}\n{seen}"),
+        }
+    }
+}
+
+#[test]
+fn malformed_frames_get_redis_errors_and_close_only_that_client() {
+    let s = LumaServer::start(ServerOptions::default().config("[server]\nmax_bulk_bytes = \"1KiB\"\n"));
+    let redis = RedisServer::start();
+    let mut bystander = s.conn();
+    let port = s.redis_port();
+    let cases: &[&[u8]] = &[
+        // Redis ignores a negative multibulk count.
+        b"*-5\r\nPING\r\nQUIT\r\n",
+        b"*abc\r\n",
+        b"*3000000000\r\n",
+        b"*1\r\n$x\r\n",
+        b"*1\r\n$-3\r\n",
+        b"*1\r\n$2000000000\r\n",
+        b"set a \"b\r\n",
+        b"set a 'b\r\n",
+        b"*2\r\n$3\r\nGET\r\nx\r\n",
+        b"*1\r\nPING\r\n",
+        b"PING\r\nECHO \"a b\" 'c d'\r\nQUIT\r\n",
+    ];
+    for case in cases {
+        let ours = exchange(port, case);
+        let theirs = exchange(redis.port(), case);
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs),
+            "reply to {:?} (left LumaDB, right redis-server)",
+            String::from_utf8_lossy(case)
+        );
+        assert_pings(port, &String::from_utf8_lossy(case));
+        assert_eq!(bystander.call_raw(&["PING"]).0, b"+PONG\r\n");
+    }
+    // A bulk over max_bulk_bytes (1 KiB) is refused; one at the limit is not.
+    let at_limit = "x".repeat(1024);
+    assert_eq!(
+        bystander.call_raw(&["ECHO", at_limit.as_str()]).1,
+        Value::Bulk(at_limit.clone().into_bytes())
+    );
+    let over = exchange(port, b"*2\r\n$4\r\nECHO\r\n$1025\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&over),
+        "-ERR Protocol error: invalid bulk length\r\n"
+    );
+    assert_pings(port, "an oversized bulk");
+    assert_eq!(bystander.call_raw(&["PING"]).0, b"+PONG\r\n");
+}
+
+#[test]
+fn max_clients_refuses_the_extra_client() {
+    let s = LumaServer::start(ServerOptions::default().shards(1).config("[server]\nmax_clients = 2\n"));
+    let mut a = s.conn();
+    let mut b = s.conn();
+    assert_eq!(a.call_raw(&["PING"]).0, b"+PONG\r\n");
+    assert_eq!(b.call_raw(&["PING"]).0, b"+PONG\r\n");
+    let third = exchange(s.redis_port(), b"PING\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&third),
+        "-ERR max number of clients reached\r\n"
+    );
+    assert_eq!(a.call_raw(&["PING"]).0, b"+PONG\r\n", "first client after the refusal");
+    drop(b);
+    // Once a slot frees, a new client gets in.
+    assert!(
+        eventually(Duration::from_secs(10), || exchange_ping(s.redis_port())),
+        "no client admitted after one disconnected\n{}",
+        s.output()
+    );
+}
+
+fn exchange_ping(port: u16) -> bool {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    std::io::Write::write_all(&mut stream, b"PING\r\n").expect("write");
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    &buf[..n] == b"+PONG\r\n"
+}
+
+#[test]
+fn idle_clients_are_closed() {
+    let s = LumaServer::start(ServerOptions::default().config("[server]\nidle_timeout_secs = 1\n"));
+    let mut idle = s.conn();
+    assert_eq!(idle.call_raw(&["PING"]).0, b"+PONG\r\n");
+    idle.set_read_timeout(Some(Duration::from_secs(10)));
+    let t = Instant::now();
+    assert!(idle.is_closed(), "the idle client was not closed");
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "closed before the idle timeout"
+    );
+    assert_pings(s.redis_port(), "closing an idle client");
+}
+
+#[test]
+fn read_only_mode_refuses_writes_and_serves_reads() {
+    let s = LumaServer::start(ServerOptions::default());
+    let mut c = s.conn();
+    assert_eq!(c.call_raw(&["SET", "k", "v"]).0, b"+OK\r\n");
+    let on = s.http("POST", "/admin/read-only", Some(r#"{"enabled":true}"#));
+    assert_eq!(on.status, 200, "{}", on.body);
+    assert_eq!(on.json()["read_only"], true, "{}", on.body);
+    assert_eq!(
+        String::from_utf8_lossy(&c.call_raw(&["SET", "k", "w"]).0),
+        "-READONLY You can't write against a read only replica.\r\n"
+    );
+    assert_eq!(c.call_raw(&["GET", "k"]).0, b"$1\r\nv\r\n");
+    assert_eq!(s.http("GET", "/health", None).json()["read_only"], true);
+    let off = s.http("POST", "/admin/read-only", Some(r#"{"enabled":false}"#));
+    assert_eq!(off.status, 200, "{}", off.body);
+    assert_eq!(c.call_raw(&["SET", "k", "w"]).0, b"+OK\r\n");
+}
+
+/// Runs `cmd` expecting it to exit by itself within 30 s; answers its
+/// exit code and its output.
+fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lumadb");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let mut out = String::new();
+            child.stdout.take().expect("stdout").read_to_string(&mut out).ok();
+            child.stderr.take().expect("stderr").read_to_string(&mut out).ok();
+            return (status.code(), out);
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            let mut out = String::new();
+            child.stdout.take().expect("stdout").read_to_string(&mut out).ok();
+            panic!("{cmd:?} kept running (it should have refused to start):\n{out}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn start_refuses_another_shard_count() {
+    // One shard, then two: machines running the tests have at least two CPUs.
+    let mut s = LumaServer::start(ServerOptions::default().shards(1));
+    s.cli(&["SET", "k", "v"]);
+    s.stop();
+    let ports = free_ports(2);
+    let (code, out) = run_to_exit(s.start_command_with_shards(ports[0], ports[1], 2));
+    assert_ne!(code, Some(0), "started with 2 shards on a 1-shard data dir:\n{out}");
+    assert!(
+        out.contains("holds 1 shard,") && out.contains("--shards 1"),
+        "the error does not name the recorded count:\n{out}"
+    );
+    s.restart();
+    assert_eq!(s.cli(&["GET", "k"]).trim(), "\"v\"");
+}
+
+#[test]
+fn start_refuses_a_busy_port_or_data_dir() {
+    let s = LumaServer::start(ServerOptions::default());
+    // Same data dir, other ports.
+    let ports = free_ports(2);
+    let (code, out) = run_to_exit(s.start_command(ports[0], ports[1]));
+    assert_ne!(code, Some(0), "a second server started on the same data dir:\n{out}");
+    assert!(
+        out.contains("in use by another lumadb process"),
+        "unclear error for a busy data dir:\n{out}"
+    );
+    // Same Redis port, another data dir.
+    let other = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(lumadb_tests::lumadb_bin());
+    cmd.arg("start")
+        .arg("--data-dir")
+        .arg(other.path())
+        .args(["--redis-port", &s.redis_port().to_string()])
+        .args(["--http-port", &free_ports(1)[0].to_string()])
+        .args(["--shards", "1"]);
+    let (code, out) = run_to_exit(cmd);
+    assert_ne!(code, Some(0), "a second server started on a busy port:\n{out}");
+    assert!(
+        out.contains(&s.redis_port().to_string()),
+        "the error does not name the busy port {}:\n{out}",
+        s.redis_port()
+    );
+    assert_pings(s.redis_port(), "the refused starts");
+}
