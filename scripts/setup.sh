@@ -8,8 +8,9 @@ set -euo pipefail
 # hwloc (topology discovery in lumadb-tuning) is found with pkg-config and
 # linked with its static dependencies, hence libudev-dev. The end-to-end
 # tests drive the server with redis-cli and compare it against a real
-# redis-server (redis-tools, redis-server).
-SYSTEM_PACKAGES=(pkg-config libhwloc-dev libudev-dev redis-server redis-tools)
+# redis-server (redis-tools, redis-server). gdb prints the thread stacks of
+# a server that a test finds hung.
+SYSTEM_PACKAGES=(pkg-config libhwloc-dev libudev-dev redis-server redis-tools gdb)
 
 log() { echo "setup: $*" >&2; }
 

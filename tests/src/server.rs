@@ -204,8 +204,15 @@ impl LumaServer {
                 );
             }
             if Instant::now() > deadline {
+                let pid = self.child.as_ref().expect("child").id();
+                let stacks = thread_stacks(pid);
+                // Attaching a debugger interrupts every thread's system
+                // call; a server that then becomes ready was parked on a
+                // lost wake-up rather than busy or deadlocked.
+                std::thread::sleep(Duration::from_secs(2));
+                let woke = self.output()[from..].lines().any(|l| l == READY_LINE);
                 panic!(
-                    "lumadb start was not ready after {START_TIMEOUT:?}\n--- output:\n{}",
+                    "lumadb start was not ready after {START_TIMEOUT:?} (ready after a debugger attached: {woke})\n--- output:\n{}\n--- thread stacks:\n{stacks}",
                     self.output()
                 );
             }
@@ -499,6 +506,18 @@ pub fn wait_for_ping(port: u16, timeout: Duration) {
 }
 
 /// Polls `f` until it is true or `timeout` passes; answers the last result.
+/// Every thread's stack of process `pid`, from gdb when it is installed:
+/// what a test prints about a server that hangs.
+pub fn thread_stacks(pid: u32) -> String {
+    match Command::new("timeout")
+        .args(["60", "gdb", "-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt"])
+        .output()
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Err(e) => format!("(gdb not available: {e})"),
+    }
+}
+
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {

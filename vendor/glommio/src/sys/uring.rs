@@ -1044,7 +1044,7 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    fn sleep(&mut self, link: &Source, timeout: Duration) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
@@ -1086,10 +1086,13 @@ impl SleepableRing {
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
-                // The rings are linked. Goodnight!
+                // The rings are linked. Goodnight! (LumaDB patch: for at
+                // most `timeout`, measured by the kernel on this ring, so
+                // that neither a timer nor a cross-thread notification
+                // depends on the link between the rings alone.)
                 self.ring
                     .cq()
-                    .wait(1)
+                    .wait_timeout(1, timeout)
                     .map(|_| 1)
                     .or_else(Reactor::busy_ok)
                     .or_else(Reactor::again_ok)
@@ -1718,6 +1721,10 @@ impl Reactor {
         }
     }
 
+    /// The longest the reactor sleeps without looking at its shared channels
+    /// and foreign wakers again (LumaDB patch; see `wait`).
+    const MAX_SLEEP: Duration = Duration::from_millis(10);
+
     /// We want to go to sleep, but we can only go to sleep in one of the rings,
     /// as we only have one thread. There are more than one sleepable rings, so
     /// what we do is we take advantage of the fact that the ring's `ring_fd` is
@@ -1725,7 +1732,7 @@ impl Reactor {
     ///
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
-    fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
+    fn link_rings_and_sleep(&self, ring: &mut SleepableRing, timeout: Duration) -> io::Result<()> {
         let link_rings = Source::new(
             IoRequirements::default(),
             self.link_fd,
@@ -1733,7 +1740,7 @@ impl Reactor {
             None,
             None,
         );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        ring.sleep(&link_rings, timeout).or_else(Self::busy_ok).map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1867,7 +1874,16 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
-                    self.link_rings_and_sleep(&mut main_ring)
+                    // LumaDB patch: sleep at most until the next timer and
+                    // never longer than MAX_SLEEP. A wake-up from another
+                    // thread (a shared channel's notify, the blocking pool)
+                    // can be lost: one was seen parking a shard for good
+                    // while its peer spun waiting for it. Each pass of the
+                    // loop re-checks the shared channels and foreign
+                    // wakers, so a bounded sleep turns a lost wake-up into
+                    // a delay of at most MAX_SLEEP.
+                    let timeout = user_timer.map_or(Self::MAX_SLEEP, |d| d.min(Self::MAX_SLEEP));
+                    self.link_rings_and_sleep(&mut main_ring, timeout)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
