@@ -510,7 +510,15 @@ pub fn wait_for_ping(port: u16, timeout: Duration) {
 /// what a test prints about a server that hangs.
 pub fn thread_stacks(pid: u32) -> String {
     match Command::new("timeout")
-        .args(["60", "gdb", "-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt"])
+        .args([
+            "60",
+            "gdb",
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+        ])
         .output()
     {
         Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
