@@ -2,6 +2,11 @@
 //! with every version kept (newest last) until the table is flushed.
 //! Range tombstones are kept in a list beside the map.
 //!
+//! Keys are indexed twice: an ordered map for scans and the flush, and a
+//! hash map for point reads and writes, which dominate (every Redis write
+//! reads its key's metadata first). A key is stored once and shared by
+//! both indexes.
+//!
 //! Access is by short synchronous calls that copy out what they return
 //! ([`MemTable::visible_after`] hands out chunks), so no borrow is ever
 //! held across an `.await` and iterators stay valid while writers insert:
@@ -9,11 +14,50 @@
 
 use crate::key::{RangeTombstone, SeqNo, ValueKind};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 use std::ops::Bound;
+use std::rc::Rc;
 
-/// Bytes charged per entry on top of key and value (map node, vec header).
-const ENTRY_OVERHEAD_BYTES: usize = 48;
+use xxhash_rust::xxh3::Xxh3Builder;
+
+/// Bytes charged per entry on top of key and value (map nodes, hash slot,
+/// vec header).
+const ENTRY_OVERHEAD_BYTES: usize = 80;
+
+/// A user key's versions, oldest first.
+type Versions = Vec<Version>;
+
+/// Both indexes over one slab of version lists.
+#[derive(Debug)]
+struct Keys {
+    slots: Vec<Versions>,
+    by_hash: HashMap<Rc<[u8]>, u32, Xxh3Builder>,
+    ordered: BTreeMap<Rc<[u8]>, u32>,
+}
+
+impl Keys {
+    fn new() -> Self {
+        // A per-process seed, so that clients cannot choose keys that
+        // collide in the hash index.
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x6c75_6d61u64);
+        Keys {
+            slots: Vec::new(),
+            by_hash: HashMap::with_hasher(Xxh3Builder::new().with_seed(seed)),
+            ordered: BTreeMap::new(),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Versions> {
+        self.by_hash.get(key).map(|&i| &self.slots[i as usize])
+    }
+
+    fn range<'a>(&'a self, range: (Bound<&[u8]>, Bound<&[u8]>)) -> impl Iterator<Item = (&'a [u8], &'a Versions)> + 'a {
+        self.ordered
+            .range::<[u8], _>(range)
+            .map(move |(k, &i)| (&**k, &self.slots[i as usize]))
+    }
+}
 
 /// One version of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +81,7 @@ pub struct Entry {
 /// (never mutated again) when it is full.
 #[derive(Debug)]
 pub struct MemTable {
-    map: RefCell<BTreeMap<Box<[u8]>, Vec<Version>>>,
+    keys: RefCell<Keys>,
     range_dels: RefCell<Vec<RangeTombstone>>,
     size_bytes: Cell<usize>,
     entries: Cell<u64>,
@@ -51,7 +95,7 @@ pub struct MemTable {
 impl MemTable {
     pub fn new(first_segment: u64) -> Self {
         MemTable {
-            map: RefCell::new(BTreeMap::new()),
+            keys: RefCell::new(Keys::new()),
             range_dels: RefCell::new(Vec::new()),
             size_bytes: Cell::new(0),
             entries: Cell::new(0),
@@ -98,20 +142,26 @@ impl MemTable {
             kind != ValueKind::RangeDelete,
             "range deletes go through add_range_delete"
         );
-        let mut map = self.map.borrow_mut();
+        let mut keys = self.keys.borrow_mut();
+        let keys = &mut *keys;
         let version = Version {
             seq,
             kind,
             value: value.into(),
         };
-        match map.get_mut(key) {
-            Some(versions) => {
+        match keys.by_hash.get(key) {
+            Some(&i) => {
+                let versions = &mut keys.slots[i as usize];
                 let last = versions.last().expect("a key in the map has a version");
                 assert!(last.seq < seq, "memtable versions out of order");
                 versions.push(version);
             }
             None => {
-                map.insert(key.into(), vec![version]);
+                let i = u32::try_from(keys.slots.len()).expect("fewer than 2^32 keys in a memtable");
+                let shared: Rc<[u8]> = key.into();
+                keys.slots.push(vec![version]);
+                keys.by_hash.insert(shared.clone(), i);
+                keys.ordered.insert(shared, i);
             }
         }
         self.account(key.len() + value.len(), seq);
@@ -136,8 +186,8 @@ impl MemTable {
 
     /// The newest version of `key` with `seq <= snapshot`.
     pub fn get(&self, key: &[u8], snapshot: SeqNo) -> Option<Version> {
-        let map = self.map.borrow();
-        let versions = map.get(key)?;
+        let keys = self.keys.borrow();
+        let versions = keys.get(key)?;
         versions.iter().rev().find(|v| v.seq <= snapshot).cloned()
     }
 
@@ -173,8 +223,8 @@ impl MemTable {
         max: usize,
         out: &mut Vec<Entry>,
     ) {
-        let map = self.map.borrow();
-        for (key, versions) in map.range::<[u8], _>((after, upper)) {
+        let keys = self.keys.borrow();
+        for (key, versions) in keys.range((after, upper)) {
             if let Some(v) = versions.iter().rev().find(|v| v.seq <= snapshot) {
                 out.push(Entry {
                     key: key.to_vec(),
@@ -193,12 +243,12 @@ impl MemTable {
     /// first), every version of up to `max_keys` keys after `after`: the
     /// flush stream.
     pub fn all_versions_after(&self, after: Option<&[u8]>, max_keys: usize, out: &mut Vec<Entry>) {
-        let map = self.map.borrow();
+        let keys = self.keys.borrow();
         let lower = match after {
             Some(k) => Bound::Excluded(k),
             None => Bound::Unbounded,
         };
-        for (key, versions) in map.range::<[u8], _>((lower, Bound::Unbounded)).take(max_keys) {
+        for (key, versions) in keys.range((lower, Bound::Unbounded)).take(max_keys) {
             for v in versions.iter().rev() {
                 out.push(Entry {
                     key: key.to_vec(),

@@ -11,6 +11,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc: per-thread heaps suit one executor per core, and the data
+/// path allocates small keys and values on every request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// LumaDB: one database server per machine that speaks the wire protocols of the databases it replaces.
 #[derive(Debug, Parser)]
 #[command(name = "lumadb", version, propagate_version = true)]
