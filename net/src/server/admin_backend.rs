@@ -197,6 +197,7 @@ impl AdminBackend for Admin {
             }
             server.insert("slow_query_ms".into(), json!(self.shard.slow_query_ms.get()));
             server.insert("read_only".into(), json!(self.shard.read_only.get()));
+            server.insert("max_clients".into(), json!(self.shard.max_clients.get()));
         }
         v
     }
@@ -211,6 +212,10 @@ impl AdminBackend for Admin {
             "slow_query_ms" => match value.as_u64() {
                 Some(_) => ConfigChange::Applied,
                 None => ConfigChange::Invalid("slow_query_ms must be a non-negative integer".into()),
+            },
+            "max_clients" => match value.as_u64() {
+                Some(n) if (1..=lumadb_shard::config::MAX_CLIENTS_MAX).contains(&n) => ConfigChange::Applied,
+                _ => ConfigChange::Invalid("max_clients must be a whole number from 1 to 1048576".into()),
             },
             _ => {
                 let known = self.config().as_object().is_some_and(|sections| {
@@ -253,6 +258,18 @@ impl AdminBackend for Admin {
                 }
                 ConfigChange::Applied
             }
+            "max_clients" => match value.as_u64() {
+                Some(n) if (1..=lumadb_shard::config::MAX_CLIENTS_MAX).contains(&n) => {
+                    for s in 0..self.shard.shards() {
+                        let router = self.shard.ctx.router.clone();
+                        lumadb_shard::conn::spawn(async move {
+                            let _ = router.call(s, ShardRequest::SetMaxClients(n)).await;
+                        });
+                    }
+                    ConfigChange::Applied
+                }
+                _ => ConfigChange::Invalid("max_clients must be a whole number from 1 to 1048576".into()),
+            },
             _ => self.check_config(key, value),
         }
     }

@@ -34,9 +34,10 @@ pub fn render(shard: &Shard, stats: &[ShardStats], sections: &[String]) -> Strin
     if want("clients") {
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n",
             sum(|s| s.connections_current),
-            shard.ctx.config.server.max_clients,
+            shard.max_clients.get(),
+            sum(|s| s.blocked_clients),
         );
     }
     if want("memory") {
@@ -110,7 +111,7 @@ pub fn render(shard: &Shard, stats: &[ShardStats], sections: &[String]) -> Strin
 pub fn client_line(shard: &Shard, c: &ClientInfo) -> String {
     let now = Instant::now();
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 \
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 \
          qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default \
          redir=-1 resp={} shard={}\n",
         c.id,
@@ -119,6 +120,14 @@ pub fn client_line(shard: &Shard, c: &ClientInfo) -> String {
         String::from_utf8_lossy(&c.name.borrow()),
         now.duration_since(c.connected_at).as_secs(),
         now.duration_since(c.last_active.get()).as_secs(),
+        if c.blocked.get() {
+            "b"
+        } else if c.multi.get() >= 0 {
+            "x"
+        } else {
+            "N"
+        },
+        c.multi.get(),
         c.last_command.borrow(),
         if c.resp3.get() { 3 } else { 2 },
         shard.id(),
@@ -139,7 +148,7 @@ pub fn config_params(shard: &Shard) -> Vec<(String, String)> {
         lumadb_engine::SyncMode::None => "no",
     };
     vec![
-        ("maxclients".into(), s.max_clients.to_string()),
+        ("maxclients".into(), shard.max_clients.get().to_string()),
         ("timeout".into(), s.idle_timeout_secs.to_string()),
         ("proto-max-bulk-len".into(), s.max_bulk_bytes.0.to_string()),
         (

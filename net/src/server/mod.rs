@@ -87,6 +87,8 @@ pub enum ShardRequest {
     SetReadOnly(bool),
     Compact,
     SetSlowLog(u64),
+    /// `maxclients` over the whole server (CONFIG SET, PATCH /admin/config).
+    SetMaxClients(u64),
     ClientList,
 }
 
@@ -117,6 +119,7 @@ pub struct ShardStats {
     pub expires: u64,
     pub expired_keys: u64,
     pub connections_current: u64,
+    pub blocked_clients: u64,
     pub connections_total: u64,
     pub commands: Vec<(String, u64, u64)>,
     pub latency_us: Histogram<u64>,
@@ -139,6 +142,10 @@ pub struct ClientInfo {
     pub last_command: RefCell<&'static str>,
     pub last_active: Cell<std::time::Instant>,
     pub resp3: Cell<bool>,
+    /// Commands queued by MULTI, or -1 outside a transaction.
+    pub multi: Cell<i64>,
+    /// Waiting in a blocking command (BLPOP, BRPOP).
+    pub blocked: Cell<bool>,
 }
 
 /// Process-wide settings every shard reads at start.
@@ -168,8 +175,10 @@ pub struct Shard {
     /// Requests being served; shutdown waits for them.
     pub in_flight: Cell<u64>,
     pub stopping: Cell<bool>,
-    /// Clients over all shards allowed by `max_clients`, split evenly.
-    pub max_clients_here: u64,
+    /// `max_clients`: clients allowed over all shards.
+    pub max_clients: Cell<u64>,
+    /// This shard's even split of `max_clients`.
+    pub max_clients_here: Cell<u64>,
     /// SCAN resume points on this shard's keys: token -> last key
     /// examined. Any connection, on any shard, can resume a token.
     scan_cursors: RefCell<(u64, BTreeMap<u64, Vec<u8>>)>,
@@ -196,7 +205,8 @@ impl Shard {
             ..crate::resp::Limits::default()
         };
         let shards = ctx.shards as u64;
-        let max_clients_here = server.max_clients.div_ceil(shards);
+        let max_clients = server.max_clients;
+        let max_clients_here = max_clients.div_ceil(shards);
         let shard = Rc::new(Shard {
             read_only: Cell::new(server.read_only),
             slow_query_ms: Cell::new(server.slow_query_ms),
@@ -214,7 +224,8 @@ impl Shard {
             next_txid: Cell::new(0),
             in_flight: Cell::new(0),
             stopping: Cell::new(false),
-            max_clients_here,
+            max_clients: Cell::new(max_clients),
+            max_clients_here: Cell::new(max_clients_here),
             scan_cursors: RefCell::new((0, BTreeMap::new())),
         });
         let s = shard.clone();
@@ -298,6 +309,7 @@ impl Shard {
             expires: self.db.expires_count(),
             expired_keys: self.db.expired_keys.get(),
             connections_current: self.clients.borrow().len() as u64,
+            blocked_clients: self.clients.borrow().values().filter(|c| c.blocked.get()).count() as u64,
             connections_total: self.connections_total.get(),
             commands: self
                 .commands
@@ -556,6 +568,11 @@ impl Service for Shard {
                 },
                 ShardRequest::SetSlowLog(ms) => {
                     self.slow_query_ms.set(ms);
+                    ShardResponse::Done
+                }
+                ShardRequest::SetMaxClients(n) => {
+                    self.max_clients.set(n);
+                    self.max_clients_here.set(n.div_ceil(self.shards() as u64));
                     ShardResponse::Done
                 }
                 ShardRequest::ClientList => ShardResponse::Text(info::client_list(&self)),

@@ -54,7 +54,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
 }
 
 async fn serve(shard: Rc<Shard>, mut conn: Connection) {
-    if shard.clients.borrow().len() as u64 >= shard.max_clients_here {
+    if shard.clients.borrow().len() as u64 >= shard.max_clients_here.get() {
         shard.rejected_connections.set(shard.rejected_connections.get() + 1);
         let _ = conn.write_all(format!("-{}\r\n", errors::MAX_CLIENTS).as_bytes()).await;
         conn.close().await;
@@ -69,6 +69,8 @@ async fn serve(shard: Rc<Shard>, mut conn: Connection) {
         last_command: std::cell::RefCell::new("NULL"),
         last_active: std::cell::Cell::new(Instant::now()),
         resp3: std::cell::Cell::new(false),
+        multi: std::cell::Cell::new(-1),
+        blocked: std::cell::Cell::new(false),
     });
     shard.clients.borrow_mut().insert(id, info.clone());
     shard.connections_total.set(shard.connections_total.get() + 1);
@@ -89,6 +91,23 @@ async fn serve(shard: Rc<Shard>, mut conn: Connection) {
     session.unwatch_all().await;
     shard.clients.borrow_mut().remove(&id);
     conn.close().await;
+}
+
+/// Marks a client blocked (CLIENT LIST `flags=b`, INFO `blocked_clients`)
+/// while it lives, however the wait ends.
+struct Blocked<'a>(&'a ClientInfo);
+
+impl<'a> Blocked<'a> {
+    fn new(info: &'a ClientInfo) -> Self {
+        info.blocked.set(true);
+        Blocked(info)
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        self.0.blocked.set(false);
+    }
 }
 
 struct Session {
@@ -345,12 +364,21 @@ impl Session {
             return Reply::Error(errors::wrong_arity(spec.name));
         }
         if self.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+            // As a read-only Redis replica does: a write is refused when it
+            // is queued, and EXEC then aborts.
+            if spec.is_write() && self.shard.read_only.get() {
+                self.multi_failed = true;
+                return Reply::error(errors::READONLY_REPLICA);
+            }
             if let Some(q) = self.multi.as_mut() {
                 q.push(args);
+                self.info.multi.set(q.len() as i64);
             }
             return Reply::Simple(Bytes::from_static(b"QUEUED"));
         }
-        self.dispatch(spec, args, false).await
+        let reply = self.dispatch(spec, args, false).await;
+        self.info.multi.set(self.multi.as_ref().map_or(-1, |q| q.len() as i64));
+        reply
     }
 
     /// Runs a validated command; `in_exec` inside a transaction (whose
@@ -948,6 +976,7 @@ impl Session {
             return Reply::NullArray;
         }
         let deadline = timeout.map(|t| Instant::now() + t);
+        let _blocked = Blocked::new(&self.info);
         if per.len() == 1 {
             let (s, keys) = per.into_iter().next().unwrap_or_default();
             return self.popped(self.call(s, ShardRequest::BlockingPop { keys, left, timeout }).await);
@@ -1169,6 +1198,16 @@ impl Session {
                             Ok(us) if us >= 0 => {
                                 let ms = (us as u64).div_ceil(1000);
                                 for _ in self.call_all(|| ShardRequest::SetSlowLog(ms)).await {}
+                            }
+                            _ => {
+                                return Reply::error(format!(
+                                    "ERR CONFIG SET failed (possibly related to argument '{key}') - argument couldn't be parsed into an integer"
+                                ))
+                            }
+                        },
+                        "maxclients" => match value.parse::<u64>() {
+                            Ok(n) if (1..=lumadb_shard::config::MAX_CLIENTS_MAX).contains(&n) => {
+                                for _ in self.call_all(|| ShardRequest::SetMaxClients(n)).await {}
                             }
                             _ => {
                                 return Reply::error(format!(

@@ -130,10 +130,10 @@ fn config_patch_applies_runtime_keys_only() {
         s.http("GET", "/admin/config", None).json()["server"]["log_level"],
         "debug"
     );
-    let r = s.http("PATCH", "/admin/config", Some(r#"{"max_clients":5}"#));
+    let r = s.http("PATCH", "/admin/config", Some(r#"{"redis_port":7000}"#));
     assert_eq!(r.status, 409, "{}", r.body);
     let j = r.json();
-    assert_eq!(j["requires_restart"], serde_json::json!(["max_clients"]), "{j}");
+    assert_eq!(j["requires_restart"], serde_json::json!(["redis_port"]), "{j}");
     assert!(j["error"].as_str().unwrap_or_default().contains("restart"), "{j}");
     let r = s.http("PATCH", "/admin/config", Some(r#"{"no_such_key":1}"#));
     assert_eq!(r.status, 400, "{}", r.body);

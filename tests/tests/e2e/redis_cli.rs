@@ -289,9 +289,16 @@ fn lists_and_blocking_pops() {
     });
     // The waiter must be blocked before the push for this to test a wake-up.
     assert!(
-        eventually(Duration::from_secs(10), || c(&s, "CLIENT LIST").contains("cmd=blpop")),
+        eventually(Duration::from_secs(10), || c(&s, "CLIENT LIST")
+            .lines()
+            .any(|l| l.contains("cmd=blpop") && l.contains("flags=b "))),
         "the BLPOP client never showed as blocked: {}",
         c(&s, "CLIENT LIST")
+    );
+    assert!(
+        c(&s, "INFO clients").contains("blocked_clients:1"),
+        "{}",
+        c(&s, "INFO clients")
     );
     check(&s, "LPUSH wake hello", "(integer) 1");
     let got = waiter.join().expect("waiter thread");

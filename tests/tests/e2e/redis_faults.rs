@@ -273,6 +273,39 @@ fn max_clients_refuses_the_extra_client() {
     );
 }
 
+#[test]
+fn max_clients_changes_at_runtime() {
+    let s = LumaServer::start(ServerOptions::default().shards(1));
+    let mut a = s.conn();
+    assert_eq!(a.call_raw(&["CONFIG", "SET", "maxclients", "1"]).0, b"+OK\r\n");
+    assert_eq!(
+        a.call_raw(&["CONFIG", "GET", "maxclients"]).0,
+        b"*2\r\n$10\r\nmaxclients\r\n$1\r\n1\r\n"
+    );
+    let second = exchange(s.redis_port(), b"PING\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&second),
+        "-ERR max number of clients reached\r\n"
+    );
+    let bad = a.call_raw(&["CONFIG", "SET", "maxclients", "lots"]).0;
+    assert!(
+        bad.starts_with(b"-ERR CONFIG SET failed"),
+        "{}",
+        String::from_utf8_lossy(&bad)
+    );
+    // The admin API changes it too, and shows the value in effect.
+    let patched = s.http("PATCH", "/admin/config", Some(r#"{"max_clients": 5}"#));
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(s.http("GET", "/admin/config", None).json()["server"]["max_clients"], 5);
+    assert!(
+        eventually(Duration::from_secs(10), || exchange_ping(s.redis_port())),
+        "no second client admitted after max_clients was raised\n{}",
+        s.output()
+    );
+    let invalid = s.http("PATCH", "/admin/config", Some(r#"{"max_clients": 0}"#));
+    assert_eq!(invalid.status, 400, "{}", invalid.body);
+}
+
 fn exchange_ping(port: u16) -> bool {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
@@ -310,6 +343,17 @@ fn read_only_mode_refuses_writes_and_serves_reads() {
         "-READONLY You can't write against a read only replica.\r\n"
     );
     assert_eq!(c.call_raw(&["GET", "k"]).0, b"$1\r\nv\r\n");
+    // Inside MULTI a write is refused when queued, and EXEC aborts.
+    assert_eq!(c.call_raw(&["MULTI"]).0, b"+OK\r\n");
+    assert_eq!(c.call_raw(&["GET", "k"]).0, b"+QUEUED\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&c.call_raw(&["SET", "k", "w"]).0),
+        "-READONLY You can't write against a read only replica.\r\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&c.call_raw(&["EXEC"]).0),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
     assert_eq!(s.http("GET", "/health", None).json()["read_only"], true);
     let off = s.http("POST", "/admin/read-only", Some(r#"{"enabled":false}"#));
     assert_eq!(off.status, 200, "{}", off.body);
