@@ -1225,6 +1225,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// When the pending preemption timer was armed, and for how long
+    /// (LumaDB patch: kept across loop turns while young; see `wait`).
+    latency_preemption_armed: Cell<Option<(Instant, Duration)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1356,6 +1359,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_armed: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1821,22 +1825,47 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
+        // LumaDB patch: upstream cancels and re-arms both preemption timers
+        // on every call, which costs two `io_uring_enter`s (one per ring)
+        // per turn of the executor loop even when there is no I/O. A
+        // pending timer is kept instead: the throughput timer while it
+        // has not fired (it counts completions, so an older one is as
+        // good), the latency timer while it is younger than half its
+        // period (so a task queue is still preempted after between half
+        // and all of the preemption period). Sleeps need no timer in the
+        // latency ring: the kernel bounds the wait itself (see
+        // `MAX_SLEEP`).
+        let preempt_now = preempt_timer();
+        let keep_latency = match (self.latency_preemption_armed.get(), preempt_now) {
+            (Some((at, period)), Some(want)) => period == want && at.elapsed() < want / 2,
+            _ => false,
+        };
+        let kept_latency = if keep_latency {
+            self.latency_preemption_timeout_src
+                .take()
+                .filter(|src| src.result().is_none())
+        } else {
+            None
+        };
+        // Anything not kept is cancelled here.
         drop(self.latency_preemption_timeout_src.take());
+        if kept_latency.is_none() {
+            self.latency_preemption_armed.set(None);
+        }
 
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
+        // Schedule the throughput-based timeout unless one is pending: it
+        // won't matter if we end up sleeping.
+        let pending_throughput = self
+            .throughput_preemption_timeout_src
+            .take()
+            .filter(|src| src.result().is_none());
+        self.throughput_preemption_timeout_src.set(Some(match pending_throughput {
+            Some(src) => src,
+            None => main_ring.prepare_throughput_preemption_timer(
                 self.ring_depth() as u32,
                 self.eventfd_src.raw(),
             ),
-        ));
+        }));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1848,20 +1877,16 @@ impl Reactor {
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt_timer().is_none()
+        let should_sleep = preempt_now.is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
             && lat_ring.can_sleep();
 
         if should_sleep {
-            // We are about to go to sleep. It's ok to sleep, but if there
-            // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
-            }
+            // A kept preemption timer would cut the sleep short.
+            drop(kept_latency);
+            self.latency_preemption_armed.set(None);
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
             // last time until now it could be that something happened in a remote executor
@@ -1893,11 +1918,12 @@ impl Reactor {
                 // Woke up, so no need to notify us anymore.
                 self.notifier.wake_up();
             }
-        }
-
-        if let Some(preempt) = preempt_timer() {
+        } else if let Some(src) = kept_latency {
+            self.latency_preemption_timeout_src.set(Some(src));
+        } else if let Some(preempt) = preempt_now {
             self.latency_preemption_timeout_src
                 .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            self.latency_preemption_armed.set(Some((Instant::now(), preempt)));
             flush_rings!(lat_ring, main_ring)?;
         }
 
