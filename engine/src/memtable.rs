@@ -14,7 +14,7 @@
 
 use crate::key::{RangeTombstone, SeqNo, ValueKind};
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::rc::Rc;
@@ -25,15 +25,27 @@ use xxhash_rust::xxh3::Xxh3Builder;
 /// vec header).
 const ENTRY_OVERHEAD_BYTES: usize = 80;
 
-/// A user key's versions, oldest first.
-type Versions = Vec<Version>;
+/// A user key's versions: the newest inline, so that the common read
+/// (the newest version) touches no further allocation.
+#[derive(Debug)]
+struct Versions {
+    newest: Version,
+    /// Older versions, oldest first.
+    older: Vec<Version>,
+}
 
-/// Both indexes over one slab of version lists.
+impl Versions {
+    fn newest_first(&self) -> impl Iterator<Item = &Version> {
+        std::iter::once(&self.newest).chain(self.older.iter().rev())
+    }
+}
+
+/// Both indexes over the keys. The version lists live in the hash map's
+/// entries: a point read is one probe.
 #[derive(Debug)]
 struct Keys {
-    slots: Vec<Versions>,
-    by_hash: HashMap<Rc<[u8]>, u32, Xxh3Builder>,
-    ordered: BTreeMap<Rc<[u8]>, u32>,
+    by_hash: HashMap<Rc<[u8]>, Versions, Xxh3Builder>,
+    ordered: BTreeSet<Rc<[u8]>>,
 }
 
 impl Keys {
@@ -42,20 +54,20 @@ impl Keys {
         // collide in the hash index.
         let seed = std::collections::hash_map::RandomState::new().hash_one(0x6c75_6d61u64);
         Keys {
-            slots: Vec::new(),
             by_hash: HashMap::with_hasher(Xxh3Builder::new().with_seed(seed)),
-            ordered: BTreeMap::new(),
+            ordered: BTreeSet::new(),
         }
     }
 
     fn get(&self, key: &[u8]) -> Option<&Versions> {
-        self.by_hash.get(key).map(|&i| &self.slots[i as usize])
+        self.by_hash.get(key)
     }
 
     fn range<'a>(&'a self, range: (Bound<&[u8]>, Bound<&[u8]>)) -> impl Iterator<Item = (&'a [u8], &'a Versions)> + 'a {
-        self.ordered
-            .range::<[u8], _>(range)
-            .map(move |(k, &i)| (&**k, &self.slots[i as usize]))
+        self.ordered.range::<[u8], _>(range).map(move |k| {
+            let versions = self.by_hash.get(&**k).expect("both indexes hold the same keys");
+            (&**k, versions)
+        })
     }
 }
 
@@ -149,19 +161,22 @@ impl MemTable {
             kind,
             value: value.into(),
         };
-        match keys.by_hash.get(key) {
-            Some(&i) => {
-                let versions = &mut keys.slots[i as usize];
-                let last = versions.last().expect("a key in the map has a version");
-                assert!(last.seq < seq, "memtable versions out of order");
-                versions.push(version);
+        match keys.by_hash.get_mut(key) {
+            Some(versions) => {
+                assert!(versions.newest.seq < seq, "memtable versions out of order");
+                let previous = std::mem::replace(&mut versions.newest, version);
+                versions.older.push(previous);
             }
             None => {
-                let i = u32::try_from(keys.slots.len()).expect("fewer than 2^32 keys in a memtable");
                 let shared: Rc<[u8]> = key.into();
-                keys.slots.push(vec![version]);
-                keys.by_hash.insert(shared.clone(), i);
-                keys.ordered.insert(shared, i);
+                keys.by_hash.insert(
+                    shared.clone(),
+                    Versions {
+                        newest: version,
+                        older: Vec::new(),
+                    },
+                );
+                keys.ordered.insert(shared);
             }
         }
         self.account(key.len() + value.len(), seq);
@@ -187,8 +202,8 @@ impl MemTable {
     /// The newest version of `key` with `seq <= snapshot`.
     pub fn get(&self, key: &[u8], snapshot: SeqNo) -> Option<Version> {
         let keys = self.keys.borrow();
-        let versions = keys.get(key)?;
-        versions.iter().rev().find(|v| v.seq <= snapshot).cloned()
+        let found = keys.get(key)?.newest_first().find(|v| v.seq <= snapshot).cloned();
+        found
     }
 
     /// The highest sequence number <= `snapshot` of a range tombstone
@@ -225,7 +240,7 @@ impl MemTable {
     ) {
         let keys = self.keys.borrow();
         for (key, versions) in keys.range((after, upper)) {
-            if let Some(v) = versions.iter().rev().find(|v| v.seq <= snapshot) {
+            if let Some(v) = versions.newest_first().find(|v| v.seq <= snapshot) {
                 out.push(Entry {
                     key: key.to_vec(),
                     seq: v.seq,
@@ -249,7 +264,7 @@ impl MemTable {
             None => Bound::Unbounded,
         };
         for (key, versions) in keys.range((lower, Bound::Unbounded)).take(max_keys) {
-            for v in versions.iter().rev() {
+            for v in versions.newest_first() {
                 out.push(Entry {
                     key: key.to_vec(),
                     seq: v.seq,
