@@ -14,12 +14,14 @@
 
 use crate::key::{RangeTombstone, SeqNo, ValueKind};
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 use std::ops::Bound;
 use std::rc::Rc;
 
-use xxhash_rust::xxh3::Xxh3Builder;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Bytes charged per entry on top of key and value (map nodes, hash slot,
 /// vec header).
@@ -40,11 +42,26 @@ impl Versions {
     }
 }
 
-/// Both indexes over the keys. The version lists live in the hash map's
+/// Partitions of the hash index. Each grows on its own, so a resize moves
+/// a sixty-fourth of the keys: one big table would stop the core for a
+/// rehash of millions of entries (200 ms was seen).
+const HASH_PARTITIONS: usize = 64;
+
+/// A hash index entry: the key's hash (kept, so that a resize never reads
+/// the key again), the key, and its versions.
+#[derive(Debug)]
+struct Slot {
+    hash: u64,
+    key: Rc<[u8]>,
+    versions: Versions,
+}
+
+/// Both indexes over the keys. The version lists live in the hash index's
 /// entries: a point read is one probe.
 #[derive(Debug)]
 struct Keys {
-    by_hash: HashMap<Rc<[u8]>, Versions, Xxh3Builder>,
+    seed: u64,
+    by_hash: Vec<HashTable<Slot>>,
     ordered: BTreeSet<Rc<[u8]>>,
 }
 
@@ -54,21 +71,44 @@ impl Keys {
         // collide in the hash index.
         let seed = std::collections::hash_map::RandomState::new().hash_one(0x6c75_6d61u64);
         Keys {
-            by_hash: HashMap::with_hasher(Xxh3Builder::new().with_seed(seed)),
+            seed,
+            by_hash: (0..HASH_PARTITIONS).map(|_| HashTable::new()).collect(),
             ordered: BTreeSet::new(),
         }
     }
 
+    fn hash(&self, key: &[u8]) -> u64 {
+        xxh3_64_with_seed(key, self.seed)
+    }
+
+    fn partition(hash: u64) -> usize {
+        // The low bits pick the bucket inside a table; the high bits pick
+        // the table.
+        (hash >> 58) as usize % HASH_PARTITIONS
+    }
+
     fn get(&self, key: &[u8]) -> Option<&Versions> {
-        self.by_hash.get(key)
+        let hash = self.hash(key);
+        self.by_hash[Self::partition(hash)]
+            .find(hash, |slot| slot.hash == hash && *slot.key == *key)
+            .map(|slot| &slot.versions)
     }
 
     fn range<'a>(&'a self, range: (Bound<&[u8]>, Bound<&[u8]>)) -> impl Iterator<Item = (&'a [u8], &'a Versions)> + 'a {
         self.ordered.range::<[u8], _>(range).map(move |k| {
-            let versions = self.by_hash.get(&**k).expect("both indexes hold the same keys");
+            let versions = self.get(k).expect("both indexes hold the same keys");
             (&**k, versions)
         })
     }
+}
+
+/// Whether [`MemTable::insert`] keeps a key's older versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// Keep them: a registered snapshot may read them.
+    Keep,
+    /// Discard them: nothing can read them any more.
+    Drop,
 }
 
 /// One version of one key.
@@ -148,7 +188,12 @@ impl MemTable {
 
     /// Adds a point version. Sequence numbers for one key arrive in
     /// increasing order (the commit order).
-    pub fn insert(&self, key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
+    ///
+    /// With [`History::Drop`] the key's older versions are discarded: the
+    /// caller knows that no snapshot can read them (none is registered,
+    /// and a later one sees this version or newer). A hot key rewritten a
+    /// million times then holds one version, not a million.
+    pub fn insert(&self, key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8], history: History) {
         assert!(!self.frozen.get(), "insert into a frozen memtable");
         assert!(
             kind != ValueKind::RangeDelete,
@@ -161,20 +206,38 @@ impl MemTable {
             kind,
             value: value.into(),
         };
-        match keys.by_hash.get_mut(key) {
-            Some(versions) => {
+        let hash = keys.hash(key);
+        let table = &mut keys.by_hash[Keys::partition(hash)];
+        match table.find_mut(hash, |slot| slot.hash == hash && *slot.key == *key) {
+            Some(slot) => {
+                let versions = &mut slot.versions;
                 assert!(versions.newest.seq < seq, "memtable versions out of order");
                 let previous = std::mem::replace(&mut versions.newest, version);
-                versions.older.push(previous);
+                match history {
+                    History::Keep => versions.older.push(previous),
+                    History::Drop => {
+                        let dropped = versions.older.drain(..).chain(std::iter::once(previous));
+                        let (count, bytes) = dropped.fold((0u64, 0usize), |(n, b), v| {
+                            (n + 1, b + key.len() + v.value.len() + ENTRY_OVERHEAD_BYTES)
+                        });
+                        self.size_bytes.set(self.size_bytes.get() - bytes);
+                        self.entries.set(self.entries.get() - count);
+                    }
+                }
             }
             None => {
                 let shared: Rc<[u8]> = key.into();
-                keys.by_hash.insert(
-                    shared.clone(),
-                    Versions {
-                        newest: version,
-                        older: Vec::new(),
+                table.insert_unique(
+                    hash,
+                    Slot {
+                        hash,
+                        key: shared.clone(),
+                        versions: Versions {
+                            newest: version,
+                            older: Vec::new(),
+                        },
                     },
+                    |slot| slot.hash,
                 );
                 keys.ordered.insert(shared);
             }
@@ -288,9 +351,9 @@ mod tests {
     #[test]
     fn snapshot_reads_pick_the_newest_visible_version() {
         let m = MemTable::new(1);
-        m.insert(b"a", 1, ValueKind::Put, b"v1");
-        m.insert(b"a", 3, ValueKind::Put, b"v3");
-        m.insert(b"a", 5, ValueKind::Delete, b"");
+        m.insert(b"a", 1, ValueKind::Put, b"v1", History::Keep);
+        m.insert(b"a", 3, ValueKind::Put, b"v3", History::Keep);
+        m.insert(b"a", 5, ValueKind::Delete, b"", History::Keep);
         assert_eq!(m.get(b"a", 0), None);
         assert_eq!(&*m.get(b"a", 2).unwrap().value, b"v1");
         assert_eq!(&*m.get(b"a", 4).unwrap().value, b"v3");
@@ -298,10 +361,27 @@ mod tests {
     }
 
     #[test]
+    fn dropping_history_keeps_only_the_newest_version_and_its_accounting() {
+        let m = MemTable::new(1);
+        m.insert(b"hot", 1, ValueKind::Put, b"v1", History::Keep);
+        let one = m.size_bytes();
+        for seq in 2..1000 {
+            m.insert(b"hot", seq, ValueKind::Put, b"v2", History::Drop);
+        }
+        assert_eq!(m.entry_count(), 1);
+        assert_eq!(m.size_bytes(), one);
+        assert_eq!(&*m.get(b"hot", u64::MAX).unwrap().value, b"v2");
+        assert_eq!(m.get(b"hot", 1), None, "the old version is gone");
+        let mut out = Vec::new();
+        m.all_versions_after(None, 10, &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
     fn chunks_resume_after_the_last_key() {
         let m = MemTable::new(1);
         for (i, k) in [b"a", b"b", b"c", b"d"].iter().enumerate() {
-            m.insert(*k, i as u64 + 1, ValueKind::Put, b"x");
+            m.insert(*k, i as u64 + 1, ValueKind::Put, b"x", History::Keep);
         }
         let mut out = Vec::new();
         m.visible_after(Bound::Unbounded, Bound::Unbounded, 10, 2, &mut out);

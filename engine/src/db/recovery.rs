@@ -13,7 +13,7 @@ use crate::batch::KeyspaceId;
 use crate::cache::{BlockCache, RowCache};
 use crate::key::{SeqNo, ValueKind};
 use crate::manifest::{self, ManifestState};
-use crate::memtable::MemTable;
+use crate::memtable::{History, MemTable};
 use crate::options::EngineOptions;
 use crate::sst::Table;
 use crate::storage::Storage;
@@ -196,7 +196,8 @@ impl<S: Storage> Engine<S> {
                     if seg >= floor {
                         match op.kind {
                             ValueKind::RangeDelete => ks.mem.add_range_delete(op.key, op.value, seq),
-                            kind => ks.mem.insert(op.key, seq, kind, op.value),
+                            // No snapshot exists while recovering.
+                            kind => ks.mem.insert(op.key, seq, kind, op.value, History::Drop),
                         }
                     }
                     seq += 1;

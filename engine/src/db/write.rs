@@ -15,7 +15,7 @@
 use super::Engine;
 use crate::batch::{KeyspaceId, WriteBatch};
 use crate::key::{SeqNo, ValueKind};
-use crate::memtable::MemTable;
+use crate::memtable::{History, MemTable};
 use crate::options::{CompactionStyle, SyncMode};
 use crate::storage::Storage;
 use crate::sync::Slot;
@@ -308,12 +308,20 @@ impl<S: Storage> Engine<S> {
         // Durable under the mode's promise: apply in commit order, then publish.
         let mut st = self.inner.state.borrow_mut();
         let mut seq = st.last_seq + 1;
+        // Point reads consult the memtables before their first await and
+        // iterators register a snapshot, so with none registered no reader
+        // can need a version older than the one being written.
+        let history = if st.snapshots.borrow().is_empty() {
+            History::Drop
+        } else {
+            History::Keep
+        };
         for p in group {
             for op in p.batch.iter() {
                 let ks = st.keyspaces.get(&op.keyspace).expect("keyspace checked at submit");
                 match op.kind {
                     ValueKind::RangeDelete => ks.mem.add_range_delete(op.key, op.value, seq),
-                    kind => ks.mem.insert(op.key, seq, kind, op.value),
+                    kind => ks.mem.insert(op.key, seq, kind, op.value, history),
                 }
                 seq += 1;
             }

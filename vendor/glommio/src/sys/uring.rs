@@ -1918,7 +1918,10 @@ impl Reactor {
                 // Woke up, so no need to notify us anymore.
                 self.notifier.wake_up();
             }
-        } else if let Some(src) = kept_latency {
+        } else if let Some(src) = kept_latency.filter(|src| src.result().is_none()) {
+            // Still pending: the rings were consumed above, and a timer
+            // that fired in the meantime has its CQE taken with them, so
+            // it is re-armed below instead.
             self.latency_preemption_timeout_src.set(Some(src));
         } else if let Some(preempt) = preempt_now {
             self.latency_preemption_timeout_src
