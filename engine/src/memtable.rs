@@ -47,6 +47,9 @@ impl Versions {
 /// rehash of millions of entries (200 ms was seen).
 const HASH_PARTITIONS: usize = 64;
 
+/// Keys of the ordered index freed per [`MemTable::release_step`].
+const RELEASE_STEP_KEYS: usize = 16 << 10;
+
 /// A hash index entry: the key's hash (kept, so that a resize never reads
 /// the key again), the key, and its versions.
 #[derive(Debug)]
@@ -338,6 +341,26 @@ impl MemTable {
         }
     }
 
+    /// Frees part of a flushed memtable and answers whether anything is
+    /// left. Dropping millions of entries at once holds the core for tens
+    /// of milliseconds; the flush frees them in steps between yields.
+    pub fn release_step(&self) -> bool {
+        assert!(self.frozen.get(), "only a frozen memtable is released");
+        let mut keys = self.keys.borrow_mut();
+        if let Some(part) = keys.by_hash.iter_mut().find(|t| !t.is_empty()) {
+            let part = std::mem::take(part);
+            drop(keys);
+            drop(part);
+            return true;
+        }
+        for _ in 0..RELEASE_STEP_KEYS {
+            if keys.ordered.pop_first().is_none() {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Every range tombstone held.
     pub fn all_range_tombstones(&self) -> Vec<RangeTombstone> {
         self.range_dels.borrow().clone()
@@ -375,6 +398,21 @@ mod tests {
         let mut out = Vec::new();
         m.all_versions_after(None, 10, &mut out);
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn a_frozen_memtable_is_released_in_steps() {
+        let m = MemTable::new(1);
+        for i in 0..50_000u32 {
+            m.insert(&i.to_be_bytes(), u64::from(i) + 1, ValueKind::Put, b"v", History::Keep);
+        }
+        m.freeze();
+        let mut steps = 0;
+        while m.release_step() {
+            steps += 1;
+        }
+        assert!(steps > HASH_PARTITIONS, "{steps} steps");
+        assert_eq!(m.get(&7u32.to_be_bytes(), u64::MAX), None);
     }
 
     #[test]

@@ -59,10 +59,17 @@ impl<S: Storage> Engine<S> {
                 .min_by_key(|(_, m)| m.first_segment())
         };
         let Some((ks, mem)) = picked else { return Ok(false) };
-        match self.flush_memtable(ks, &mem).await {
-            Ok(()) => Ok(true),
-            Err(e) => Err(self.poison(e)),
+        if let Err(e) = self.flush_memtable(ks, &mem).await {
+            return Err(self.poison(e));
         }
+        // Free the flushed memtable in steps unless a reader still holds
+        // it (then the last reader frees it).
+        if Rc::strong_count(&mem) == 1 {
+            while mem.release_step() {
+                self.inner.storage.yield_if_needed().await;
+            }
+        }
+        Ok(true)
     }
 
     async fn flush_memtable(&self, ks: KeyspaceId, mem: &Rc<MemTable>) -> Result<()> {
