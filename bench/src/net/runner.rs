@@ -99,8 +99,12 @@ pub struct Shared {
     failure: Mutex<Option<BenchError>>,
     pub preload_done: AtomicU64,
     pub preload_cores_done: AtomicUsize,
-    /// Keys inserted past the key space so far.
+    /// Keys inserted past the key space so far (sent).
     inserted: AtomicU64,
+    /// Inserts answered so far: `latest` reads stay below
+    /// `keyspace + acked`, so they rarely ask for a key still in flight
+    /// (YCSB's acknowledged counter, without its exact window).
+    acked: AtomicU64,
     /// With `--verify`: which keys are known to exist (bit per key).
     written: Vec<AtomicU64>,
     ticks: SyncSender<Tick>,
@@ -120,6 +124,7 @@ impl Shared {
             preload_done: AtomicU64::new(0),
             preload_cores_done: AtomicUsize::new(0),
             inserted: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
             written: (0..bits).map(|_| AtomicU64::new(0)).collect(),
             ticks,
         }
@@ -610,6 +615,9 @@ fn complete(ctx: &CoreCtx, st: &ConnState, reply: &[u8], outcome: Outcome, now: 
     if p.error.is_none() && plan.verify && p.op.writes() {
         ctx.shared.mark_written(p.key);
     }
+    if p.error.is_none() && p.op == OpKind::Insert {
+        ctx.shared.acked.fetch_add(1, Ordering::Relaxed);
+    }
     if p.record {
         let mut stats = ctx.stats.borrow_mut();
         match &p.error {
@@ -756,7 +764,7 @@ async fn drive(ctx: Rc<CoreCtx>, mut conn: Conn, phase: Phase) -> Conn {
                 }
                 issued += 1;
             }
-            let inserted = shared.inserted.load(Ordering::Relaxed);
+            let inserted = shared.acked.load(Ordering::Relaxed);
             let (op, key) = if preload {
                 (OpKind::Set, preload_keys.choose(&mut conn.rng, 0))
             } else {
