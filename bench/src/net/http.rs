@@ -33,7 +33,7 @@ impl Template {
                 return Err(BenchError::Invalid(format!("template {text:?}: unclosed '{{'")));
             };
             if open > 0 {
-                segs.push(Seg::Lit(rest[..open].as_bytes().to_vec()));
+                segs.push(Seg::Lit(rest.as_bytes()[..open].to_vec()));
             }
             segs.push(match &rest[open + 1..open + close] {
                 "key" => Seg::Key,

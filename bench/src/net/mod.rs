@@ -328,7 +328,7 @@ pub fn plan(args: &NetBenchArgs, target: &str) -> Result<Plan, BenchError> {
         Protocol::Resp => Codec::Resp(RespCodec::new(prefix)),
         Protocol::Http => {
             let route = |t: &str, body: Option<&str>| Route::parse(t, body);
-            Codec::Http(HttpCodec::new(
+            Codec::Http(Box::new(HttpCodec::new(
                 route(&args.http_read, None)?,
                 route(&args.http_write, Some(&args.http_body))?,
                 route(&args.http_delete, None)?,
@@ -336,7 +336,7 @@ pub fn plan(args: &NetBenchArgs, target: &str) -> Result<Plan, BenchError> {
                 target,
                 &args.http_header,
                 prefix,
-            )?)
+            )?))
         }
         Protocol::Postgres => {
             let text = match &args.pg_query_file {

@@ -309,11 +309,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<Reply>, BenchError> {
                     rows_expected = true;
                 }
             }
-            b'E' => {
-                if error.is_none() {
-                    error = Some(error_fields(&buf[body.clone()]).0);
-                }
-            }
+            b'E' if error.is_none() => error = Some(error_fields(&buf[body.clone()]).0),
             b'Z' => {
                 let outcome = match error {
                     Some(code) => Outcome::Error(format!("sqlstate_{code}")),

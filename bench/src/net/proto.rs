@@ -48,7 +48,7 @@ pub struct Reply {
 #[derive(Debug, Clone)]
 pub enum Codec {
     Resp(RespCodec),
-    Http(HttpCodec),
+    Http(Box<HttpCodec>),
     Postgres(PgCodec),
 }
 

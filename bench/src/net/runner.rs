@@ -564,14 +564,12 @@ fn complete(ctx: &CoreCtx, st: &ConnState, reply: &[u8], outcome: Outcome, now: 
         p.first = false;
         match outcome {
             Outcome::Error(kind) => p.error = Some(kind),
-            Outcome::Miss if matches!(p.op, OpKind::Get | OpKind::Rmw) => {
-                if !p.preload && p.record {
-                    let mut stats = ctx.stats.borrow_mut();
-                    if plan.verify && p.expect_present {
-                        stats.wrong_answer(format!("key {} is missing", p.key));
-                    } else {
-                        stats.misses += 1;
-                    }
+            Outcome::Miss if matches!(p.op, OpKind::Get | OpKind::Rmw) && !p.preload && p.record => {
+                let mut stats = ctx.stats.borrow_mut();
+                if plan.verify && p.expect_present {
+                    stats.wrong_answer(format!("key {} is missing", p.key));
+                } else {
+                    stats.misses += 1;
                 }
             }
             Outcome::Ok { value: Some(range) } if plan.verify && p.record => {
