@@ -10,7 +10,7 @@
 # Usage: bench/scripts/loadgen-vs-redis-benchmark.sh [LUMADB_BIN]
 # Env:   REQUESTS (500000), CLIENTS (50), KEYSPACE (100000), VALUE_SIZE (3,
 #        redis-benchmark's default), PIPELINES ("1 16"), TESTS ("set get"),
-#        ROUNDS (2), SERVER_CPU (1), CLIENT_CPU (0), REDIS_PORT (7601).
+#        ROUNDS (2), SERVER_CPU (1), CLIENT_CPU (0), REDIS_PORT (a free port).
 # Output: CSV lines
 #   tool,test,pipeline,round,rps,p50_ms,p99_ms,client_cpu_s,client_us_per_req,server_cpu_s
 set -euo pipefail
@@ -25,7 +25,7 @@ TESTS=${TESTS:-set get}
 ROUNDS=${ROUNDS:-2}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
-REDIS_PORT=${REDIS_PORT:-7601}
+REDIS_PORT=${REDIS_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 
 work=$(mktemp -d)
 cleanup() {
@@ -56,6 +56,10 @@ for _ in $(seq 1 200); do
     redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
     sleep 0.05
 done
+if ! kill -0 "$redis_pid" 2>/dev/null; then
+    echo "redis-server did not start on port $REDIS_PORT (in use?)" >&2
+    exit 1
+fi
 
 echo "tool,test,pipeline,round,rps,p50_ms,p99_ms,client_cpu_s,client_us_per_req,server_cpu_s"
 
