@@ -200,6 +200,9 @@ pub fn decode(buf: &[u8]) -> Result<Option<Reply>, BenchError> {
         .ok_or_else(|| bad(format!("bad status line {status_line:?}")))?;
     let mut length: Option<usize> = None;
     let mut chunked = false;
+    // HTTP/1.1 keeps the connection unless told otherwise; 1.0 closes it
+    // unless told to keep it.
+    let mut close = status_line.starts_with("HTTP/1.0");
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
@@ -213,6 +216,13 @@ pub fn decode(buf: &[u8]) -> Result<Option<Reply>, BenchError> {
             );
         } else if name.eq_ignore_ascii_case("transfer-encoding") && value.to_ascii_lowercase().contains("chunked") {
             chunked = true;
+        } else if name.eq_ignore_ascii_case("connection") {
+            let v = value.to_ascii_lowercase();
+            if v.contains("close") {
+                close = true;
+            } else if v.contains("keep-alive") {
+                close = false;
+            }
         }
     }
     let (body, total) = if chunked {
@@ -260,7 +270,11 @@ pub fn decode(buf: &[u8]) -> Result<Option<Reply>, BenchError> {
         404 => Outcome::Miss,
         s => Outcome::Error(format!("http_{s}")),
     };
-    Ok(Some(Reply { outcome, len: total }))
+    Ok(Some(Reply {
+        outcome,
+        len: total,
+        close,
+    }))
 }
 
 #[cfg(test)]

@@ -319,6 +319,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<Reply>, BenchError> {
                 return Ok(Some(Reply {
                     outcome,
                     len: at + total,
+                    close: false,
                 }));
             }
             _ => {}

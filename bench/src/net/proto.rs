@@ -42,6 +42,9 @@ pub struct Reply {
     pub outcome: Outcome,
     /// Bytes it took.
     pub len: usize,
+    /// The server closes the connection after this reply (HTTP
+    /// `Connection: close`, or HTTP/1.0 without keep-alive).
+    pub close: bool,
 }
 
 /// The driver of one protocol.

@@ -173,7 +173,11 @@ fn parse(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(usize, Outcome)
 
 /// Takes one RESP reply off the front of `buf`.
 pub fn decode(buf: &[u8]) -> Result<Option<Reply>, BenchError> {
-    Ok(parse(buf, 0, 0)?.map(|(len, outcome)| Reply { outcome, len }))
+    Ok(parse(buf, 0, 0)?.map(|(len, outcome)| Reply {
+        outcome,
+        len,
+        close: false,
+    }))
 }
 
 #[cfg(test)]
@@ -224,7 +228,8 @@ mod tests {
             one(b"+OK\r\n"),
             Some(Reply {
                 outcome: Outcome::Ok { value: None },
-                len: 5
+                len: 5,
+                close: false
             })
         );
         assert_eq!(one(b"$-1\r\n").map(|r| r.outcome), Some(Outcome::Miss));
@@ -233,7 +238,8 @@ mod tests {
             one(b"$3\r\nabc\r\n+OK\r\n"),
             Some(Reply {
                 outcome: Outcome::Ok { value: Some(4..7) },
-                len: 9
+                len: 9,
+                close: false
             })
         );
         assert_eq!(

@@ -401,6 +401,8 @@ struct ConnState {
     notified: Cell<bool>,
     broken: Cell<bool>,
     timed_out: Cell<bool>,
+    /// The server said it closes the connection after its last reply.
+    closed_by_server: Cell<bool>,
 }
 
 impl ConnState {
@@ -445,6 +447,7 @@ impl Conn {
             notified: Cell::new(false),
             broken: Cell::new(false),
             timed_out: Cell::new(false),
+            closed_by_server: Cell::new(false),
         });
         let mut c = Conn {
             index,
@@ -485,6 +488,7 @@ impl Conn {
         }
         let timed_out = self.st.timed_out.replace(false);
         self.st.broken.set(false);
+        self.st.closed_by_server.set(false);
         let lost: Vec<Pending> = self.st.inflight.borrow_mut().drain(..).collect();
         let mut stats = ctx.stats.borrow_mut();
         for p in lost {
@@ -535,6 +539,11 @@ async fn reader(sock: Rc<Sock>, st: Rc<ConnState>, ctx: Rc<CoreCtx>, codec: Code
                         break;
                     }
                     at += reply.len;
+                    if reply.close {
+                        st.closed_by_server.set(true);
+                        failed = true;
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -694,12 +703,17 @@ async fn drive(ctx: Rc<CoreCtx>, mut conn: Conn, phase: Phase) -> Conn {
     let mut vbuf: Vec<u8> = Vec::new();
     loop {
         if conn.st.broken.get() {
+            // A server that announced the close is reconnected at once;
+            // one that failed is given a moment.
+            let announced = conn.st.closed_by_server.get() && conn.st.inflight.borrow().is_empty();
             conn.detach(&ctx).await;
             let now = Instant::now();
             if end.is_some_and(|e| now >= e) || quota.is_some_and(|q| issued >= q) {
                 break;
             }
-            glommio::timer::sleep(RECONNECT_DELAY).await;
+            if !announced {
+                glommio::timer::sleep(RECONNECT_DELAY).await;
+            }
             match open(&plan, false).await {
                 Ok(sock) => conn.attach(sock, &ctx),
                 Err(e) => {

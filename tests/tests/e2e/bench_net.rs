@@ -744,3 +744,54 @@ fn postgres_driver_with_prepared_statements_and_a_query_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("42P01"), "{}", text(&out));
 }
+
+#[test]
+fn http_driver_reconnects_to_a_server_that_closes_every_connection() {
+    // Python's http.server speaks HTTP/1.0: one response per connection.
+    let dir = tempfile::tempdir().expect("temporary folder");
+    std::fs::write(dir.path().join("hello.txt"), "hello").expect("file");
+    let port = free_ports(1)[0];
+    let mut server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    let up = lumadb_tests::server::eventually(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let out_dir = tempfile::tempdir().expect("temporary folder");
+    let result = up.then(|| {
+        bench_ok(
+            &[
+                "--target",
+                &target(port),
+                "--protocol",
+                "http",
+                "--mix",
+                "get:100",
+                "--http-read",
+                "GET /hello.txt",
+                "--requests",
+                "200",
+                "--connections",
+                "2",
+            ],
+            &out_dir.path().join("h.json"),
+        )
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let v = result.expect("python3 -m http.server did not start");
+    assert_clean(&v);
+    assert_eq!(num(&v, &["operations"]), 200.0, "{v}");
+    assert_eq!(num(&v, &["misses"]), 0.0, "{v}");
+}
