@@ -288,6 +288,12 @@ pub fn summary(r: &RunResult) {
             .join(", ")
     };
     println!("errors: {errors}; timeouts: {}; misses: {}", s.timeouts, s.misses);
+    if s.unsent > 0 {
+        println!(
+            "not sent: {} operations fell due before the end but the server was still behind at end + --timeout",
+            s.unsent
+        );
+    }
     if r.plan.verify {
         println!("wrong answers: {}", s.wrong);
         for w in &s.wrong_examples {
@@ -366,6 +372,7 @@ pub fn to_json(r: &RunResult) -> Value {
         "ops": ops,
         "errors": s.errors,
         "timeouts": s.timeouts,
+        "unsent": s.unsent,
         "misses": s.misses,
         "verify": plan.verify,
         "wrong_answers": s.wrong,

@@ -851,5 +851,19 @@ async fn drive(ctx: Rc<CoreCtx>, mut conn: Conn, phase: Phase) -> Conn {
             }
         }
     }
+    // Open loop: requests that fell due in the measured window but were
+    // never sent (the server was still behind `--timeout` after the end)
+    // are counted, not silently dropped.
+    if let (Pacing::Open { .. }, Some(e), false) = (pacing, end, preload) {
+        if next_intended < e && !interval.is_zero() {
+            let from = next_intended.max(warmup_end);
+            // Due times are `from + k * interval` (exact in nanoseconds).
+            let unsent = e
+                .saturating_duration_since(from)
+                .as_nanos()
+                .div_ceil(interval.as_nanos()) as u64;
+            ctx.stats.borrow_mut().unsent += unsent;
+        }
+    }
     conn
 }

@@ -32,6 +32,9 @@ pub struct Stats {
     pub wrong_examples: Vec<String>,
     /// Operations with no answer within `--timeout`.
     pub timeouts: u64,
+    /// Open loop: operations due in the measured window that were never
+    /// sent because the server was still behind `--timeout` after the end.
+    pub unsent: u64,
     /// Errors by kind: the server's (RESP error word, `http_503`,
     /// `sqlstate_...`), `connection`, `protocol`.
     pub errors: BTreeMap<String, u64>,
@@ -46,6 +49,7 @@ impl Default for Stats {
             wrong: 0,
             wrong_examples: Vec::new(),
             timeouts: 0,
+            unsent: 0,
             errors: BTreeMap::new(),
         }
     }
@@ -91,6 +95,7 @@ impl Stats {
             }
         }
         self.timeouts += other.timeouts;
+        self.unsent += other.unsent;
         for (k, v) in &other.errors {
             *self.errors.entry(k.clone()).or_insert(0) += v;
         }

@@ -795,3 +795,43 @@ fn http_driver_reconnects_to_a_server_that_closes_every_connection() {
     assert_eq!(num(&v, &["operations"]), 200.0, "{v}");
     assert_eq!(num(&v, &["misses"]), 0.0, "{v}");
 }
+
+#[test]
+fn open_loop_accounts_for_every_request_a_mute_server_never_answers() {
+    // A server that accepts and never answers: every request due in the
+    // window is either a timeout or counted as not sent, none vanishes.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            match s {
+                Ok(s) => held.push(s),
+                Err(_) => return,
+            }
+        }
+    });
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let json = dir.path().join("mute.json");
+    let out = bench(&[
+        "--target",
+        &target(port),
+        "--rate",
+        "100",
+        "--duration",
+        "1",
+        "--timeout",
+        "0.3",
+        "--connections",
+        "1",
+        "--quiet",
+        "--json",
+        json.to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("JSON");
+    assert_eq!(num(&v, &["operations"]), 0.0, "{v}");
+    let timeouts = num(&v, &["timeouts"]);
+    assert!(timeouts >= 1.0, "{v}");
+    assert_eq!(timeouts + num(&v, &["unsent"]), 100.0, "100 requests were due: {v}");
+}
