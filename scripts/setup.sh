@@ -9,8 +9,10 @@ set -euo pipefail
 # linked with its static dependencies, hence libudev-dev. The end-to-end
 # tests drive the server with redis-cli and compare it against a real
 # redis-server (redis-tools, redis-server). gdb prints the thread stacks of
-# a server that a test finds hung.
-SYSTEM_PACKAGES=(pkg-config libhwloc-dev libudev-dev redis-server redis-tools gdb)
+# a server that a test finds hung. The load generator's PostgreSQL driver is
+# tested against a real PostgreSQL that the test starts in a temporary
+# folder (postgresql: initdb, pg_ctl; run as user postgres under root).
+SYSTEM_PACKAGES=(pkg-config libhwloc-dev libudev-dev redis-server redis-tools gdb postgresql)
 
 log() { echo "setup: $*" >&2; }
 
@@ -41,6 +43,10 @@ if command -v service >/dev/null 2>&1 && service redis-server status >/dev/null 
 fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled redis-server >/dev/null 2>&1; then
     "${sudo[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
+# The same for the PostgreSQL cluster the package may create and start.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled postgresql >/dev/null 2>&1; then
+    "${sudo[@]}" systemctl disable --now postgresql >/dev/null 2>&1 || true
 fi
 
 # redis-py, the Python client the end-to-end tests run against the server.

@@ -23,4 +23,18 @@ pub enum BenchError {
     NoRocksdb,
     #[error("rocksdb: {0}")]
     Rocksdb(String),
+    #[error("cannot connect to {target}: {cause}")]
+    Connect {
+        target: String,
+        /// Part of the message, so not a `source()`.
+        cause: std::io::Error,
+    },
+    /// The target answered something the driver cannot use.
+    #[error("{0}")]
+    Protocol(String),
+    #[error("cannot read {path}: {message}")]
+    Input { path: String, message: String },
+    /// Another core failed first; its error is the one reported.
+    #[error("the run was stopped because another load core failed")]
+    Aborted,
 }

@@ -131,6 +131,20 @@ impl Drop for Listener {
     }
 }
 
+/// `addr` as the bytes of a `sockaddr_in`/`sockaddr_in6` and their length,
+/// for `uring::connect`.
+pub fn sockaddr_bytes(addr: SocketAddr) -> (Vec<u8>, u32) {
+    let (storage, len) = sockaddr_of(addr);
+    // SAFETY: sockaddr_storage is plain data of its own size.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            &storage as *const _ as *const u8,
+            std::mem::size_of::<libc::sockaddr_storage>(),
+        )
+    };
+    (bytes.to_vec(), len)
+}
+
 fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };

@@ -315,3 +315,14 @@ pub async fn send(fd: RawFd, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
     let (r, back) = ring.submit(entry, Some(buf)).await;
     (result_io(r), back.unwrap_or_default())
 }
+
+/// Connects socket `fd` to the address in `addr` (a `sockaddr_in` or
+/// `sockaddr_in6`, `len` bytes, kept alive by the op slot until the kernel
+/// is done with it). Used by clients such as `lumadb bench`.
+pub async fn connect(fd: RawFd, addr: Vec<u8>, len: u32) -> io::Result<()> {
+    let ring = Ring::current()?;
+    assert!(len as usize <= addr.len(), "address length within its buffer");
+    let entry = opcode::Connect::new(types::Fd(fd), addr.as_ptr() as *const libc::sockaddr, len).build();
+    let (r, _) = ring.submit(entry, Some(addr)).await;
+    result_io(r).map(drop)
+}

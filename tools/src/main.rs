@@ -34,9 +34,8 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
-    /// Run benchmarks.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    /// Load a server (`lumadb bench --target HOST:PORT`), or run another benchmark.
+    Bench(Box<bench::BenchArgs>),
     /// Start the server (Redis on 6379, admin HTTP on 8080, data in ./lumadb-data).
     Start(server::StartArgs),
     /// Check that a running server answers (through its admin API).
@@ -91,7 +90,7 @@ fn main() -> ExitCode {
 
     let result = match cli.command {
         Command::Config(command) => config::run(command),
-        Command::Bench(command) => bench::run(command),
+        Command::Bench(args) => bench::run(*args),
         Command::Tune(args) => tune::run(args),
         Command::Ping(remote) => server::ping(remote),
         Command::Health(remote) => server::health(remote),

@@ -1,6 +1,7 @@
 //! End-to-end tests, one module per area, all in this one test binary.
 
 mod admin_http;
+mod bench_net;
 mod boundaries;
 mod cli;
 mod engine_kill;
