@@ -255,6 +255,15 @@ fn cpus(args: &NetBenchArgs) -> Result<Vec<Option<usize>>, BenchError> {
     Ok(allowed.into_iter().take(args.cores).map(Some).collect())
 }
 
+/// Most requests in flight on one connection.
+pub const PIPELINE_MAX: usize = 65_536;
+
+/// Longest `--duration`, `--warmup` or `--timeout`: a year.
+const SECONDS_MAX: f64 = 365.0 * 86_400.0;
+
+/// Highest `--rate` (operations a second over all connections).
+const RATE_MAX: f64 = 1e9;
+
 /// Checks the arguments and builds the plan for `target`.
 pub fn plan(args: &NetBenchArgs, target: &str) -> Result<Plan, BenchError> {
     let addr = resolve(target)?;
@@ -262,6 +271,12 @@ pub fn plan(args: &NetBenchArgs, target: &str) -> Result<Plan, BenchError> {
         return Err(BenchError::Invalid(
             "--connections and --pipeline must be at least 1".into(),
         ));
+    }
+    if args.pipeline > PIPELINE_MAX {
+        return Err(BenchError::Invalid(format!(
+            "--pipeline {} is more than {PIPELINE_MAX} requests in flight per connection",
+            args.pipeline
+        )));
     }
     let cpus = cpus(args)?;
     if args.connections < cpus.len() {
@@ -303,15 +318,21 @@ pub fn plan(args: &NetBenchArgs, target: &str) -> Result<Plan, BenchError> {
         )));
     }
     let pacing = match args.rate {
-        Some(r) if r > 0.0 && r.is_finite() => Pacing::Open { rate: r },
-        Some(r) => return Err(BenchError::Invalid(format!("--rate {r} must be a positive number"))),
+        Some(r) if r > 0.0 && r <= RATE_MAX => Pacing::Open { rate: r },
+        Some(r) => {
+            return Err(BenchError::Invalid(format!(
+                "--rate {r} must be a positive number of operations a second, at most {RATE_MAX:e}"
+            )))
+        }
         None => Pacing::Closed,
     };
     let secs = |name: &str, v: f64| {
-        if v.is_finite() && v >= 0.0 {
+        if (0.0..=SECONDS_MAX).contains(&v) {
             Ok(Duration::from_secs_f64(v))
         } else {
-            Err(BenchError::Invalid(format!("--{name} {v} must be a number of seconds")))
+            Err(BenchError::Invalid(format!(
+                "--{name} {v} must be a number of seconds from 0 to {SECONDS_MAX} (a year)"
+            )))
         }
     };
     let duration = match (args.duration, args.requests) {
@@ -491,9 +512,12 @@ pub fn run_once(plan: &Plan, target: &str, live: bool, preload: bool) -> Result<
         return Err(e);
     }
     let warmup_end = t0 + plan.warmup;
+    // Throughput is over the time the operations really took: a server
+    // (or an open loop) that fell behind finishes after the window.
+    let answered_for = last_done.map_or(0.0, |l| l.saturating_duration_since(warmup_end).as_secs_f64());
     let seconds = match plan.duration {
-        Some(d) => d.as_secs_f64(),
-        None => last_done.map_or(0.0, |l| l.saturating_duration_since(warmup_end).as_secs_f64()),
+        Some(d) => d.as_secs_f64().max(answered_for),
+        None => answered_for,
     };
     Ok(RunResult {
         target: target.to_string(),
@@ -515,17 +539,36 @@ pub fn run(args: &NetBenchArgs) -> Result<bool, BenchError> {
         .clone()
         .ok_or_else(|| BenchError::Invalid("--target HOST:PORT is required".into()))?;
     let plan_a = plan(args, &target)?;
+    if args.compare.is_some() {
+        if args.csv.is_some() || args.hgrm.is_some() {
+            return Err(BenchError::Invalid(
+                "--csv and --hgrm describe one run; with --compare write --json (every round of both targets) or --plot"
+                    .into(),
+            ));
+        }
+        if args.rounds == 0 {
+            return Err(BenchError::Invalid("--rounds must be at least 1".into()));
+        }
+    }
+    let plan_b = match &args.compare {
+        Some(other) => Some(plan(args, other)?),
+        None => None,
+    };
+    // Find out now, not after the run, that a result file cannot be written.
+    for path in [&args.json, &args.csv, &args.hgrm, &args.plot].into_iter().flatten() {
+        std::fs::File::create(path).map_err(|cause| BenchError::Io {
+            path: path.display().to_string(),
+            cause,
+        })?;
+    }
     report::header(&plan_a, &target, args.protocol);
-    let Some(other) = &args.compare else {
+    let (Some(other), Some(plan_b)) = (&args.compare, plan_b) else {
         let r = run_once(&plan_a, &target, !args.quiet, args.preload)?;
         report::summary(&r);
         report::write_files(&r, args)?;
+        nothing_succeeded(&r)?;
         return Ok(r.stats.wrong == 0);
     };
-    let plan_b = plan(args, other)?;
-    if args.rounds == 0 {
-        return Err(BenchError::Invalid("--rounds must be at least 1".into()));
-    }
     let mut rounds = Vec::new();
     for round in 0..args.rounds {
         eprintln!("--- round {}/{}: A = {target}", round + 1, args.rounds);
@@ -538,7 +581,24 @@ pub fn run(args: &NetBenchArgs) -> Result<bool, BenchError> {
     }
     report::comparison(&rounds);
     report::write_comparison(&rounds, args)?;
+    for (a, b) in &rounds {
+        nothing_succeeded(a)?;
+        nothing_succeeded(b)?;
+    }
     Ok(rounds.iter().all(|(a, b)| a.stats.wrong == 0 && b.stats.wrong == 0))
+}
+
+/// A run in which no operation succeeded measured nothing: it fails, after
+/// its report and files are out.
+fn nothing_succeeded(r: &RunResult) -> Result<(), BenchError> {
+    if !r.stats.all.is_empty() || r.stats.misses > 0 {
+        return Ok(());
+    }
+    let errors: u64 = r.stats.errors.values().sum();
+    Err(BenchError::Invalid(format!(
+        "no operation against {} succeeded ({errors} errors, {} timeouts, {} unsent): is it the right address and --protocol?",
+        r.target, r.stats.timeouts, r.stats.unsent
+    )))
 }
 
 /// `lumadb bench plot`: overlays the percentile spectra of JSON results.

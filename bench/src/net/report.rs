@@ -265,6 +265,15 @@ pub fn summary(r: &RunResult) {
         r.answered(),
         r.seconds
     );
+    if let Pacing::Open { rate } = r.plan.pacing {
+        if s.unsent > 0 || r.throughput() < rate * 0.95 {
+            println!(
+                "warning: the requested {rate:.0} ops/s was not reached ({:.0} ops/s; {} requests due in the window were never sent)",
+                r.throughput(),
+                s.unsent
+            );
+        }
+    }
     let mut head = format!("  {:<8}{:>12}", "latency", "count");
     for (name, _) in SPECTRUM {
         head.push_str(&format!("{name:>10}"));

@@ -234,7 +234,26 @@ async fn open(plan: &Plan, run_setup: bool) -> Result<Sock, BenchError> {
         cause,
     })?;
     if let Codec::Postgres(pg) = &plan.codec {
-        crate::net::postgres::handshake(&sock, pg, run_setup).await?;
+        // A server that is not PostgreSQL may never answer the startup
+        // message: the handshake gets `--timeout` like any request.
+        let handshake = async { Some(crate::net::postgres::handshake(&sock, pg, run_setup).await) };
+        let expire = async {
+            glommio::timer::sleep(plan.timeout).await;
+            None
+        };
+        match futures_lite::future::or(handshake, expire).await {
+            Some(done) => done?,
+            None => {
+                sock.shutdown();
+                return Err(BenchError::Connect {
+                    target: plan.target.to_string(),
+                    cause: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer to the PostgreSQL startup message within --timeout (is it a PostgreSQL server?)",
+                    ),
+                });
+            }
+        }
     }
     Ok(sock)
 }
@@ -573,6 +592,9 @@ fn complete(ctx: &CoreCtx, st: &ConnState, reply: &[u8], outcome: Outcome, now: 
         p.first = false;
         match outcome {
             Outcome::Error(kind) => p.error = Some(kind),
+            // A write answered "not found" (an HTTP 404 on PUT) did not
+            // write anything: the route is wrong.
+            Outcome::Miss if matches!(p.op, OpKind::Set | OpKind::Insert) => p.error = Some("not_found".into()),
             Outcome::Miss if matches!(p.op, OpKind::Get | OpKind::Rmw) && !p.preload && p.record => {
                 let mut stats = ctx.stats.borrow_mut();
                 if plan.verify && p.expect_present {
@@ -657,6 +679,10 @@ async fn run_phase(ctx: &Rc<CoreCtx>, conns: Vec<Conn>, phase: Phase) -> Vec<Con
     back
 }
 
+/// How long after the measured window an open loop that fell behind its
+/// schedule keeps sending requests that were due inside the window.
+const OPEN_LOOP_SEND_GRACE: Duration = Duration::from_millis(100);
+
 /// The measured operations connection `index` of `count` runs.
 fn quota(total: u64, index: usize, count: usize) -> u64 {
     total / count as u64 + u64::from((index as u64) < total % count as u64)
@@ -732,7 +758,9 @@ async fn drive(ctx: Rc<CoreCtx>, mut conn: Conn, phase: Phase) -> Conn {
             || quota.is_some_and(|q| issued >= q)
             || match (pacing, end) {
                 (Pacing::Closed, Some(e)) => now >= e,
-                (Pacing::Open { .. }, Some(e)) => next_intended >= e,
+                // Requests still due shortly after the window closes are
+                // not sent; they are counted as unsent below.
+                (Pacing::Open { .. }, Some(e)) => next_intended >= e || now >= e + OPEN_LOOP_SEND_GRACE,
                 (_, None) => false,
             };
         let inflight = conn.st.inflight.borrow().len();
@@ -852,7 +880,7 @@ async fn drive(ctx: Rc<CoreCtx>, mut conn: Conn, phase: Phase) -> Conn {
         }
     }
     // Open loop: requests that fell due in the measured window but were
-    // never sent (the server was still behind `--timeout` after the end)
+    // never sent (the generator or the server fell behind the schedule)
     // are counted, not silently dropped.
     if let (Pacing::Open { .. }, Some(e), false) = (pacing, end, preload) {
         if next_intended < e && !interval.is_zero() {

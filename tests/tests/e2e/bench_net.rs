@@ -828,10 +828,74 @@ fn open_loop_accounts_for_every_request_a_mute_server_never_answers() {
         "--json",
         json.to_str().expect("path"),
     ]);
-    assert!(out.status.success(), "{}", text(&out));
+    // Nothing succeeded: the run fails, after writing its report.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no operation against"), "{}", text(&out));
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("JSON");
     assert_eq!(num(&v, &["operations"]), 0.0, "{v}");
     let timeouts = num(&v, &["timeouts"]);
     assert!(timeouts >= 1.0, "{v}");
     assert_eq!(timeouts + num(&v, &["unsent"]), 100.0, "100 requests were due: {v}");
+}
+
+#[test]
+fn bad_arguments_and_wrong_targets_fail_clearly_and_on_time() {
+    // Refused before any load: absurd values, files that cannot be
+    // written, per-run files with --compare.
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let unwritable = dir.path().join("no-such-folder").join("r.json");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--pipeline", "10000000"], "--pipeline 10000000 is more than"),
+        (vec!["--duration", "1e20"], "must be a number of seconds"),
+        (vec!["--rate", "1e300"], "--rate"),
+        (
+            vec!["--compare", "127.0.0.1:9", "--csv", "x.csv"],
+            "--csv and --hgrm describe one run",
+        ),
+        (vec!["--json", unwritable.to_str().expect("path")], "cannot write"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["--target", "127.0.0.1:9"];
+        args.extend(extra.iter().copied());
+        let out = bench(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}\n{}", text(&out));
+        assert!(
+            text(&out).contains(expected),
+            "{args:?}: expected {expected:?}\n{}",
+            text(&out)
+        );
+        assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    }
+    // A listener that never answers is not a PostgreSQL server: the
+    // startup handshake gives up after --timeout instead of hanging.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            match s {
+                Ok(s) => held.push(s),
+                Err(_) => return,
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = bench(&[
+        "--target",
+        &target(port),
+        "--protocol",
+        "postgres",
+        "--duration",
+        "1",
+        "--connections",
+        "1",
+        "--timeout",
+        "0.3",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("PostgreSQL startup"), "{}", text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the handshake did not give up"
+    );
 }
