@@ -607,7 +607,7 @@ fn complete(ctx: &CoreCtx, st: &ConnState, reply: &[u8], outcome: Outcome, now: 
                 if matches!(p.op, OpKind::Get | OpKind::Rmw) {
                     if let Some(v) = reply.get(range) {
                         if let Err(bad) = Values::check(v, p.key, plan.value_size) {
-                            ctx.stats.borrow_mut().wrong_answer(format!("key {}: {bad:?}", p.key));
+                            ctx.stats.borrow_mut().wrong_answer(format!("key {}: {bad}", p.key));
                         }
                     }
                 }

@@ -297,6 +297,20 @@ pub enum BadValue {
     Size { len: usize },
 }
 
+impl std::fmt::Display for BadValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadValue::Short => write!(f, "value too short to carry the verify header"),
+            BadValue::Header => write!(f, "value does not start with the verify header"),
+            BadValue::OtherKey { expected, found } => {
+                write!(f, "value written for key {found}, read as key {expected}")
+            }
+            BadValue::Filler { offset } => write!(f, "value corrupted at byte {offset}"),
+            BadValue::Size { len } => write!(f, "value of {len} bytes does not match its recorded size"),
+        }
+    }
+}
+
 impl Values {
     pub fn new(max: usize, rng: &mut impl Rng) -> Values {
         let mut state: u64 = rng.gen::<u64>() | 1;
