@@ -85,9 +85,10 @@ impl Keys {
     }
 
     fn partition(hash: u64) -> usize {
-        // The low bits pick the bucket inside a table; the high bits pick
-        // the table.
-        (hash >> 58) as usize % HASH_PARTITIONS
+        // hashbrown places an entry by the hash's low bits and filters
+        // probes by its top seven; bits 32..38 are used by neither, so the
+        // partitions do not thin out either.
+        (hash >> 32) as usize % HASH_PARTITIONS
     }
 
     fn get(&self, key: &[u8]) -> Option<&Versions> {
