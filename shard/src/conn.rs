@@ -105,17 +105,7 @@ impl Listener {
             closed: false,
         };
         // Replies are written whole; Nagle would only add latency.
-        let one: libc::c_int = 1;
-        // SAFETY: setsockopt on the descriptor we just accepted.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                &one as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        set_nodelay(fd);
         Ok(conn)
     }
 
@@ -128,6 +118,22 @@ impl Drop for Listener {
     fn drop(&mut self) {
         // SAFETY: we own the descriptor.
         unsafe { libc::close(self.fd) };
+    }
+}
+
+/// Turns Nagle's algorithm off on TCP socket `fd`: requests and replies
+/// are written whole, so delaying them only adds latency. Best effort.
+pub fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on a descriptor the caller owns, with a c_int option.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            &one as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 
@@ -238,21 +244,8 @@ impl Connection {
         let mut out = std::mem::take(&mut self.wbuf);
         out.clear();
         out.extend_from_slice(data);
-        loop {
-            let (r, mut back) = crate::uring::send(self.fd, out).await;
-            let n = match r {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => n,
-                Err(e) => return Err(e),
-            };
-            if n == back.len() {
-                back.clear();
-                self.wbuf = back;
-                return Ok(());
-            }
-            back.drain(..n);
-            out = back;
-        }
+        self.wbuf = crate::uring::send_all(self.fd, out).await?;
+        Ok(())
     }
 
     /// Closes the connection.

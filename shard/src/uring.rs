@@ -316,6 +316,25 @@ pub async fn send(fd: RawFd, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
     (result_io(r), back.unwrap_or_default())
 }
 
+/// Sends all of `buf` on socket `fd`, continuing after short sends; gives
+/// the buffer back, emptied, for reuse.
+pub async fn send_all(fd: RawFd, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
+    loop {
+        let (r, mut back) = send(fd, buf).await;
+        let n = match r {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) => return Err(e),
+        };
+        if n >= back.len() {
+            back.clear();
+            return Ok(back);
+        }
+        back.drain(..n);
+        buf = back;
+    }
+}
+
 /// Connects socket `fd` to the address in `addr` (a `sockaddr_in` or
 /// `sockaddr_in6`, `len` bytes, kept alive by the op slot until the kernel
 /// is done with it). Used by clients such as `lumadb bench`.

@@ -29,36 +29,13 @@ impl Sock {
         let sock = Sock { fd };
         let (bytes, len) = conn::sockaddr_bytes(addr);
         uring::connect(fd, bytes, len).await?;
-        let one: libc::c_int = 1;
-        // SAFETY: setsockopt on our descriptor with a c_int option.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                &one as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        conn::set_nodelay(fd);
         Ok(sock)
     }
 
     /// Sends all of `buf`; gives the buffer back (emptied) for reuse.
-    pub async fn send_all(&self, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
-        loop {
-            let (r, mut back) = uring::send(self.fd, buf).await;
-            let n = match r {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => n,
-                Err(e) => return Err(e),
-            };
-            if n >= back.len() {
-                back.clear();
-                return Ok(back);
-            }
-            back.drain(..n);
-            buf = back;
-        }
+    pub async fn send_all(&self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
+        uring::send_all(self.fd, buf).await
     }
 
     /// Receives into `chunk` (its whole length); returns it and the count.
