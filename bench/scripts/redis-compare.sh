@@ -8,7 +8,8 @@
 #        TESTS (get,set,incr,lpush,hset,zadd), PIPELINES ("1 16"),
 #        SERVER_CPU (1), CLIENT_CPU (0), ROUNDS (1),
 #        LUMADB_SHARDS (1; with 2+ the server is not pinned to SERVER_CPU),
-#        LUMADB_SYNC (sync; "interval" matches Redis's appendfsync everysec),
+#        LUMADB_SYNC (sync; "interval" matches Redis's appendfsync everysec;
+#        a list such as "sync interval" runs LumaDB once per mode),
 #        SKIP_REDIS (set to skip the redis-server half).
 #
 # LumaDB runs with its default durability (sync: a write is answered after
@@ -82,22 +83,24 @@ run_tests() { # name port pid
 
 echo "server,test,pipeline,rps,p50_ms,p99_ms,server_cpu_s,rps_per_server_cpu_s"
 for _ in $(seq 1 "$ROUNDS"); do
-    rm -rf "$work/luma"
-    if [[ $LUMADB_SHARDS == 1 ]]; then
-        pin=(taskset -c "$SERVER_CPU")
-        shard_args=(--shards 1 --cpuset "$SERVER_CPU")
-    else
-        pin=()
-        shard_args=(--shards "$LUMADB_SHARDS")
-    fi
-    "${pin[@]}" "$LUMADB_BIN" start --data-dir "$work/luma" "${shard_args[@]}" \
-        --sync-mode "$LUMADB_SYNC" --redis-port "$LUMA_PORT" --http-port "$LUMA_HTTP" >"$work/luma.log" 2>&1 &
-    luma_pid=$!
-    wait_port "$LUMA_PORT"
-    run_tests "lumadb-${LUMADB_SHARDS}shard-$LUMADB_SYNC" "$LUMA_PORT" "$luma_pid"
-    kill "$luma_pid"
-    wait "$luma_pid" || true
-    luma_pid=
+    for mode in $LUMADB_SYNC; do
+        rm -rf "$work/luma"
+        if [[ $LUMADB_SHARDS == 1 ]]; then
+            pin=(taskset -c "$SERVER_CPU")
+            shard_args=(--shards 1 --cpuset "$SERVER_CPU")
+        else
+            pin=()
+            shard_args=(--shards "$LUMADB_SHARDS")
+        fi
+        "${pin[@]}" "$LUMADB_BIN" start --data-dir "$work/luma" "${shard_args[@]}" \
+            --sync-mode "$mode" --redis-port "$LUMA_PORT" --http-port "$LUMA_HTTP" >"$work/luma.log" 2>&1 &
+        luma_pid=$!
+        wait_port "$LUMA_PORT"
+        run_tests "lumadb-${LUMADB_SHARDS}shard-$mode" "$LUMA_PORT" "$luma_pid"
+        kill "$luma_pid"
+        wait "$luma_pid" || true
+        luma_pid=
+    done
 
     [[ -n $SKIP_REDIS ]] && continue
     rm -rf "$work/redis" && mkdir -p "$work/redis"

@@ -28,10 +28,14 @@ pub enum SyncMode {
     /// Acknowledge after the WAL batch holding the write is fdatasynced
     /// (group commit). The default.
     Sync,
-    /// Acknowledge after the WAL write; the driver fdatasyncs every
-    /// `interval_ms`. A crash loses at most that window.
+    /// Acknowledge once the write is applied in memory. The WAL is
+    /// written and fdatasynced every `interval_ms` by the driver (sooner
+    /// written when `WAL_WRITE_BEHIND_BYTES` gather). A crash, of the
+    /// process or of the machine, loses at most the writes acknowledged
+    /// in that last window, as Redis's `appendfsync everysec` does.
     Interval { interval_ms: u64 },
-    /// Acknowledge after the WAL write; never fdatasync the WAL except at
+    /// Acknowledge once the write is applied in memory; the WAL is
+    /// written as `WAL_WRITE_BEHIND_BYTES` gather and fdatasynced only at
     /// memtable switch and shutdown.
     None,
 }

@@ -23,6 +23,7 @@ mod write;
 
 pub use iter::DbIterator;
 pub use recovery::RecoveryReport;
+pub use write::WAL_WRITE_BEHIND_BYTES;
 
 use crate::batch::KeyspaceId;
 use crate::cache::{BlockCache, RowCache};

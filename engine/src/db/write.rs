@@ -24,6 +24,11 @@ use crate::{Error, Result};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+/// In the `interval` and `none` sync modes, the WAL bytes a writer
+/// gathers in memory before it writes them out without waiting for the
+/// next sync. Bounds the memory and the I/O size of write-behind.
+pub const WAL_WRITE_BEHIND_BYTES: usize = 256 << 10;
+
 pub(crate) enum SlotMsg {
     /// The write's outcome: the sequence number of its last op.
     Done(Result<SeqNo>),
@@ -298,8 +303,14 @@ impl<S: Storage> Engine<S> {
             seqs.push(next - 1);
         }
         let last = next - 1;
-        let need_sync = self.inner.opts.sync_mode == SyncMode::Sync && wal_bytes > 0 || group.iter().any(|p| p.sync);
-        if wal_bytes > 0 {
+        let sync_mode = self.inner.opts.sync_mode;
+        let need_sync = sync_mode == SyncMode::Sync && wal_bytes > 0 || group.iter().any(|p| p.sync);
+        // In `sync` mode every group reaches the disk before it is applied.
+        // In the relaxed modes records collect in the writer's buffer
+        // (write-behind) and go out with the next sync, or once
+        // WAL_WRITE_BEHIND_BYTES have gathered: a group then costs no
+        // I/O at all, and a crash loses at most what the mode allows.
+        if need_sync || wal.buffered_bytes() >= WAL_WRITE_BEHIND_BYTES {
             wal.write().await?;
         }
         if need_sync {
@@ -372,6 +383,7 @@ impl<S: Storage> Engine<S> {
         }
         // Everything in the old segment must be durable before memtables
         // that depend on it can be flushed and the segment deleted.
+        wal.write().await?;
         wal.sync().await?;
         let number = self.alloc_file_number();
         let file = self.inner.storage.create(&wal::wal_file_name(number)).await?;

@@ -86,6 +86,36 @@ fn none_mode_never_syncs_the_wal_per_write() {
 }
 
 #[test]
+fn relaxed_modes_write_the_wal_behind_in_bounded_pieces() {
+    run(async {
+        let storage = MemStorage::new();
+        let mut opts = tiny_options(CompactionStyle::Leveled);
+        opts.memtable_size = 64 << 20;
+        opts.sync_mode = SyncMode::Interval { interval_ms: 100 };
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        // Small writes are acknowledged without any I/O.
+        let before = storage.writes_done();
+        for i in 0..100u32 {
+            e.put(ks, format!("k{i}").as_bytes(), b"v").await.unwrap();
+        }
+        assert_eq!(storage.writes_done(), before, "no WAL write per group");
+        // Past the write-behind bound, the gathered records go out at once.
+        let value = vec![b'x'; 4096];
+        let n = lumadb_engine::db::WAL_WRITE_BEHIND_BYTES / value.len() + 1;
+        for i in 0..n {
+            e.put(ks, format!("big{i}").as_bytes(), &value).await.unwrap();
+        }
+        assert!(storage.writes_done() > before, "write-behind is bounded");
+        // The interval's sync writes and syncs the rest.
+        e.sync_wal().await.unwrap();
+        let after = open(&storage.crash(None), &opts).await;
+        assert!(after.get(ks, b"k99").await.unwrap().is_some());
+        assert!(after.get(ks, format!("big{}", n - 1).as_bytes()).await.unwrap().is_some());
+    });
+}
+
+#[test]
 fn fifo_keyspace_drops_its_oldest_files_past_its_size() {
     run(async {
         let storage = MemStorage::new();
