@@ -25,7 +25,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Bytes charged per entry on top of key and value (map nodes, hash slot,
 /// vec header).
-const ENTRY_OVERHEAD_BYTES: usize = 80;
+const ENTRY_OVERHEAD_BYTES: usize = 88;
 
 /// A user key's versions: the newest inline, so that the common read
 /// (the newest version) touches no further allocation.
@@ -55,8 +55,46 @@ const RELEASE_STEP_KEYS: usize = 16 << 10;
 #[derive(Debug)]
 struct Slot {
     hash: u64,
-    key: Rc<[u8]>,
+    key: SlotKey,
     versions: Versions,
+}
+
+/// Keys up to this many bytes are kept inside their hash slot.
+const INLINE_KEY_BYTES: usize = 22;
+
+/// A slot's copy of its key. A short key (most Redis keys) sits in the
+/// slot itself, so a probe that finds its slot compares the key without
+/// another cache miss; a longer one shares the ordered index's allocation.
+#[derive(Debug)]
+enum SlotKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY_BYTES] },
+    Shared(Rc<[u8]>),
+}
+
+const _: () = assert!(INLINE_KEY_BYTES <= u8::MAX as usize);
+const _: () = assert!(std::mem::size_of::<SlotKey>() <= 24);
+
+impl SlotKey {
+    fn new(shared: &Rc<[u8]>) -> Self {
+        if shared.len() <= INLINE_KEY_BYTES {
+            let mut bytes = [0u8; INLINE_KEY_BYTES];
+            bytes[..shared.len()].copy_from_slice(shared);
+            SlotKey::Inline {
+                len: shared.len() as u8,
+                bytes,
+            }
+        } else {
+            SlotKey::Shared(shared.clone())
+        }
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            SlotKey::Inline { len, bytes } => &bytes[..*len as usize],
+            SlotKey::Shared(k) => k,
+        }
+    }
 }
 
 /// Both indexes over the keys. The version lists live in the hash index's
@@ -94,7 +132,7 @@ impl Keys {
     fn get(&self, key: &[u8]) -> Option<&Versions> {
         let hash = self.hash(key);
         self.by_hash[Self::partition(hash)]
-            .find(hash, |slot| slot.hash == hash && *slot.key == *key)
+            .find(hash, |slot| slot.hash == hash && slot.key.as_bytes() == key)
             .map(|slot| &slot.versions)
     }
 
@@ -212,7 +250,7 @@ impl MemTable {
         };
         let hash = keys.hash(key);
         let table = &mut keys.by_hash[Keys::partition(hash)];
-        match table.find_mut(hash, |slot| slot.hash == hash && *slot.key == *key) {
+        match table.find_mut(hash, |slot| slot.hash == hash && slot.key.as_bytes() == key) {
             Some(slot) => {
                 let versions = &mut slot.versions;
                 assert!(versions.newest.seq < seq, "memtable versions out of order");
@@ -235,7 +273,7 @@ impl MemTable {
                     hash,
                     Slot {
                         hash,
-                        key: shared.clone(),
+                        key: SlotKey::new(&shared),
                         versions: Versions {
                             newest: version,
                             older: Vec::new(),

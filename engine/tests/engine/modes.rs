@@ -111,7 +111,11 @@ fn relaxed_modes_write_the_wal_behind_in_bounded_pieces() {
         e.sync_wal().await.unwrap();
         let after = open(&storage.crash(None), &opts).await;
         assert!(after.get(ks, b"k99").await.unwrap().is_some());
-        assert!(after.get(ks, format!("big{}", n - 1).as_bytes()).await.unwrap().is_some());
+        assert!(after
+            .get(ks, format!("big{}", n - 1).as_bytes())
+            .await
+            .unwrap()
+            .is_some());
     });
 }
 

@@ -13,8 +13,8 @@
 //! - Change expiry only through [`Db::set_expire`], which keeps the
 //!   expiry index and counters right.
 
+use hashbrown::HashMap;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use bytes::Bytes;

@@ -26,8 +26,9 @@
 //! is. If the engine fails a write, the shard is poisoned (fail-stop) and
 //! every waiting writer gets the error.
 
+use hashbrown::HashMap;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::rc::Rc;
 

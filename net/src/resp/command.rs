@@ -111,12 +111,15 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     if name.len() > COMMAND_NAME_BYTES_MAX {
         return None;
     }
+    // Lower-case once, then compare plain byte strings: this runs for
+    // every command a client sends.
+    let mut lower = [0u8; COMMAND_NAME_BYTES_MAX];
+    let lower = &mut lower[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    let lower = &*lower;
     COMMANDS
-        .binary_search_by(|spec| {
-            let a = spec.name.as_bytes().iter();
-            let b = name.iter().map(u8::to_ascii_lowercase);
-            a.copied().cmp(b)
-        })
+        .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
         .ok()
         .map(|i| &COMMANDS[i])
 }

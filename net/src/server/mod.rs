@@ -9,11 +9,12 @@ pub mod admin_backend;
 pub mod info;
 pub mod session;
 
+use hashbrown::HashMap;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -28,7 +29,7 @@ use crate::redis::db::{CmdError, Db};
 use crate::redis::exec;
 use crate::redis::keys::Kind;
 use crate::redis::store::{LockGuard, Store};
-use crate::resp::{command, Reply};
+use crate::resp::{command, CommandSpec, Reply};
 
 /// How often the active expiry cycle runs on each shard.
 pub const ACTIVE_EXPIRE_INTERVAL: Duration = Duration::from_millis(100);
@@ -43,7 +44,7 @@ pub fn shard_of(key: &[u8], shards: usize) -> usize {
 /// What one shard asks another.
 pub enum ShardRequest {
     /// Run commands (each: name first) in order, each alone.
-    Run(Vec<Vec<Bytes>>),
+    Run(Vec<(&'static CommandSpec, Vec<Bytes>)>),
     /// Take a transaction's locks on this shard and check its WATCHes.
     Lock {
         txid: u64,
@@ -332,20 +333,18 @@ impl Shard {
     }
 
     /// Runs one command on this shard, refusing writes in read-only mode.
-    pub async fn run_command(&self, args: &[Bytes]) -> Reply {
-        let Some(spec) = command::lookup(&args[0]) else {
-            return Reply::Error(crate::resp::errors::unknown_command(args));
-        };
-        let started = std::time::Instant::now();
+    /// `clock` is the end time of the previous command of the same batch
+    /// (or the batch's start): one clock read per command times them all.
+    pub async fn run_command(&self, spec: &'static CommandSpec, args: &[Bytes], clock: &Cell<Instant>) -> Reply {
+        let started = clock.get();
         let reply = match self.refuse_write().filter(|_| spec.is_write()) {
             Some(r) => r,
             None => exec::run_one(&self.db, spec, args).await,
         };
-        self.record(
-            spec.name,
-            !matches!(reply, Reply::Error(_)),
-            started.elapsed().as_micros() as u64,
-        );
+        let now = Instant::now();
+        clock.set(now);
+        let micros = now.saturating_duration_since(started).as_micros() as u64;
+        self.record(spec.name, !matches!(reply, Reply::Error(_)), micros);
         reply
     }
 
@@ -464,12 +463,13 @@ impl Service for Shard {
         {
             match request {
                 ShardRequest::Run(cmds) => {
-                    if cmds.len() == 1 {
-                        return ShardResponse::Reply(self.run_command(&cmds[0]).await);
+                    let clock = Cell::new(Instant::now());
+                    if let [(spec, args)] = &cmds[..] {
+                        return ShardResponse::Reply(self.run_command(spec, args, &clock).await);
                     }
                     // Independent commands: run them concurrently so their
                     // writes share one group commit; replies keep order.
-                    let futs = cmds.iter().map(|c| self.run_command(c));
+                    let futs = cmds.iter().map(|(spec, args)| self.run_command(spec, args, &clock));
                     ShardResponse::Replies(futures::future::join_all(futs).await)
                 }
                 ShardRequest::Lock { txid, keys, watches } => {

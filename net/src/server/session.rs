@@ -153,7 +153,7 @@ type ShardLocks = (Vec<(Vec<u8>, bool)>, Vec<(Vec<u8>, u64)>);
 /// Where one command of a batch goes.
 enum Plan {
     /// All keys on one shard: runs there with others of the batch.
-    Shard(usize),
+    Shard(usize, &'static CommandSpec),
     /// Needs the session (connection commands, splits, whole keyspace).
     Session,
 }
@@ -244,16 +244,16 @@ impl Session {
             }
         }
         match owner {
-            Some(s) => Plan::Shard(s),
+            Some(s) => Plan::Shard(s, spec),
             None => Plan::Session,
         }
     }
 
     async fn execute_batch(&mut self, batch: Vec<Vec<Bytes>>, out: &mut Vec<u8>) {
-        let mut group: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        let mut group: Vec<(usize, &'static CommandSpec, Vec<Bytes>)> = Vec::new();
         for args in batch {
             match self.plan(&args) {
-                Plan::Shard(s) => group.push((s, args)),
+                Plan::Shard(s, spec) => group.push((s, spec, args)),
                 Plan::Session => {
                     self.flush_group(&mut group, out).await;
                     let started = Instant::now();
@@ -281,44 +281,41 @@ impl Session {
 
     /// Runs a group of single-shard commands: one message per shard, all
     /// shards at once; replies in request order.
-    async fn flush_group(&mut self, group: &mut Vec<(usize, Vec<Bytes>)>, out: &mut Vec<u8>) {
+    async fn flush_group(&mut self, group: &mut Vec<(usize, &'static CommandSpec, Vec<Bytes>)>, out: &mut Vec<u8>) {
         if group.is_empty() {
             return;
         }
-        let started = Instant::now();
-        let names: Vec<&'static str> = group
-            .iter()
-            .map(|(_, a)| command::lookup(&a[0]).map_or("unknown", |s| s.name))
-            .collect();
-        let mut per_shard: BTreeMap<usize, (Vec<usize>, Vec<Vec<Bytes>>)> = BTreeMap::new();
-        for (i, (s, args)) in group.drain(..).enumerate() {
-            let e = per_shard.entry(s).or_default();
-            e.0.push(i);
-            e.1.push(args);
-        }
+        let names: Vec<&'static str> = group.iter().map(|(_, spec, _)| spec.name).collect();
         let total = names.len();
         let router = self.shard.ctx.router.clone();
-        let calls = per_shard.into_iter().map(|(s, (idx, cmds))| {
-            let router = router.clone();
-            async move {
-                let n = cmds.len();
-                let replies = match router.call(s, ShardRequest::Run(cmds)).await {
-                    Ok(ShardResponse::Replies(r)) => r,
-                    Ok(ShardResponse::Reply(r)) => vec![r],
-                    Ok(_) => vec![Reply::error("ERR internal routing error"); n],
-                    Err(e) => vec![Reply::error(format!("ERR {e}")); n],
-                };
-                (idx, replies)
-            }
-        });
-        let results = futures::future::join_all(calls).await;
         let mut replies: Vec<Option<Reply>> = vec![None; total];
-        for (idx, rs) in results {
-            for (i, r) in idx.into_iter().zip(rs) {
+        let first = group[0].0;
+        if group.iter().all(|(s, _, _)| *s == first) {
+            // The common case: every command on one shard, one message.
+            let cmds = group.drain(..).map(|(_, spec, args)| (spec, args)).collect();
+            for (i, r) in run_group(&router, first, cmds, total).await.into_iter().enumerate() {
                 replies[i] = Some(r);
             }
+        } else {
+            let mut per_shard: BTreeMap<usize, (Vec<usize>, RunBatch)> = BTreeMap::new();
+            for (i, (s, spec, args)) in group.drain(..).enumerate() {
+                let e = per_shard.entry(s).or_default();
+                e.0.push(i);
+                e.1.push((spec, args));
+            }
+            let calls = per_shard.into_iter().map(|(s, (idx, cmds))| {
+                let router = router.clone();
+                async move {
+                    let n = cmds.len();
+                    (idx, run_group(&router, s, cmds, n).await)
+                }
+            });
+            for (idx, rs) in futures::future::join_all(calls).await {
+                for (i, r) in idx.into_iter().zip(rs) {
+                    replies[i] = Some(r);
+                }
+            }
         }
-        let _ = started;
         for (name, r) in names.into_iter().zip(replies) {
             let r = r.unwrap_or_else(|| Reply::error("ERR internal routing error"));
             *self.info.last_command.borrow_mut() = name;
@@ -341,7 +338,10 @@ impl Session {
     }
 
     async fn run_on(&self, shard: usize, args: Vec<Bytes>) -> Reply {
-        match self.call(shard, ShardRequest::Run(vec![args])).await {
+        let Some(spec) = command::lookup(&args[0]) else {
+            return Reply::Error(errors::unknown_command(&args));
+        };
+        match self.call(shard, ShardRequest::Run(vec![(spec, args)])).await {
             Ok(ShardResponse::Reply(r)) => r,
             Ok(ShardResponse::Replies(mut r)) if r.len() == 1 => r.pop().unwrap_or(Reply::Null),
             Ok(_) => Reply::error("ERR internal routing error"),
@@ -1274,5 +1274,18 @@ impl Shard {
         if let Some(c) = self.clients.borrow().get(&id) {
             *c.name.borrow_mut() = name;
         }
+    }
+}
+
+/// Commands for one shard, each with its looked-up spec.
+type RunBatch = Vec<(&'static CommandSpec, Vec<Bytes>)>;
+
+/// Runs `cmds` on shard `s`; `n` replies in order, errors included.
+async fn run_group(router: &lumadb_shard::router::Router<Shard>, s: usize, cmds: RunBatch, n: usize) -> Vec<Reply> {
+    match router.call(s, ShardRequest::Run(cmds)).await {
+        Ok(ShardResponse::Replies(r)) => r,
+        Ok(ShardResponse::Reply(r)) => vec![r],
+        Ok(_) => vec![Reply::error("ERR internal routing error"); n],
+        Err(e) => vec![Reply::error(format!("ERR {e}")); n],
     }
 }
