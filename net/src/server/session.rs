@@ -806,6 +806,7 @@ impl Session {
             "rename" | "renamenx" => self.rename_across(&args, spec.name == "renamenx").await,
             "smove" => self.smove_across(&args).await,
             "lmove" | "rpoplpush" => self.lmove_across(spec.name, &args).await,
+            "copy" => self.copy_across(&args).await,
             _ => self.gather_and_run(spec, &args, txid).await,
         };
         for s in locked {
@@ -858,6 +859,37 @@ impl Session {
             let _ = self.run_locked(home, del).await;
         }
         reply
+    }
+
+    /// COPY whose keys live on two shards (their locks held): options
+    /// checked first, then the source read whole and written as the
+    /// destination, expiry included.
+    async fn copy_across(&mut self, args: &[Bytes]) -> Reply {
+        let replace = match crate::redis::cmd::keyspace::parse_copy_options(args) {
+            Ok(r) => r,
+            Err(e) => return e.into_reply(),
+        };
+        let shards = self.shard.shards();
+        let (src, dst) = (args[1].to_vec(), args[2].to_vec());
+        let (s_src, s_dst) = (shard_of(&src, shards), shard_of(&dst, shards));
+        match self.call(s_src, ShardRequest::Export(src)).await {
+            Ok(ShardResponse::Exported(Ok(Some(value)))) => {
+                let import = ShardRequest::Import {
+                    key: dst,
+                    value,
+                    nx: !replace,
+                };
+                match self.call(s_dst, import).await {
+                    Ok(ShardResponse::Reply(Reply::Simple(_))) => Reply::Int(1),
+                    Ok(ShardResponse::Reply(r)) => r,
+                    Ok(_) => Reply::error("ERR internal routing error"),
+                    Err(e) => e,
+                }
+            }
+            Ok(ShardResponse::Exported(Ok(None))) => Reply::Int(0),
+            Ok(ShardResponse::Exported(Err(e))) | Err(e) => e,
+            Ok(_) => Reply::error("ERR internal routing error"),
+        }
     }
 
     async fn key_type(&self, key: &Bytes) -> Result<Bytes, Reply> {
