@@ -35,6 +35,9 @@ pub async fn execute<S: Storage>(
     if let Some(r) = cmd::zset::run(db, tx, name, args).await {
         return r;
     }
+    if let Some(r) = cmd::zset_ops::run(db, tx, name, args).await {
+        return r;
+    }
     Err(super::db::CmdError::Reply(crate::resp::errors::unknown_command(args)))
 }
 
