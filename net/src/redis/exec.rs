@@ -35,13 +35,16 @@ pub async fn execute<S: Storage>(
     if let Some(r) = cmd::zset::run(db, tx, name, args).await {
         return r;
     }
+    if let Some(r) = cmd::zset_ops::run(db, tx, name, args).await {
+        return r;
+    }
     Err(super::db::CmdError::Reply(crate::resp::errors::unknown_command(args)))
 }
 
 /// The locks a command needs: each key argument, exclusive for writes.
 pub fn lock_set(spec: &'static CommandSpec, args: &[Bytes]) -> Vec<(Vec<u8>, bool)> {
     let exclusive = spec.is_write();
-    spec.key_indexes(args.len())
+    spec.key_indexes(args)
         .filter_map(|i| args.get(i))
         .map(|k| (k.to_vec(), exclusive))
         .collect()
@@ -55,7 +58,7 @@ pub async fn run_one<S: Storage>(db: &Db<S>, spec: &'static CommandSpec, args: &
     let mut tx = db.store.tx();
     let result = execute(db, &mut tx, spec, args).await;
     if spec.is_write() && !tx.is_empty() {
-        for i in spec.key_indexes(args.len()) {
+        for i in spec.key_indexes(args) {
             if let Some(k) = args.get(i) {
                 db.touch(k);
             }

@@ -80,11 +80,29 @@ impl CommandSpec {
         }
     }
 
-    /// Positions of the key arguments in a call with `argc` arguments
-    /// (`DEL a b` → 1, 2; `MSET k v k v` → 1, 3; `BLPOP a b 0` → 1, 2).
-    /// Call after `check_arity`.
-    pub fn key_indexes(&self, argc: usize) -> impl Iterator<Item = usize> {
-        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+    /// Positions of the key arguments of `args` (name first): `DEL a b`
+    /// → 1, 2; `MSET k v k v` → 1, 3; `BLPOP a b 0` → 1, 2; for commands
+    /// with a key count (`ZUNIONSTORE d 2 a b` → 1, 3, 4) the count is read
+    /// from `args` and clamped to the arguments present; an unparsable or
+    /// non-positive count gives no counted keys (the command itself then
+    /// answers the error). Call after `check_arity`.
+    pub fn key_indexes(&self, args: &[Bytes]) -> KeyIndexes {
+        let argc = i64::try_from(args.len()).unwrap_or(i64::MAX);
+        if let Some((dest, count_at)) = numkeys_layout(self.name) {
+            let count = args
+                .get(count_at)
+                .and_then(|a| super::num::parse_i64(a))
+                .filter(|&n| n > 0)
+                .unwrap_or(0);
+            let first = count_at as i64 + 1;
+            let last = first.saturating_add(count - 1).min(argc - 1);
+            return KeyIndexes {
+                dest: dest.filter(|&d| (d as i64) < argc),
+                next: first,
+                last,
+                step: 1,
+            };
+        }
         let (first, step) = (i64::from(self.first_key), i64::from(self.key_step).max(1));
         let last = if self.last_key < 0 {
             argc + i64::from(self.last_key)
@@ -94,7 +112,12 @@ impl CommandSpec {
         let last = last.min(argc - 1);
         // No keys: an empty range (first > last) with first at least 1.
         let (first, last) = if first <= 0 { (1, 0) } else { (first, last) };
-        (first..=last).step_by(step as usize).map(|i| i as usize)
+        KeyIndexes {
+            dest: None,
+            next: first,
+            last,
+            step,
+        }
     }
 
     pub fn has_flag(&self, flag: &str) -> bool {
@@ -103,6 +126,45 @@ impl CommandSpec {
 
     pub fn is_write(&self) -> bool {
         self.has_flag("write")
+    }
+}
+
+/// Commands whose keys are counted by an argument (Redis's
+/// `movablekeys`): the destination key's position, if any, and the
+/// position of the count; the counted keys follow the count.
+fn numkeys_layout(name: &str) -> Option<(Option<usize>, usize)> {
+    Some(match name {
+        "sintercard" | "zunion" | "zinter" | "zdiff" | "zintercard" | "lmpop" | "zmpop" => (None, 1),
+        "blmpop" | "bzmpop" => (None, 2),
+        "zunionstore" | "zinterstore" | "zdiffstore" => (Some(1), 2),
+        _ => return None,
+    })
+}
+
+/// The iterator [`CommandSpec::key_indexes`] returns.
+#[derive(Debug, Clone)]
+pub struct KeyIndexes {
+    /// A destination key before the range.
+    dest: Option<usize>,
+    next: i64,
+    /// Inclusive.
+    last: i64,
+    step: i64,
+}
+
+impl Iterator for KeyIndexes {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if let Some(d) = self.dest.take() {
+            return Some(d);
+        }
+        if self.next > self.last || self.next < 1 {
+            return None;
+        }
+        let i = self.next;
+        self.next += self.step;
+        usize::try_from(i).ok()
     }
 }
 
@@ -173,7 +235,13 @@ mod tests {
     use super::*;
 
     fn keys(name: &str, argc: usize) -> Vec<usize> {
-        lookup(name.as_bytes()).unwrap().key_indexes(argc).collect()
+        let args: Vec<Bytes> = (0..argc).map(|i| Bytes::from(i.to_string())).collect();
+        lookup(name.as_bytes()).unwrap().key_indexes(&args).collect()
+    }
+
+    fn keys_of(args: &[&str]) -> Vec<usize> {
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        lookup(&args[0]).unwrap().key_indexes(&args).collect()
     }
 
     #[test]
@@ -190,7 +258,7 @@ mod tests {
             assert_eq!(info[1], StaticReply::Int(i64::from(c.arity)));
             assert!(!c.summary.is_empty(), "{}", c.name);
         }
-        assert_eq!(all().len(), 127);
+        assert_eq!(all().len(), 141);
     }
 
     #[test]
@@ -232,6 +300,26 @@ mod tests {
         assert_eq!(keys("hset", 4), [1]);
         // Too few arguments never yield positions past the end.
         assert_eq!(keys("mset", 1), Vec::<usize>::new());
+        assert_eq!(keys("copy", 5), [1, 2]);
+        assert_eq!(keys("touch", 4), [1, 2, 3]);
+        assert_eq!(keys("lcs", 3), [1, 2]);
+        assert_eq!(keys("zrandmember", 4), [1]);
+        // Counted keys.
+        assert_eq!(keys_of(&["zunion", "2", "a", "b", "WITHSCORES"]), [2, 3]);
+        assert_eq!(
+            keys_of(&["zunionstore", "d", "2", "a", "b", "WEIGHTS", "1", "2"]),
+            [1, 3, 4]
+        );
+        assert_eq!(keys_of(&["zdiffstore", "d", "1", "a"]), [1, 3]);
+        assert_eq!(keys_of(&["sintercard", "3", "a", "b", "c", "LIMIT", "1"]), [2, 3, 4]);
+        assert_eq!(keys_of(&["zintercard", "1", "a"]), [2]);
+        // A count past the arguments is clamped; a bad one counts nothing.
+        assert_eq!(keys_of(&["zinter", "9", "a", "b"]), [2, 3]);
+        assert_eq!(keys_of(&["zinter", "x", "a"]), Vec::<usize>::new());
+        assert_eq!(keys_of(&["zinter", "-1", "a"]), Vec::<usize>::new());
+        assert_eq!(keys_of(&["zinter", "0", "a"]), Vec::<usize>::new());
+        assert_eq!(keys_of(&["zinterstore", "d", "0", "a"]), [1]);
+        assert_eq!(keys_of(&["zinter", "9223372036854775807", "a"]), [2]);
     }
 
     #[test]
@@ -253,6 +341,6 @@ mod tests {
             command_docs_reply(&[Bytes::from_static(b"nosuch")]).to_bytes(false),
             b"*0\r\n"
         );
-        assert_eq!(command_count_reply(), Reply::Int(127));
+        assert_eq!(command_count_reply(), Reply::Int(141));
     }
 }

@@ -10,6 +10,7 @@ pub const NOT_FLOAT: &str = "ERR value is not a valid float";
 pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
 pub const INCR_NAN_OR_INF: &str = "ERR increment would produce NaN or Infinity";
 pub const NO_SUCH_KEY: &str = "ERR no such key";
+pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
 pub const MIN_MAX_NOT_FLOAT: &str = "ERR min or max is not a float";
 pub const MIN_MAX_NOT_STRING_RANGE: &str = "ERR min or max not valid string range item";

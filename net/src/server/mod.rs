@@ -373,7 +373,7 @@ impl Shard {
         let mut tx = self.db.store.tx();
         let result = exec::execute(&self.db, &mut tx, spec, args).await;
         if spec.is_write() && !tx.is_empty() {
-            for i in spec.key_indexes(args.len()) {
+            for i in spec.key_indexes(args) {
                 if let Some(k) = args.get(i) {
                     self.db.touch(k);
                 }

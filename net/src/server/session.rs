@@ -234,7 +234,7 @@ impl Session {
         }
         let shards = self.shard.shards();
         let mut owner = None;
-        for i in spec.key_indexes(args.len()) {
+        for i in spec.key_indexes(args) {
             let Some(k) = args.get(i) else { continue };
             let s = shard_of(k, shards);
             match owner {
@@ -531,11 +531,21 @@ impl Session {
                 // command inside EXEC.
                 let shards = self.shard.shards();
                 let owners: std::collections::BTreeSet<usize> = spec
-                    .key_indexes(args.len())
+                    .key_indexes(&args)
                     .filter_map(|i| args.get(i))
                     .map(|k| shard_of(k, shards))
                     .collect();
                 match owners.len() {
+                    // A counted-keys command whose count names no key:
+                    // any shard answers its error.
+                    0 if spec.has_flag("movablekeys") => {
+                        let s = self.shard.id();
+                        if in_exec {
+                            self.run_locked(s, args).await
+                        } else {
+                            self.run_on(s, args).await
+                        }
+                    }
                     0 => Reply::Error(errors::unknown_command(&args)),
                     1 => {
                         let s = *owners.iter().next().unwrap_or(&0);
@@ -678,7 +688,7 @@ impl Session {
             let Some(spec) = command::lookup(&args[0]) else {
                 continue;
             };
-            for i in spec.key_indexes(args.len()) {
+            for i in spec.key_indexes(args) {
                 if let Some(k) = args.get(i) {
                     let e = locks.entry(shard_of(k, shards)).or_default();
                     e.0.push((k.to_vec(), spec.is_write()));
@@ -761,8 +771,9 @@ impl Session {
     }
 
     /// A multi-key command whose keys live on several shards (SINTER,
-    /// SUNION, SDIFF and their STORE forms, ZRANGESTORE, SMOVE, LMOVE,
-    /// RPOPLPUSH, RENAME, RENAMENX): every key is locked on its shard first
+    /// SUNION, SDIFF and their STORE forms, SINTERCARD, ZUNION, ZINTER,
+    /// ZDIFF and their STORE forms, ZINTERCARD, ZRANGESTORE, LCS, SMOVE,
+    /// LMOVE, RPOPLPUSH, RENAME, RENAMENX, COPY): every key is locked on its shard first
     /// (ascending shard order), so the command is isolated as if all keys
     /// were local.
     async fn across(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>, in_exec: bool) -> Reply {
@@ -771,7 +782,7 @@ impl Session {
         let mut locked = Vec::new();
         if !in_exec {
             let mut per: BTreeMap<usize, Vec<(Vec<u8>, bool)>> = BTreeMap::new();
-            for i in spec.key_indexes(args.len()) {
+            for i in spec.key_indexes(&args) {
                 if let Some(k) = args.get(i) {
                     per.entry(shard_of(k, shards)).or_default().push((k.to_vec(), true));
                 }
@@ -795,6 +806,7 @@ impl Session {
             "rename" | "renamenx" => self.rename_across(&args, spec.name == "renamenx").await,
             "smove" => self.smove_across(&args).await,
             "lmove" | "rpoplpush" => self.lmove_across(spec.name, &args).await,
+            "copy" => self.copy_across(&args).await,
             _ => self.gather_and_run(spec, &args, txid).await,
         };
         for s in locked {
@@ -807,10 +819,14 @@ impl Session {
     /// other shards' keys there under temporary names (removed after).
     async fn gather_and_run(&mut self, spec: &'static CommandSpec, args: &[Bytes], txid: u64) -> Reply {
         let shards = self.shard.shards();
-        let home = shard_of(&args[1], shards);
+        // The first key's shard: a *STORE command's destination.
+        let Some(first) = spec.key_indexes(args).next().and_then(|i| args.get(i)) else {
+            return Reply::Error(errors::unknown_command(args));
+        };
+        let home = shard_of(first, shards);
         let mut local_args = args.to_vec();
         let mut temps = Vec::new();
-        for i in spec.key_indexes(args.len()) {
+        for i in spec.key_indexes(args) {
             let Some(k) = args.get(i) else { continue };
             let s = shard_of(k, shards);
             if s == home {
@@ -843,6 +859,37 @@ impl Session {
             let _ = self.run_locked(home, del).await;
         }
         reply
+    }
+
+    /// COPY whose keys live on two shards (their locks held): options
+    /// checked first, then the source read whole and written as the
+    /// destination, expiry included.
+    async fn copy_across(&mut self, args: &[Bytes]) -> Reply {
+        let replace = match crate::redis::cmd::keyspace::parse_copy_options(args) {
+            Ok(r) => r,
+            Err(e) => return e.into_reply(),
+        };
+        let shards = self.shard.shards();
+        let (src, dst) = (args[1].to_vec(), args[2].to_vec());
+        let (s_src, s_dst) = (shard_of(&src, shards), shard_of(&dst, shards));
+        match self.call(s_src, ShardRequest::Export(src)).await {
+            Ok(ShardResponse::Exported(Ok(Some(value)))) => {
+                let import = ShardRequest::Import {
+                    key: dst,
+                    value,
+                    nx: !replace,
+                };
+                match self.call(s_dst, import).await {
+                    Ok(ShardResponse::Reply(Reply::Simple(_))) => Reply::Int(1),
+                    Ok(ShardResponse::Reply(r)) => r,
+                    Ok(_) => Reply::error("ERR internal routing error"),
+                    Err(e) => e,
+                }
+            }
+            Ok(ShardResponse::Exported(Ok(None))) => Reply::Int(0),
+            Ok(ShardResponse::Exported(Err(e))) | Err(e) => e,
+            Ok(_) => Reply::error("ERR internal routing error"),
+        }
     }
 
     async fn key_type(&self, key: &Bytes) -> Result<Bytes, Reply> {

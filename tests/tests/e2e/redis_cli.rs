@@ -578,3 +578,72 @@ fn ttls_expire_actively() {
     );
     check(&s, "GET keep", "\"v\"");
 }
+
+#[test]
+fn copy_across_shards_survives_restart() {
+    let mut s = server();
+    let src = &keys_on_shard("cpsrc", 0, SHARDS, 1)[0];
+    let dsts = keys_on_shard("cpdst", 1, SHARDS, 4);
+    check(&s, &format!("SET {src} hello EX 1000"), "OK");
+    check(&s, &format!("COPY {src} {}", dsts[0]), "(integer) 1");
+    check(&s, &format!("COPY {src} {}", dsts[0]), "(integer) 0");
+    check(&s, &format!("SET {} other", dsts[1]), "OK");
+    check(&s, &format!("COPY {src} {} REPLACE", dsts[1]), "(integer) 1");
+    check(
+        &s,
+        &format!("COPY {src} {} DB 1", dsts[2]),
+        "(error) ERR DB index is out of range",
+    );
+    check(&s, &format!("COPY nokey {}", dsts[2]), "(integer) 0");
+    let zsrc = &keys_on_shard("cpz", 0, SHARDS, 1)[0];
+    check(&s, &format!("ZADD {zsrc} 1 a 2 b"), "(integer) 2");
+    check(&s, &format!("COPY {zsrc} {}", dsts[3]), "(integer) 1");
+    // The copy is independent of its source.
+    check(&s, &format!("ZADD {zsrc} 3 c"), "(integer) 1");
+    let src_ttl = c(&s, &format!("EXPIRETIME {src}"));
+    s.stop();
+    s.restart();
+    check(&s, &format!("GET {}", dsts[0]), "\"hello\"");
+    check(&s, &format!("GET {}", dsts[1]), "\"hello\"");
+    check(&s, &format!("EXISTS {}", dsts[2]), "(integer) 0");
+    // The TTL was copied: the same absolute expiry as the source's.
+    check(&s, &format!("EXPIRETIME {}", dsts[0]), &src_ttl);
+    check(&s, &format!("EXPIRETIME {}", dsts[1]), &src_ttl);
+    check(
+        &s,
+        &format!("ZRANGE {} 0 -1 WITHSCORES", dsts[3]),
+        "1) \"a\"\n2) \"1\"\n3) \"b\"\n4) \"2\"",
+    );
+    check(&s, &format!("TOUCH {src} {} {} nokey", dsts[0], dsts[3]), "(integer) 3");
+}
+
+#[test]
+fn zunionstore_across_shards() {
+    let s = server();
+    let a = &keys_on_shard("zua", 0, SHARDS, 1)[0];
+    let b = &keys_on_shard("zub", 1, SHARDS, 1)[0];
+    let dst0 = &keys_on_shard("zud", 0, SHARDS, 1)[0];
+    let dst1 = &keys_on_shard("zud", 1, SHARDS, 1)[0];
+    check(&s, &format!("ZADD {a} 1 x 2 y"), "(integer) 2");
+    check(&s, &format!("ZADD {b} 10 y 20 z"), "(integer) 2");
+    for dst in [dst0, dst1] {
+        check(&s, &format!("ZUNIONSTORE {dst} 2 {a} {b} WEIGHTS 1 2"), "(integer) 3");
+        check(
+            &s,
+            &format!("ZRANGE {dst} 0 -1 WITHSCORES"),
+            "1) \"x\"\n2) \"1\"\n3) \"y\"\n4) \"22\"\n5) \"z\"\n6) \"40\"",
+        );
+    }
+    check(
+        &s,
+        &format!("ZINTERSTORE {dst1} 2 {a} {b} AGGREGATE MAX"),
+        "(integer) 1",
+    );
+    check(&s, &format!("ZRANGE {dst1} 0 -1 WITHSCORES"), "1) \"y\"\n2) \"10\"");
+    check(&s, &format!("ZDIFFSTORE {dst0} 2 {b} {a}"), "(integer) 1");
+    check(&s, &format!("ZRANGE {dst0} 0 -1"), "1) \"z\"");
+    check(&s, &format!("ZINTERCARD 2 {a} {b}"), "(integer) 1");
+    check(&s, &format!("ZUNION 2 {a} {b}"), "1) \"x\"\n2) \"y\"\n3) \"z\"");
+    // No temporary copy of a gathered input is left behind.
+    check(&s, "DBSIZE", "(integer) 4");
+}

@@ -1,5 +1,5 @@
-//! Generic key commands (DEL, EXISTS, EXPIRE and friends, TTL, TYPE,
-//! RENAME), and the per-shard parts of the whole-keyspace commands (KEYS,
+//! Generic key commands (DEL, EXISTS, TOUCH, EXPIRE and friends, TTL,
+//! EXPIRETIME, TYPE, RENAME, COPY), and the per-shard parts of the whole-keyspace commands (KEYS,
 //! SCAN, RANDOMKEY, FLUSHDB) and of active expiry, which the routing layer
 //! runs on every shard and merges.
 
@@ -25,17 +25,20 @@ const RANDOM_KEY_PROBES_MAX: usize = 100;
 pub async fn run<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, name: &str, args: &[Bytes]) -> Option<CmdResult> {
     Some(match name {
         "del" | "unlink" => del(db, tx, args).await,
-        "exists" => exists(db, tx, args).await,
+        "exists" | "touch" => exists(db, tx, args).await,
         "expire" => expire(db, tx, args, name, true, false).await,
         "pexpire" => expire(db, tx, args, name, false, false).await,
         "expireat" => expire(db, tx, args, name, true, true).await,
         "pexpireat" => expire(db, tx, args, name, false, true).await,
         "ttl" => ttl(db, tx, args, true).await,
         "pttl" => ttl(db, tx, args, false).await,
+        "expiretime" => expire_time(db, tx, args, true).await,
+        "pexpiretime" => expire_time(db, tx, args, false).await,
         "persist" => persist(db, tx, args).await,
         "type" => key_type(db, tx, args).await,
         "rename" => rename(db, tx, args, false).await,
         "renamenx" => rename(db, tx, args, true).await,
+        "copy" => copy(db, tx, args).await,
         _ => return None,
     })
 }
@@ -156,6 +159,18 @@ async fn ttl<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], seconds
     Ok(Reply::Int(if seconds { left.saturating_add(500) / 1000 } else { left }))
 }
 
+/// EXPIRETIME (`seconds`, rounded as Redis does) and PEXPIRETIME.
+async fn expire_time<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], seconds: bool) -> CmdResult {
+    let Some(meta) = db.meta(tx, &args[1]).await? else {
+        return Ok(Reply::Int(-2));
+    };
+    if meta.expire_at_ms == 0 {
+        return Ok(Reply::Int(-1));
+    }
+    let at = i64::try_from(meta.expire_at_ms).unwrap_or(i64::MAX);
+    Ok(Reply::Int(if seconds { at.saturating_add(500) / 1000 } else { at }))
+}
+
 async fn persist<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> CmdResult {
     let key = &args[1][..];
     match db.meta_for_write(tx, key).await? {
@@ -193,6 +208,59 @@ async fn rename<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], nx: 
         db.signal_list(dst);
     }
     done()
+}
+
+/// The options of `COPY source destination [DB 0] [REPLACE]`: whether
+/// REPLACE was given. There is one database: any DB but 0 is out of
+/// range, as SELECT answers.
+pub fn parse_copy_options(args: &[Bytes]) -> Result<bool, CmdError> {
+    let mut replace = false;
+    let mut j = 3;
+    while j < args.len() {
+        let more = args.len() - j - 1;
+        if args[j].eq_ignore_ascii_case(b"replace") {
+            replace = true;
+        } else if args[j].eq_ignore_ascii_case(b"db") && more >= 1 {
+            let db = int_arg(&args[j + 1])?;
+            if !(i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&db) {
+                return Err(CmdError::msg(format!(
+                    "ERR value is out of range, value must between {} and {}",
+                    i32::MIN,
+                    i32::MAX
+                )));
+            }
+            if db != 0 {
+                return Err(CmdError::msg(errors::DB_INDEX_OUT_OF_RANGE));
+            }
+            j += 1;
+        } else {
+            return Err(CmdError::msg(errors::SYNTAX));
+        }
+        j += 1;
+    }
+    Ok(replace)
+}
+
+/// COPY with both keys on this shard: the value and its expiry.
+async fn copy<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> CmdResult {
+    let replace = parse_copy_options(args)?;
+    let (src, dst) = (&args[1][..], &args[2][..]);
+    if src == dst {
+        return Err(CmdError::msg(errors::SAME_OBJECT));
+    }
+    let Some(meta) = db.meta_for_write(tx, src).await? else {
+        return Ok(Reply::Int(0));
+    };
+    let old = db.meta_for_write(tx, dst).await?;
+    if old.is_some() && !replace {
+        return Ok(Reply::Int(0));
+    }
+    let new = move_value(db, tx, src, dst, &meta).await?;
+    db.replace(tx, dst, old.as_ref(), &new)?;
+    if new.kind == Kind::List {
+        db.signal_list(dst);
+    }
+    Ok(Reply::Int(1))
 }
 
 /// Copies the value of `src` (meta `meta`) to `dst`: a string as is, a
@@ -871,5 +939,101 @@ mod tests {
         assert_eq!(t.db.expires_count(), 2);
         assert_eq!(t.cmd(&["MGET", "k8", "k9"]), bulks(&["v", "v"]));
         assert_eq!(t.cmd(&["EXISTS", "k6", "k7"]), int(0));
+    }
+
+    #[test]
+    fn touch_counts_live_keys() {
+        let t = new_db();
+        t.cmd(&["SET", "a", "1"]);
+        t.cmd(&["RPUSH", "l", "x"]);
+        assert_eq!(t.cmd(&["TOUCH", "a", "l", "nokey", "a"]), int(3));
+        assert_eq!(t.cmd(&["TOUCH", "nokey"]), int(0));
+        t.cmd(&["PEXPIRE", "a", "10"]);
+        t.set_clock_ms(T0 + 10);
+        assert_eq!(t.cmd(&["TOUCH", "a"]), int(0));
+    }
+
+    #[test]
+    fn expire_time() {
+        let t = new_db();
+        assert_eq!(t.cmd(&["EXPIRETIME", "nokey"]), int(-2));
+        assert_eq!(t.cmd(&["PEXPIRETIME", "nokey"]), int(-2));
+        t.cmd(&["SET", "a", "1"]);
+        assert_eq!(t.cmd(&["EXPIRETIME", "a"]), int(-1));
+        assert_eq!(t.cmd(&["PEXPIRETIME", "a"]), int(-1));
+        t.cmd(&["PEXPIREAT", "a", &(T0 + 1_499).to_string()]);
+        assert_eq!(t.cmd(&["PEXPIRETIME", "a"]), int((T0 + 1_499) as i64));
+        // Rounded to the nearest second, as Redis does.
+        assert_eq!(t.cmd(&["EXPIRETIME", "a"]), int((T0 / 1000 + 1) as i64));
+        t.cmd(&["PEXPIREAT", "a", &(T0 + 1_500).to_string()]);
+        assert_eq!(t.cmd(&["EXPIRETIME", "a"]), int((T0 / 1000 + 2) as i64));
+        t.cmd(&["HSET", "h", "f", "v"]);
+        t.cmd(&["EXPIREAT", "h", "33177117420"]);
+        assert_eq!(t.cmd(&["EXPIRETIME", "h"]), int(33_177_117_420));
+        assert_eq!(t.cmd(&["PEXPIRETIME", "h"]), int(33_177_117_420_000));
+        t.set_clock_ms(T0 + 1_500);
+        assert_eq!(t.cmd(&["EXPIRETIME", "a"]), int(-2));
+    }
+
+    #[test]
+    fn copy_values_and_expiry() {
+        let t = new_db();
+        t.cmd(&["SET", "s", "v"]);
+        t.cmd(&["PEXPIRE", "s", "5000"]);
+        assert_eq!(t.cmd(&["COPY", "s", "s2"]), int(1));
+        assert_eq!(t.cmd(&["GET", "s2"]), bulk("v"));
+        assert_eq!(t.cmd(&["PTTL", "s2"]), int(5000));
+        // The destination exists: nothing without REPLACE.
+        t.cmd(&["SET", "d", "old"]);
+        assert_eq!(t.cmd(&["COPY", "s", "d"]), int(0));
+        assert_eq!(t.cmd(&["GET", "d"]), bulk("old"));
+        assert_eq!(t.cmd(&["COPY", "s", "d", "REPLACE", "DB", "0"]), int(1));
+        assert_eq!(t.cmd(&["GET", "d"]), bulk("v"));
+        assert_eq!(t.cmd(&["PTTL", "d"]), int(5000));
+        // Collections, replacing another type; the source stays.
+        t.cmd(&["RPUSH", "l", "a", "b", "c"]);
+        t.cmd(&["ZADD", "z", "1", "x", "2", "y"]);
+        assert_eq!(t.cmd(&["COPY", "l", "d", "replace"]), int(1));
+        assert_eq!(t.cmd(&["LRANGE", "d", "0", "-1"]), bulks(&["a", "b", "c"]));
+        assert_eq!(t.cmd(&["PTTL", "d"]), int(-1));
+        assert_eq!(t.cmd(&["COPY", "z", "z2"]), int(1));
+        assert_eq!(t.cmd(&["ZRANGE", "z2", "0", "-1"]), bulks(&["x", "y"]));
+        t.cmd(&["ZADD", "z2", "3", "w"]);
+        assert_eq!(t.cmd(&["ZCARD", "z"]), int(2));
+        assert_eq!(t.cmd(&["LLEN", "l"]), int(3));
+        assert_eq!(t.cmd(&["COPY", "nokey", "x"]), int(0));
+        assert_eq!(t.cmd(&["EXISTS", "x"]), int(0));
+        // Errors, in Redis's order: options, then the same key.
+        assert_eq!(t.cmd(&["COPY", "s", "s"]), err(errors::SAME_OBJECT));
+        assert_eq!(t.cmd(&["COPY", "s", "s", "DB", "0"]), err(errors::SAME_OBJECT));
+        assert_eq!(
+            t.cmd(&["COPY", "s", "x", "DB", "1"]),
+            err(errors::DB_INDEX_OUT_OF_RANGE)
+        );
+        assert_eq!(
+            t.cmd(&["COPY", "s", "s", "DB", "-1"]),
+            err(errors::DB_INDEX_OUT_OF_RANGE)
+        );
+        assert_eq!(t.cmd(&["COPY", "s", "x", "DB", "x"]), err(errors::NOT_INTEGER));
+        assert_eq!(
+            t.cmd(&["COPY", "s", "x", "DB", "99999999999"]),
+            err("ERR value is out of range, value must between -2147483648 and 2147483647")
+        );
+        assert_eq!(t.cmd(&["COPY", "s", "x", "DB"]), err(errors::SYNTAX));
+        assert_eq!(t.cmd(&["COPY", "s", "x", "NOPE"]), err(errors::SYNTAX));
+        assert_eq!(
+            t.cmd(&["COPY", "s"]),
+            err("ERR wrong number of arguments for 'copy' command")
+        );
+        let keys = t.db.key_count();
+        let expires = t.db.expires_count();
+        let t = t.reopen();
+        t.set_clock_ms(T0);
+        assert_eq!(t.db.key_count(), keys);
+        assert_eq!(t.db.expires_count(), expires);
+        assert_eq!(t.cmd(&["GET", "s2"]), bulk("v"));
+        assert_eq!(t.cmd(&["ZRANGE", "z2", "0", "-1"]), bulks(&["x", "y", "w"]));
+        t.set_clock_ms(T0 + 5000);
+        assert_eq!(t.cmd(&["EXISTS", "s", "s2"]), int(0));
     }
 }

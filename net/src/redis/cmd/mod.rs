@@ -6,3 +6,4 @@ pub mod list;
 pub mod set;
 pub mod strings;
 pub mod zset;
+pub mod zset_ops;

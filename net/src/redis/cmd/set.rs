@@ -1,6 +1,6 @@
 //! Set commands: SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD SPOP
 //! SRANDMEMBER SMOVE SINTER SUNION SDIFF SINTERSTORE SUNIONSTORE
-//! SDIFFSTORE SSCAN.
+//! SDIFFSTORE SINTERCARD SSCAN.
 //!
 //! A set is a meta record (count of members) and one empty-valued element
 //! per member, `element_key(key, version, TAG_SET, member) -> ""`. Members
@@ -41,6 +41,7 @@ pub async fn run<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, name: &str, args: &
         "sinterstore" => store(db, tx, args, Op::Inter).await,
         "sunionstore" => store(db, tx, args, Op::Union).await,
         "sdiffstore" => store(db, tx, args, Op::Diff).await,
+        "sintercard" => sintercard(db, tx, args).await,
         "sscan" => sscan(db, tx, args).await,
         _ => return None,
     })
@@ -55,7 +56,7 @@ fn set_reply(members: Vec<Vec<u8>>) -> Reply {
 }
 
 /// The live set at `key` for reading (`None`: absent).
-async fn read_set<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>, key: &[u8]) -> Result<Option<Meta>, CmdError> {
+pub(super) async fn read_set<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>, key: &[u8]) -> Result<Option<Meta>, CmdError> {
     Db::<S>::typed(db.meta(tx, key).await?, Kind::Set)
 }
 
@@ -64,7 +65,12 @@ async fn write_set<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, key: &[u8]) -> Re
 }
 
 /// Every member of a set, in byte order.
-async fn members<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>, key: &[u8], meta: &Meta) -> Result<Vec<Vec<u8>>, CmdError> {
+pub(super) async fn members<S: Storage>(
+    db: &Db<S>,
+    tx: &Tx<'_, S>,
+    key: &[u8],
+    meta: &Meta,
+) -> Result<Vec<Vec<u8>>, CmdError> {
     Ok(db
         .elements(tx, key, meta, TAG_SET)
         .await?
@@ -73,7 +79,12 @@ async fn members<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>, key: &[u8], meta: &Meta
         .collect())
 }
 
-async fn is_member<S: Storage>(tx: &Tx<'_, S>, key: &[u8], meta: &Meta, member: &[u8]) -> Result<bool, CmdError> {
+pub(super) async fn is_member<S: Storage>(
+    tx: &Tx<'_, S>,
+    key: &[u8],
+    meta: &Meta,
+    member: &[u8],
+) -> Result<bool, CmdError> {
     Ok(tx.get(&member_key(key, meta, member)).await?.is_some())
 }
 
@@ -344,6 +355,65 @@ async fn store<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], op: O
     Ok(Reply::Int(result.len() as i64))
 }
 
+/// The key count and LIMIT of SINTERCARD and ZINTERCARD-like commands,
+/// parsed as SINTERCARD does: `(numkeys, limit)`, limit 0 = none.
+pub fn parse_card_args(args: &[Bytes]) -> Result<(usize, u64), CmdError> {
+    let numkeys = match crate::resp::num::parse_i64(&args[1]) {
+        Some(n) if n >= 1 => n as u64,
+        _ => return Err(CmdError::msg("ERR numkeys should be greater than 0")),
+    };
+    if numkeys > (args.len() - 2) as u64 {
+        return Err(CmdError::msg("ERR Number of keys can't be greater than number of args"));
+    }
+    let numkeys = numkeys as usize;
+    let mut limit = 0;
+    let mut j = 2 + numkeys;
+    while j < args.len() {
+        if args[j].eq_ignore_ascii_case(b"limit") && j + 1 < args.len() {
+            limit = match crate::resp::num::parse_i64(&args[j + 1]) {
+                Some(n) if n >= 0 => n as u64,
+                _ => return Err(CmdError::msg("ERR LIMIT can't be negative")),
+            };
+            j += 2;
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    Ok((numkeys, limit))
+}
+
+/// SINTERCARD numkeys key [key ...] [LIMIT limit]: stops counting at the
+/// limit.
+async fn sintercard<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> CmdResult {
+    let (numkeys, limit) = parse_card_args(args)?;
+    let set_keys = &args[2..2 + numkeys];
+    let mut sets: Vec<(&[u8], Option<Meta>)> = Vec::with_capacity(set_keys.len());
+    for key in set_keys {
+        sets.push((key, read_set(db, tx, key).await?));
+    }
+    if sets.iter().any(|(_, m)| m.is_none()) {
+        return Ok(Reply::Int(0));
+    }
+    let mut present: Vec<(&[u8], Meta)> = sets.into_iter().filter_map(|(k, m)| m.map(|m| (k, m))).collect();
+    present.sort_by_key(|(_, m)| m.count);
+    let Some(((small_key, small), rest)) = present.split_first() else {
+        return Ok(Reply::Int(0));
+    };
+    let mut count = 0u64;
+    'next: for member in members(db, tx, small_key, small).await? {
+        for (k, m) in rest {
+            if !is_member(tx, k, m, &member).await? {
+                continue 'next;
+            }
+        }
+        count += 1;
+        if limit != 0 && count >= limit {
+            break;
+        }
+    }
+    Ok(Reply::Int(count as i64))
+}
+
 async fn sscan<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let cursor = parse_scan_cursor(&args[2])?;
@@ -562,6 +632,40 @@ mod tests {
         assert_eq!(t.cmd(&["SMEMBERS", "d"]), set(&["2", "3"]));
         assert_eq!(t.cmd(&["SMEMBERS", "a"]), set(&["1"]));
         assert_eq!(t.db.key_count(), 3);
+    }
+
+    #[test]
+    fn intercard() {
+        let t = TestDb::new();
+        t.cmd(&["SADD", "a", "1", "2", "3", "4"]);
+        t.cmd(&["SADD", "b", "2", "3", "4", "5"]);
+        t.cmd(&["HSET", "h", "f", "v"]);
+        assert_eq!(t.cmd(&["SINTERCARD", "2", "a", "b"]), int(3));
+        assert_eq!(t.cmd(&["SINTERCARD", "1", "a"]), int(4));
+        assert_eq!(t.cmd(&["SINTERCARD", "2", "a", "b", "LIMIT", "2"]), int(2));
+        assert_eq!(t.cmd(&["SINTERCARD", "2", "a", "b", "limit", "0"]), int(3));
+        assert_eq!(t.cmd(&["SINTERCARD", "2", "a", "nokey"]), int(0));
+        // Every key is type-checked, even after a missing one.
+        assert_eq!(t.cmd(&["SINTERCARD", "2", "nokey", "h"]), err(errors::WRONGTYPE));
+        let numkeys = "ERR numkeys should be greater than 0";
+        assert_eq!(t.cmd(&["SINTERCARD", "0", "a"]), err(numkeys));
+        assert_eq!(t.cmd(&["SINTERCARD", "x", "a"]), err(numkeys));
+        assert_eq!(
+            t.cmd(&["SINTERCARD", "3", "a", "b"]),
+            err("ERR Number of keys can't be greater than number of args")
+        );
+        assert_eq!(
+            t.cmd(&["SINTERCARD", "1", "a", "LIMIT", "-1"]),
+            err("ERR LIMIT can't be negative")
+        );
+        assert_eq!(
+            t.cmd(&["SINTERCARD", "1", "a", "LIMIT", "x"]),
+            err("ERR LIMIT can't be negative")
+        );
+        assert_eq!(t.cmd(&["SINTERCARD", "1", "a", "LIMIT"]), err(errors::SYNTAX));
+        assert_eq!(t.cmd(&["SINTERCARD", "1", "a", "b"]), err(errors::SYNTAX));
+        // Options are parsed before the types are checked.
+        assert_eq!(t.cmd(&["SINTERCARD", "1", "h", "NOPE"]), err(errors::SYNTAX));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! String commands. A string lives inline in its key's meta record
+//! String commands (LCS included). A string lives inline in its key's meta record
 //! ([`Meta::string`]); its expiry is the meta's `expire_at_ms`.
 
 use bytes::Bytes;
@@ -44,6 +44,7 @@ pub async fn run<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, name: &str, args: &
         "strlen" => strlen(db, tx, args).await,
         "getrange" => getrange(db, tx, args).await,
         "setrange" => setrange(db, tx, args).await,
+        "lcs" => lcs(db, tx, args).await,
         _ => return None,
     })
 }
@@ -453,6 +454,149 @@ async fn setrange<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) ->
     Ok(Reply::Int(len as i64))
 }
 
+/// LCS options.
+#[derive(Default)]
+struct LcsOpts {
+    len: bool,
+    idx: bool,
+    with_match_len: bool,
+    min_match_len: u64,
+}
+
+fn parse_lcs_opts(args: &[Bytes]) -> Result<LcsOpts, CmdError> {
+    let mut o = LcsOpts::default();
+    let mut j = 3;
+    while j < args.len() {
+        let a = &args[j];
+        if a.eq_ignore_ascii_case(b"idx") {
+            o.idx = true;
+        } else if a.eq_ignore_ascii_case(b"len") {
+            o.len = true;
+        } else if a.eq_ignore_ascii_case(b"withmatchlen") {
+            o.with_match_len = true;
+        } else if a.eq_ignore_ascii_case(b"minmatchlen") && j + 1 < args.len() {
+            o.min_match_len = u64::try_from(int_arg(&args[j + 1])?).unwrap_or(0);
+            j += 1;
+        } else {
+            return Err(syntax_error());
+        }
+        j += 1;
+    }
+    if o.len && o.idx {
+        return Err(err("ERR If you want both the length and indexes, please just use IDX."));
+    }
+    Ok(o)
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]: Redis's
+/// dynamic-programming table, limited as Redis limits it (the table may
+/// not exceed `proto-max-bulk-len` bytes).
+async fn lcs<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> CmdResult {
+    const NOT_STRINGS: &str = "ERR The specified keys must contain string values";
+    let a = db.meta(tx, &args[1]).await?;
+    let b = db.meta(tx, &args[2]).await?;
+    if a.as_ref().is_some_and(|m| m.kind != Kind::String) || b.as_ref().is_some_and(|m| m.kind != Kind::String) {
+        return Err(err(NOT_STRINGS));
+    }
+    let (a, b) = (
+        a.map(|m| m.value).unwrap_or_default(),
+        b.map(|m| m.value).unwrap_or_default(),
+    );
+    let opts = parse_lcs_opts(args)?;
+    lcs_reply(&a, &b, &opts)
+}
+
+fn lcs_reply(a: &[u8], b: &[u8], opts: &LcsOpts) -> CmdResult {
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen as u64 + 1).saturating_mul(blen as u64 + 1);
+    if cells.saturating_mul(4) > STRING_BYTES_MAX {
+        return Err(err(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let cells = cells as usize;
+    let mut table: Vec<u32> = Vec::new();
+    if table.try_reserve_exact(cells).is_err() {
+        return Err(err(
+            "ERR Insufficient memory, failed allocating transient memory for LCS",
+        ));
+    }
+    table.resize(cells, 0);
+    let at = |i: usize, j: usize| j + i * (blen + 1);
+    for i in 1..=alen {
+        for j in 1..=blen {
+            table[at(i, j)] = if a[i - 1] == b[j - 1] {
+                table[at(i - 1, j - 1)] + 1
+            } else {
+                table[at(i - 1, j)].max(table[at(i, j - 1)])
+            };
+        }
+    }
+    let total = table[at(alen, blen)];
+    if opts.len && !opts.idx {
+        return Ok(Reply::Int(i64::from(total)));
+    }
+    // Walk back from the end, building the string backwards and emitting
+    // each maximal run of matches as a range (Redis's order: last first).
+    let mut result = vec![0u8; total as usize];
+    let mut left = total as usize;
+    let mut matches = Vec::new();
+    let (mut i, mut j) = (alen, blen);
+    // `None`: no range open.
+    let mut range: Option<(usize, usize, usize, usize)> = None;
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            result[left - 1] = a[i - 1];
+            match &mut range {
+                None => range = Some((i - 1, i - 1, j - 1, j - 1)),
+                Some((a_start, _, b_start, _)) if *a_start == i && *b_start == j => {
+                    *a_start -= 1;
+                    *b_start -= 1;
+                }
+                Some(_) => emit = true,
+            }
+            if range.is_some_and(|(a_start, _, b_start, _)| a_start == 0 || b_start == 0) {
+                emit = true;
+            }
+            left -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            if table[at(i - 1, j)] > table[at(i, j - 1)] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            if range.is_some() {
+                emit = true;
+            }
+        }
+        if emit {
+            if let Some((a_start, a_end, b_start, b_end)) = range.take() {
+                let match_len = (a_end - a_start + 1) as u64;
+                if opts.min_match_len == 0 || match_len >= opts.min_match_len {
+                    let mut m = vec![
+                        Reply::Array(vec![Reply::Int(a_start as i64), Reply::Int(a_end as i64)]),
+                        Reply::Array(vec![Reply::Int(b_start as i64), Reply::Int(b_end as i64)]),
+                    ];
+                    if opts.with_match_len {
+                        m.push(Reply::Int(match_len as i64));
+                    }
+                    matches.push(Reply::Array(m));
+                }
+            }
+        }
+    }
+    if opts.idx {
+        return Ok(Reply::Map(vec![
+            (Reply::bulk("matches"), Reply::Array(matches)),
+            (Reply::bulk("len"), Reply::Int(i64::from(total))),
+        ]));
+    }
+    Ok(bulk(result))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -828,5 +972,64 @@ pub(crate) mod tests {
         assert_eq!(t.cmd(&["PTTL", "b"]), int(99_950));
         assert_eq!(t.db.key_count(), 4);
         assert_eq!(t.db.expires_count(), 2);
+    }
+
+    #[test]
+    fn lcs() {
+        let t = TestDb::new();
+        t.cmd(&["SET", "a", "ohmytext"]);
+        t.cmd(&["SET", "b", "mynewtext"]);
+        assert_eq!(t.cmd(&["LCS", "a", "b"]), bulk("mytext"));
+        assert_eq!(t.cmd(&["LCS", "a", "b", "LEN"]), Reply::Int(6));
+        let range = |a: i64, b: i64| Reply::Array(vec![Reply::Int(a), Reply::Int(b)]);
+        let idx = |matches: Vec<Reply>, len: i64| {
+            Reply::Map(vec![
+                (bulk("matches"), Reply::Array(matches)),
+                (bulk("len"), Reply::Int(len)),
+            ])
+        };
+        assert_eq!(
+            t.cmd(&["LCS", "a", "b", "IDX"]),
+            idx(
+                vec![
+                    Reply::Array(vec![range(4, 7), range(5, 8)]),
+                    Reply::Array(vec![range(2, 3), range(0, 1)]),
+                ],
+                6
+            )
+        );
+        assert_eq!(
+            t.cmd(&["LCS", "a", "b", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"]),
+            idx(vec![Reply::Array(vec![range(4, 7), range(5, 8), Reply::Int(4)])], 6)
+        );
+        assert_eq!(
+            t.cmd(&["LCS", "a", "b", "IDX", "MINMATCHLEN", "-3"]),
+            t.cmd(&["LCS", "a", "b", "IDX"])
+        );
+        // Missing keys are empty strings.
+        assert_eq!(t.cmd(&["LCS", "a", "nokey"]), bulk(""));
+        assert_eq!(t.cmd(&["LCS", "nokey", "nokey2", "IDX"]), idx(vec![], 0));
+        assert_eq!(
+            t.cmd(&["LCS", "a", "b", "LEN", "IDX"]),
+            err("ERR If you want both the length and indexes, please just use IDX.")
+        );
+        assert_eq!(t.cmd(&["LCS", "a", "b", "NOPE"]), err(errors::SYNTAX));
+        assert_eq!(t.cmd(&["LCS", "a", "b", "MINMATCHLEN"]), err(errors::SYNTAX));
+        assert_eq!(t.cmd(&["LCS", "a", "b", "MINMATCHLEN", "x"]), err(errors::NOT_INTEGER));
+        t.cmd(&["RPUSH", "l", "x"]);
+        // The type is checked before the options.
+        assert_eq!(
+            t.cmd(&["LCS", "a", "l", "NOPE"]),
+            err("ERR The specified keys must contain string values")
+        );
+        // The table may not exceed proto-max-bulk-len.
+        let big = "x".repeat(12_000);
+        t.cmd(&["SET", "big1", &big]);
+        t.cmd(&["SET", "big2", &big]);
+        assert_eq!(
+            t.cmd(&["LCS", "big1", "big2", "LEN"]),
+            err("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+        );
+        assert_eq!(t.cmd(&["LCS", "big1", "a", "LEN"]), Reply::Int(1));
     }
 }

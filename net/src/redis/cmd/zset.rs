@@ -45,7 +45,7 @@ pub async fn run<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, name: &str, args: &
     })
 }
 
-async fn read_meta<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>, key: &[u8]) -> Result<Option<Meta>, CmdError> {
+pub(super) async fn read_meta<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>, key: &[u8]) -> Result<Option<Meta>, CmdError> {
     Db::<S>::typed(db.meta(tx, key).await?, Kind::ZSet)
 }
 
@@ -61,7 +61,12 @@ fn score_key(key: &[u8], meta: &Meta, score: f64, member: &[u8]) -> Vec<u8> {
 }
 
 /// The score of `member`, if present.
-async fn score_of<S: Storage>(tx: &Tx<'_, S>, key: &[u8], meta: &Meta, member: &[u8]) -> Result<Option<f64>, CmdError> {
+pub(super) async fn score_of<S: Storage>(
+    tx: &Tx<'_, S>,
+    key: &[u8],
+    meta: &Meta,
+    member: &[u8],
+) -> Result<Option<f64>, CmdError> {
     let Some(v) = tx
         .get(&keys::element_key(key, meta.version, TAG_ZMEMBER, member))
         .await?
@@ -78,7 +83,7 @@ async fn score_of<S: Storage>(tx: &Tx<'_, S>, key: &[u8], meta: &Meta, member: &
 }
 
 /// Sets `member`'s score (its old one is `old`); counts a new member.
-fn put_member<S: Storage>(
+pub(super) fn put_member<S: Storage>(
     tx: &mut Tx<'_, S>,
     key: &[u8],
     meta: &mut Meta,
@@ -113,7 +118,7 @@ fn remove_member<S: Storage>(
 }
 
 /// Every member with its score, in Redis order.
-async fn all_sorted<S: Storage>(
+pub(super) async fn all_sorted<S: Storage>(
     db: &Db<S>,
     tx: &Tx<'_, S>,
     key: &[u8],
@@ -133,11 +138,11 @@ async fn all_sorted<S: Storage>(
     Ok(out)
 }
 
-fn double(v: f64) -> Reply {
+pub(super) fn double(v: f64) -> Reply {
     Reply::Double(v)
 }
 
-fn bulk(v: &[u8]) -> Reply {
+pub(super) fn bulk(v: &[u8]) -> Reply {
     Reply::Bulk(Bytes::copy_from_slice(v))
 }
 
