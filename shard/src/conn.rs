@@ -228,6 +228,12 @@ impl Connection {
         self.peer
     }
 
+    /// A handle that tells, without reading, whether the peer has gone.
+    /// Valid while this connection is open.
+    pub fn probe(&self) -> PeerProbe {
+        PeerProbe { fd: self.fd }
+    }
+
     /// Reads what is available (at least one byte) onto the end of `buf`;
     /// 0 means the peer closed.
     pub async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
@@ -269,6 +275,29 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Tells whether a connection's peer has closed or reset it, without
+/// consuming anything it sent (for clients blocked in a command, whose
+/// socket is not being read).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerProbe {
+    fd: RawFd,
+}
+
+impl PeerProbe {
+    /// Whether the peer has shut down its side, or the socket failed.
+    /// Never waits.
+    pub fn closed(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a zero timeout never blocks.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
     }
 }
 

@@ -19,8 +19,8 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use lumadb_engine::storage::Storage;
-use lumadb_engine::sync::Notify;
 
+use super::blocking::Waiters;
 use super::keys::{self, Kind, Meta};
 use super::store::{Store, StoreError, StoreResult, Tx};
 use crate::resp::{errors, Reply};
@@ -96,10 +96,8 @@ pub struct Db<S: Storage> {
     /// Per watched key, how many times it was written since start; EXEC
     /// compares. Only keys some client watches are tracked.
     watched: RefCell<HashMap<Vec<u8>, (u32, u64)>>,
-    /// Blocking pops waiting, per list key.
-    pub list_waiters: RefCell<HashMap<Vec<u8>, usize>>,
-    /// Woken when a list someone waits on gets elements.
-    pub list_pushed: Notify,
+    /// Blocked clients waiting for keys of this shard to be non-empty.
+    pub waiters: RefCell<Waiters>,
     /// Expired keys reclaimed, for INFO.
     pub expired_keys: Cell<u64>,
 }
@@ -123,8 +121,7 @@ impl<S: Storage> Db<S> {
             keys: Cell::new(0),
             expires: Cell::new(0),
             watched: RefCell::new(HashMap::new()),
-            list_waiters: RefCell::new(HashMap::new()),
-            list_pushed: Notify::new(),
+            waiters: RefCell::new(Waiters::default()),
             expired_keys: Cell::new(0),
         };
         let (mut count, mut expiring) = (0, 0);
@@ -377,11 +374,10 @@ impl<S: Storage> Db<S> {
         }
     }
 
-    /// Wakes blocking pops waiting on `key`.
-    pub fn signal_list(&self, key: &[u8]) {
-        if self.list_waiters.borrow().contains_key(key) {
-            self.list_pushed.notify_all();
-        }
+    /// Wakes blocked clients waiting on `key` (a write just made it a
+    /// non-empty list or sorted set).
+    pub fn signal_key(&self, key: &[u8]) {
+        self.waiters.borrow().signal(key);
     }
 
     /// Resets the key counters (FLUSHDB).

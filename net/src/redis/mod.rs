@@ -6,12 +6,14 @@
 //!   visible at once, group commit, key locks.
 //! - [`db`]: the helpers every command uses (type checks, counters,
 //!   expiry, WATCH stamps).
+//! - [`blocking`]: blocked clients waiting for keys on this shard.
 //! - [`cmd`]: the command families; [`exec`] dispatches one command whose
 //!   keys all live on this shard.
 //!
 //! Routing (which shard runs what), MULTI/EXEC across shards and the
 //! connection loop live in the `session` and `service` modules.
 
+pub mod blocking;
 pub mod cmd;
 pub mod db;
 pub mod exec;

@@ -34,10 +34,11 @@ pub fn render(shard: &Shard, stats: &[ShardStats], sections: &[String]) -> Strin
     if want("clients") {
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntotal_blocking_keys:{}\r\n\r\n",
             sum(|s| s.connections_current),
             shard.max_clients.get(),
             sum(|s| s.blocked_clients),
+            sum(|s| s.blocking_keys),
         );
     }
     if want("memory") {

@@ -24,7 +24,8 @@ use lumadb_shard::router::Service;
 use lumadb_shard::runtime::{ShardApp, ShardCtx};
 use lumadb_shard::storage::DmaStorage;
 
-use crate::redis::cmd::{keyspace, list};
+use crate::redis::blocking::{PopFrom, Popped};
+use crate::redis::cmd::{keyspace, list, zset};
 use crate::redis::db::{CmdError, Db};
 use crate::redis::exec;
 use crate::redis::keys::Kind;
@@ -33,6 +34,9 @@ use crate::resp::{command, CommandSpec, Reply};
 
 /// How often the active expiry cycle runs on each shard.
 pub const ACTIVE_EXPIRE_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a blocked client's wait re-checks its keys on its own (a
+/// safety net: writes wake it at once).
+pub const WAIT_RECHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// Most keys one expiry cycle reclaims.
 pub const ACTIVE_EXPIRE_KEYS_MAX: usize = 256;
 
@@ -69,13 +73,26 @@ pub enum ShardRequest {
     RandomKey,
     DbSize,
     Flush,
-    /// Wait until one of `keys` (all on this shard) is a non-empty list,
-    /// or `timeout` passes; then pop from it.
-    BlockingPop {
+    /// Pop up to `count` from the first non-empty list or sorted set
+    /// among `keys` (all on this shard, in the client's order); `locked`
+    /// inside a transaction that holds the keys' locks.
+    Pop {
         keys: Vec<Bytes>,
-        left: bool,
+        from: PopFrom,
+        count: u64,
+        locked: bool,
+    },
+    /// Wait, without popping, until one of `keys` (all on this shard) is a
+    /// non-empty list (`zset`: sorted set), `timeout` passes or
+    /// [`ShardRequest::CancelWait`] names `id`. Answers `Waited(ready)`.
+    WaitNonEmpty {
+        id: u64,
+        keys: Vec<Bytes>,
+        zset: bool,
         timeout: Option<Duration>,
     },
+    /// End wait `id` on this shard (its client woke elsewhere or left).
+    CancelWait(u64),
     /// Read a key whole (under a transaction's locks) to move it.
     Export(Vec<u8>),
     /// Write a moved key (under a transaction's locks).
@@ -105,7 +122,9 @@ pub enum ShardResponse {
     /// Keys found and the token to resume with (`None`: shard done).
     Scanned(Result<(Vec<Bytes>, Option<u64>), Reply>),
     Count(u64),
-    Popped(Result<Option<(Bytes, Bytes)>, Reply>),
+    Popped(Result<Option<Popped>, Reply>),
+    /// A wait ended: `true` when one of its keys is non-empty.
+    Waited(bool),
     Exported(Result<Option<keyspace::ExportedKey>, Reply>),
     Stats(Box<ShardStats>),
     Text(String),
@@ -121,6 +140,8 @@ pub struct ShardStats {
     pub expired_keys: u64,
     pub connections_current: u64,
     pub blocked_clients: u64,
+    /// Keys of this shard that blocked clients wait on.
+    pub blocking_keys: u64,
     pub connections_total: u64,
     pub commands: Vec<(String, u64, u64)>,
     pub latency_us: Histogram<u64>,
@@ -145,7 +166,7 @@ pub struct ClientInfo {
     pub resp3: Cell<bool>,
     /// Commands queued by MULTI, or -1 outside a transaction.
     pub multi: Cell<i64>,
-    /// Waiting in a blocking command (BLPOP, BRPOP).
+    /// Waiting in a blocking command (BLPOP, BZPOPMIN, BLMOVE, ...).
     pub blocked: Cell<bool>,
 }
 
@@ -286,7 +307,9 @@ impl Shard {
     pub fn record(&self, name: &'static str, ok: bool, micros: u64) {
         // Time spent blocked waiting (BLPOP) is not slowness (as Redis's
         // slowlog).
-        if micros >= self.slow_query_ms.get().saturating_mul(1000) && !matches!(name, "blpop" | "brpop") {
+        if micros >= self.slow_query_ms.get().saturating_mul(1000)
+            && !command::lookup(name.as_bytes()).is_some_and(|s| s.has_flag("blocking"))
+        {
             tracing::info!(target: "lumadb::slow", shard = self.id(), command = name, duration_us = micros, "slow command");
         }
         let mut c = self.commands.borrow_mut();
@@ -311,6 +334,7 @@ impl Shard {
             expired_keys: self.db.expired_keys.get(),
             connections_current: self.clients.borrow().len() as u64,
             blocked_clients: self.clients.borrow().values().filter(|c| c.blocked.get()).count() as u64,
+            blocking_keys: self.db.waiters.borrow().keys_waited() as u64,
             connections_total: self.connections_total.get(),
             commands: self
                 .commands
@@ -387,67 +411,90 @@ impl Shard {
         }
     }
 
-    async fn blocking_pop(
-        &self,
-        keys: Vec<Bytes>,
-        left: bool,
-        timeout: Option<Duration>,
-    ) -> Result<Option<(Bytes, Bytes)>, Reply> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        {
-            let mut w = self.db.list_waiters.borrow_mut();
-            for k in &keys {
-                *w.entry(k.to_vec()).or_insert(0) += 1;
+    /// Pops from the first non-empty key among `keys` (see
+    /// [`ShardRequest::Pop`]).
+    async fn pop(&self, keys: Vec<Bytes>, from: PopFrom, count: u64, locked: bool) -> Result<Option<Popped>, Reply> {
+        let guard = if locked {
+            None
+        } else {
+            Some(
+                self.db
+                    .store
+                    .locks
+                    .lock(keys.iter().map(|k| (k.to_vec(), true)).collect())
+                    .await,
+            )
+        };
+        let mut tx = self.db.store.tx();
+        let popped = match from {
+            PopFrom::Left | PopFrom::Right => list::pop_first(&self.db, &mut tx, &keys, count, from == PopFrom::Left)
+                .await
+                .map(|r| r.map(|(k, items)| Popped::List(k, items))),
+            PopFrom::Min | PopFrom::Max => zset::zpop_first(&self.db, &mut tx, &keys, count, from == PopFrom::Max)
+                .await
+                .map(|r| r.map(|(k, items)| Popped::ZSet(k, items))),
+        };
+        if let Ok(Some(Popped::List(k, _) | Popped::ZSet(k, _))) = &popped {
+            self.db.touch(k);
+        }
+        let durable = tx.commit();
+        drop(guard);
+        match (popped, durable.wait().await) {
+            (Ok(p), Ok(())) => Ok(p),
+            (Err(e), _) => Err(e.into_reply()),
+            (Ok(_), Err(e)) => Err(CmdError::Store(e).into_reply()),
+        }
+    }
+
+    /// Whether one of `keys` is a non-empty list (`zset`: sorted set).
+    async fn any_ready(&self, keys: &[Bytes], zset: bool) -> bool {
+        let kind = if zset { Kind::ZSet } else { Kind::List };
+        let tx = self.db.store.tx();
+        for k in keys {
+            if let Ok(Some(meta)) = self.db.meta(&tx, k).await {
+                if meta.kind == kind && !meta.is_empty() {
+                    return true;
+                }
             }
         }
-        let result = loop {
-            // Registered before the attempt, so a push in between is seen.
-            let pushed = self.db.list_pushed.notified();
-            let lock_keys = keys.iter().map(|k| (k.to_vec(), true)).collect();
-            let guard = self.db.store.locks.lock(lock_keys).await;
-            let mut tx = self.db.store.tx();
-            let popped = list::try_pop(&self.db, &mut tx, &keys, left).await;
-            if let Ok(Some((k, _))) = &popped {
-                self.db.touch(k);
+        false
+    }
+
+    /// Waits until one of `keys` is non-empty (`true`), or the wait times
+    /// out, is cancelled or the shard stops (`false`). Registered before
+    /// the first check, so a write in between is seen; deregistered
+    /// however it ends (the future may also be dropped).
+    async fn wait_non_empty(&self, id: u64, keys: Vec<Bytes>, zset: bool, timeout: Option<Duration>) -> bool {
+        let Some(state) = self.db.waiters.borrow_mut().register(id, &keys) else {
+            return false;
+        };
+        struct Deregister<'a>(&'a Db<DmaStorage>, u64);
+        impl Drop for Deregister<'_> {
+            fn drop(&mut self) {
+                self.0.waiters.borrow_mut().remove(self.1);
             }
-            let durable = tx.commit();
-            drop(guard);
-            match popped {
-                Ok(Some(v)) => {
-                    if let Err(e) = durable.wait().await {
-                        break Err(CmdError::Store(e).into_reply());
-                    }
-                    break Ok(Some(v));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let _ = durable.wait().await;
-                    break Err(e.into_reply());
-                }
+        }
+        let _registered = Deregister(&self.db, id);
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            let woken = state.notify.notified();
+            if state.cancelled.get() || self.stopping.get() {
+                return false;
+            }
+            if self.any_ready(&keys, zset).await {
+                return true;
             }
             let remaining = match deadline {
                 Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
                     Some(r) if !r.is_zero() => r,
-                    _ => break Ok(None),
+                    _ => return false,
                 },
-                None => Duration::from_secs(3600),
+                None => WAIT_RECHECK_INTERVAL,
             };
-            // A safety net of 100 ms also notices shutdown.
-            let _ = lumadb_shard::conn::timeout(remaining.min(Duration::from_millis(100)), pushed).await;
-            if self.stopping.get() {
-                break Ok(None);
-            }
-        };
-        let mut w = self.db.list_waiters.borrow_mut();
-        for k in &keys {
-            if let Some(n) = w.get_mut(k.as_ref()) {
-                *n -= 1;
-                if *n == 0 {
-                    w.remove(k.as_ref());
-                }
-            }
+            // The re-check also notices shutdown, and writes that make a
+            // key non-empty without signalling it.
+            let _ = lumadb_shard::conn::timeout(remaining.min(WAIT_RECHECK_INTERVAL), woken).await;
         }
-        result
     }
 }
 
@@ -456,7 +503,7 @@ impl Service for Shard {
     type Response = ShardResponse;
 
     fn is_long(request: &ShardRequest) -> bool {
-        matches!(request, ShardRequest::BlockingPop { .. } | ShardRequest::Lock { .. })
+        matches!(request, ShardRequest::WaitNonEmpty { .. } | ShardRequest::Lock { .. })
     }
 
     async fn handle(self: Rc<Self>, request: ShardRequest) -> ShardResponse {
@@ -531,11 +578,26 @@ impl Service for Shard {
                         Err(e) => ShardResponse::Reply(e.into_reply()),
                     }
                 }
-                ShardRequest::BlockingPop { keys, left, timeout } => {
+                ShardRequest::Pop {
+                    keys,
+                    from,
+                    count,
+                    locked,
+                } => {
                     if let Some(r) = self.refuse_write() {
-                        return ShardResponse::Reply(r);
+                        return ShardResponse::Popped(Err(r));
                     }
-                    ShardResponse::Popped(self.blocking_pop(keys, left, timeout).await)
+                    ShardResponse::Popped(self.pop(keys, from, count, locked).await)
+                }
+                ShardRequest::WaitNonEmpty {
+                    id,
+                    keys,
+                    zset,
+                    timeout,
+                } => ShardResponse::Waited(self.wait_non_empty(id, keys, zset, timeout).await),
+                ShardRequest::CancelWait(id) => {
+                    self.db.waiters.borrow_mut().cancel(id);
+                    ShardResponse::Done
                 }
                 ShardRequest::Export(key) => {
                     let mut tx = self.db.store.tx();

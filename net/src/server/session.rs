@@ -14,6 +14,8 @@
 //! shard or a full cross-shard queue stops this client's reads rather
 //! than growing a buffer.
 
+mod blocking;
+
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -83,6 +85,7 @@ async fn serve(shard: Rc<Shard>, mut conn: Connection) {
         multi_failed: false,
         watches: Vec::new(),
         quit: false,
+        probe: conn.probe(),
     };
     let r = session.run(&mut conn).await;
     if let Err(e) = r {
@@ -121,6 +124,8 @@ struct Session {
     /// WATCHed keys: key, owning shard, stamp at WATCH time.
     watches: Vec<(Vec<u8>, usize, u64)>,
     quit: bool,
+    /// Whether the client is still connected (checked while blocked).
+    probe: lumadb_shard::conn::PeerProbe,
 }
 
 /// The name a command is counted and listed under: container commands
@@ -228,7 +233,10 @@ impl Session {
         };
         if !spec.check_arity(args.len())
             || spec.has_flag("blocking")
-            || matches!(spec.name, "watch" | "unwatch" | "multi" | "exec" | "discard")
+            || matches!(
+                spec.name,
+                "watch" | "unwatch" | "multi" | "exec" | "discard" | "lmpop" | "zmpop"
+            )
         {
             return Plan::Session;
         }
@@ -519,7 +527,8 @@ impl Session {
                 self.unwatch_all().await;
                 Reply::ok()
             }
-            "blpop" | "brpop" => self.blocking_pop(&args, spec.name == "blpop", in_exec).await,
+            "blpop" | "brpop" | "blmpop" | "lmpop" | "bzpopmin" | "bzpopmax" | "bzmpop" | "zmpop" | "blmove"
+            | "brpoplpush" => self.blocking_command(spec, &args, in_exec).await,
             "rename" | "renamenx"
                 if shard_of(&args[1], self.shard.shards()) != shard_of(&args[2], self.shard.shards()) =>
             {
@@ -982,86 +991,6 @@ impl Session {
         }
         for (s, keys) in per {
             let _ = self.call(s, ShardRequest::Unwatch(keys)).await;
-        }
-    }
-
-    async fn blocking_pop(&mut self, args: &[Bytes], left: bool, in_exec: bool) -> Reply {
-        let Some(secs) = crate::resp::num::parse_f64(&args[args.len() - 1]) else {
-            return Reply::error(errors::TIMEOUT_NOT_FLOAT);
-        };
-        if secs < 0.0 {
-            return Reply::error(errors::TIMEOUT_NEGATIVE);
-        }
-        if !secs.is_finite() || secs > 1e12 {
-            return Reply::error(errors::TIMEOUT_NOT_FLOAT);
-        }
-        let keys: Vec<Bytes> = args[1..args.len() - 1].to_vec();
-        let shards = self.shard.shards();
-        let mut per: BTreeMap<usize, Vec<Bytes>> = BTreeMap::new();
-        for k in &keys {
-            per.entry(shard_of(k, shards)).or_default().push(k.clone());
-        }
-        let timeout = if in_exec {
-            Some(Duration::ZERO)
-        } else if secs == 0.0 {
-            None
-        } else {
-            Some(Duration::from_secs_f64(secs))
-        };
-        if in_exec {
-            // Inside EXEC a blocking pop never blocks (as in Redis), and the
-            // transaction already holds the keys' locks: pop directly.
-            let pop: &'static [u8] = if left { b"LPOP" } else { b"RPOP" };
-            for k in &keys {
-                let s = shard_of(k, shards);
-                match self.run_locked(s, vec![Bytes::from_static(pop), k.clone()]).await {
-                    Reply::Bulk(v) => return Reply::Array(vec![Reply::Bulk(k.clone()), Reply::Bulk(v)]),
-                    Reply::Null => continue,
-                    other => return other,
-                }
-            }
-            return Reply::NullArray;
-        }
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let _blocked = Blocked::new(&self.info);
-        if per.len() == 1 {
-            let (s, keys) = per.into_iter().next().unwrap_or_default();
-            return self.popped(self.call(s, ShardRequest::BlockingPop { keys, left, timeout }).await);
-        }
-        // Keys on several shards: try each shard in key order, then wait
-        // briefly and retry until the deadline.
-        loop {
-            for (s, keys) in &per {
-                let r = self
-                    .call(
-                        *s,
-                        ShardRequest::BlockingPop {
-                            keys: keys.clone(),
-                            left,
-                            timeout: Some(Duration::ZERO),
-                        },
-                    )
-                    .await;
-                let reply = self.popped(r);
-                if !matches!(reply, Reply::NullArray) {
-                    return reply;
-                }
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) || self.shard.stopping.get() {
-                return Reply::NullArray;
-            }
-            lumadb_shard::conn::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    fn popped(&self, r: Result<ShardResponse, Reply>) -> Reply {
-        match r {
-            Ok(ShardResponse::Popped(Ok(Some((k, v))))) => Reply::Array(vec![Reply::Bulk(k), Reply::Bulk(v)]),
-            Ok(ShardResponse::Popped(Ok(None))) => Reply::NullArray,
-            Ok(ShardResponse::Popped(Err(e))) => e,
-            Ok(ShardResponse::Reply(r)) => r,
-            Ok(_) => Reply::error("ERR internal routing error"),
-            Err(e) => e,
         }
     }
 

@@ -274,6 +274,81 @@ BLPOP l2 1
 BRPOP l2 nokey 0.01
 BLPOP l2 -1
 BLPOP l2 abc
+RPUSH ml1 a b c d
+RPUSH ml2 x
+SET mstr v
+LMPOP 1 ml1 LEFT
+LMPOP 2 nokey ml1 RIGHT COUNT 2
+LMPOP 2 ml2 ml1 left count 10
+LMPOP 3 nokey ml1 ml2 LEFT COUNT 5
+LMPOP 1 nokey LEFT
+LMPOP 2 nokey mstr LEFT
+LMPOP 2 mstr ml1 LEFT
+LMPOP 0 ml1 LEFT
+LMPOP -1 ml1 LEFT
+LMPOP x ml1 LEFT
+LMPOP 3 ml1 ml2 LEFT
+LMPOP 99999999999999999999 ml1 LEFT
+LMPOP 1 ml1 UP
+LMPOP 1 ml1 MIN
+LMPOP 1 ml1 LEFT COUNT
+LMPOP 1 ml1 LEFT COUNT 0
+LMPOP 1 ml1 LEFT COUNT -3
+LMPOP 1 ml1 LEFT COUNT x
+LMPOP 1 ml1 LEFT COUNT 1 COUNT 1
+LMPOP 1 ml1 LEFT FOO
+LMPOP 1 ml1
+BLMPOP 0.01 2 nokey ml1 LEFT
+BLMPOP x 1 ml1 LEFT
+BLMPOP -1 1 ml1 LEFT
+BLMPOP x 1 ml1 UP
+BLMPOP x 1 ml1 LEFT COUNT 0
+BLMPOP 0.01 0 ml1 LEFT
+ZADD mz1 1 a 2 b 3 c 4 d
+ZADD mz2 5 e
+ZMPOP 1 mz1 MIN
+ZMPOP 2 nokey mz1 MAX COUNT 2
+ZMPOP 2 mz2 mz1 min count 10
+ZMPOP 1 nokey MIN
+ZMPOP 2 nokey mstr MIN
+ZMPOP 1 ml1 MIN
+ZMPOP 0 mz1 MIN
+ZMPOP 2 mz1 MIN
+ZMPOP 1 mz1 LEFT
+ZMPOP 1 mz1 MIN COUNT 0
+ZMPOP 1 mz1 MIN COUNT 1 COUNT 2
+ZMPOP 1 mz1
+BZMPOP 0.01 1 nokey MIN
+BZMPOP x 1 nokey MIN
+BZMPOP 0.01 1 nokey BAD
+BZPOPMIN nokey 0.01
+BZPOPMAX nokey mstr 0.01
+BZPOPMIN mstr 0.01
+BZPOPMIN nokey x
+BZPOPMIN nokey -1
+BZPOPMIN nokey 1e300
+ZADD mz1 1 a 2 b
+BZPOPMAX nokey mz1 0
+BZPOPMIN mz1 0
+BLMOVE nokey ml1 LEFT RIGHT 0.01
+BLMOVE ml1 ml1 UP RIGHT 0.01
+BLMOVE ml1 ml1 LEFT RIGHT x
+BLMOVE ml1 ml1 LEFT RIGHT -1
+RPUSH ml1 q r
+BLMOVE ml1 ml3 LEFT RIGHT 0
+BLMOVE ml1 mstr LEFT RIGHT 0
+BRPOPLPUSH ml1 ml3 0
+BRPOPLPUSH nokey ml3 0.01
+BRPOPLPUSH ml1 ml3 x
+LRANGE ml3 0 -1
+MULTI
+BLMOVE nokey ml3 LEFT LEFT 0
+BRPOPLPUSH ml3 ml4 0
+BLPOP nokey 0
+BZPOPMIN nokey 0
+LMPOP 1 ml3 RIGHT COUNT 3
+BZMPOP 0 1 nokey MIN
+EXEC
 LPUSH s3 x
 LLEN s3
 # --- sets
@@ -776,6 +851,17 @@ fn resp3_replies_match_redis_server() {
         "=GET nokey",
         "=LPOP nokey",
         "=BLPOP nokey 0.01",
+        "=RPUSH ml a b c",
+        "=LMPOP 1 ml LEFT COUNT 2",
+        "=LMPOP 1 nokey LEFT",
+        "=BLMPOP 0.01 1 nokey RIGHT",
+        "=ZADD mz 1 a 2.5 b 3 c",
+        "=ZMPOP 1 mz MIN COUNT 2",
+        "=ZMPOP 1 nokey MAX",
+        "=BZMPOP 0.01 1 nokey MAX",
+        "=BZPOPMAX mz 0",
+        "=BZPOPMIN nokey 0.01",
+        "=BLMOVE nokey ml LEFT LEFT 0.01",
         "=ZMSCORE z b nokey",
         "=CONFIG GET maxclients",
         "=INCRBYFLOAT f 1.5",

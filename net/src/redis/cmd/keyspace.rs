@@ -204,8 +204,8 @@ async fn rename<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], nx: 
     let new = move_value(db, tx, src, dst, &meta).await?;
     db.replace(tx, dst, old.as_ref(), &new)?;
     db.delete_key(tx, src, &meta)?;
-    if new.kind == Kind::List {
-        db.signal_list(dst);
+    if matches!(new.kind, Kind::List | Kind::ZSet) {
+        db.signal_key(dst);
     }
     done()
 }
@@ -257,8 +257,8 @@ async fn copy<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> Cmd
     }
     let new = move_value(db, tx, src, dst, &meta).await?;
     db.replace(tx, dst, old.as_ref(), &new)?;
-    if new.kind == Kind::List {
-        db.signal_list(dst);
+    if matches!(new.kind, Kind::List | Kind::ZSet) {
+        db.signal_key(dst);
     }
     Ok(Reply::Int(1))
 }
@@ -373,8 +373,8 @@ pub async fn import_key<S: Storage>(
     }
     db.replace(tx, key, old.as_ref(), &meta)?;
     db.touch(key);
-    if meta.kind == Kind::List {
-        db.signal_list(key);
+    if matches!(meta.kind, Kind::List | Kind::ZSet) {
+        db.signal_key(key);
     }
     Ok(if nx { Reply::Int(1) } else { Reply::ok() })
 }

@@ -137,7 +137,7 @@ async fn push<S: Storage>(
     };
     push_items(tx, key, &mut meta, &args[2..], left)?;
     db.save_meta(tx, key, &meta, existed)?;
-    db.signal_list(key);
+    db.signal_key(key);
     Ok(Reply::Int(meta.len() as i64))
 }
 
@@ -201,21 +201,25 @@ async fn pop_cmd<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], lef
     }
 }
 
-/// Pops one element from the first non-empty list among `keys`: the key
-/// and the element. For BLPOP/BRPOP.
-pub async fn try_pop<S: Storage>(
+/// Pops up to `count` elements from one end of the first non-empty list
+/// among `keys` (BLPOP, LMPOP, ...): its key and the elements in pop
+/// order. WRONGTYPE on the first key, in order, that is not a list.
+pub async fn pop_first<S: Storage>(
     db: &Db<S>,
     tx: &mut Tx<'_, S>,
     keys: &[Bytes],
+    count: u64,
     left: bool,
-) -> Result<Option<(Bytes, Bytes)>, CmdError> {
+) -> Result<Option<(Bytes, Vec<Bytes>)>, CmdError> {
     for key in keys {
-        if let Some(mut meta) = write_meta(db, tx, key).await? {
-            let mut items = pop_n(db, tx, key, &mut meta, 1, left).await?;
-            if let Some(v) = items.pop() {
-                return Ok(Some((key.clone(), Bytes::from(v))));
-            }
+        let Some(mut meta) = write_meta(db, tx, key).await? else {
+            continue;
+        };
+        if meta.is_empty() {
+            continue;
         }
+        let items = pop_n(db, tx, key, &mut meta, count, left).await?;
+        return Ok(Some((key.clone(), items.into_iter().map(Bytes::from).collect())));
     }
     Ok(None)
 }
@@ -491,7 +495,7 @@ pub async fn lmove<S: Storage>(
     };
     push_items(tx, dst, &mut meta, std::slice::from_ref(&value), to_left)?;
     db.save_meta(tx, dst, &meta, existed)?;
-    db.signal_list(dst);
+    db.signal_key(dst);
     Ok(Reply::Bulk(value))
 }
 
@@ -656,12 +660,12 @@ mod tests {
         let keys = [bytes::Bytes::from_static(b"a"), bytes::Bytes::from_static(b"b")];
         let got = t.run(async {
             let mut tx = db.store.tx();
-            let r = super::try_pop(&db, &mut tx, &keys, false).await;
+            let r = super::pop_first(&db, &mut tx, &keys, 1, false).await;
             let _ = tx.commit().wait().await;
             r
         });
         let got = got.ok().flatten();
-        assert_eq!(got, Some((keys[1].clone(), bytes::Bytes::from_static(b"3"))));
+        assert_eq!(got, Some((keys[1].clone(), vec![bytes::Bytes::from_static(b"3")])));
         assert_eq!(t.cmd(&["LRANGE", "b", "0", "-1"]), bulks(&["2", "1"]));
     }
 

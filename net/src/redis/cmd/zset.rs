@@ -262,6 +262,9 @@ async fn zadd<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> Cmd
         }
     }
     db.save_or_delete(tx, key, &meta, existed)?;
+    if added > 0 {
+        db.signal_key(key);
+    }
     if f.incr {
         return Ok(last.map_or(Reply::Null, double));
     }
@@ -287,6 +290,9 @@ async fn zincrby<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> 
     };
     let out = add_one(tx, key, &mut meta, member, current, by, &f)?;
     db.save_or_delete(tx, key, &meta, existed)?;
+    if matches!(out, AddOutcome::Added(_)) {
+        db.signal_key(key);
+    }
     Ok(match out {
         AddOutcome::Added(s) | AddOutcome::Updated(s) | AddOutcome::Unchanged(s) => double(s),
         AddOutcome::Skipped => Reply::Null,
@@ -571,6 +577,7 @@ async fn zrange<S: Storage>(
                 put_member(tx, dst, &mut new, m, None, *s)?;
             }
             db.replace(tx, dst, old.as_ref(), &new)?;
+            db.signal_key(dst);
         }
         return Ok(Reply::Int(n));
     }
@@ -647,10 +654,34 @@ async fn zpop<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], max: b
     if count == 0 {
         return Ok(Reply::Array(Vec::new()));
     }
+    let rows = zpop_n(db, tx, key, &mut meta, count, max).await?;
+    let mut out = Vec::with_capacity(rows.len() * 2);
+    for (m, s) in rows {
+        out.push(Reply::Bulk(m));
+        out.push(double(s));
+    }
+    // With a count, RESP3 answers [member, score] pairs.
+    Ok(if args.len() == 3 {
+        Reply::Pairs(out)
+    } else {
+        Reply::Array(out)
+    })
+}
+
+/// Pops up to `count` members (lowest scores first, or highest with
+/// `max`) from the sorted set `meta` at `key`; saves or deletes the key.
+async fn zpop_n<S: Storage>(
+    db: &Db<S>,
+    tx: &mut Tx<'_, S>,
+    key: &[u8],
+    meta: &mut Meta,
+    count: u64,
+    max: bool,
+) -> Result<Vec<(Bytes, f64)>, CmdError> {
     let n = usize::try_from(count).unwrap_or(usize::MAX);
     let (start, end) = keys::tag_range(key, meta.version, TAG_ZSCORE);
     let rows = if max {
-        all_sorted(db, tx, key, &meta)
+        all_sorted(db, tx, key, meta)
             .await?
             .into_iter()
             .rev()
@@ -670,19 +701,36 @@ async fn zpop<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], max: b
         }
         out
     };
-    let mut out = Vec::with_capacity(rows.len() * 2);
+    let mut out = Vec::with_capacity(rows.len());
     for (s, m) in rows {
-        remove_member(tx, key, &mut meta, &m, s)?;
-        out.push(bulk(&m));
-        out.push(double(s));
+        remove_member(tx, key, meta, &m, s)?;
+        out.push((Bytes::from(m), s));
     }
-    db.save_or_delete(tx, key, &meta, true)?;
-    // With a count, RESP3 answers [member, score] pairs.
-    Ok(if args.len() == 3 {
-        Reply::Pairs(out)
-    } else {
-        Reply::Array(out)
-    })
+    db.save_or_delete(tx, key, meta, true)?;
+    Ok(out)
+}
+
+/// Pops up to `count` members from the first non-empty sorted set among
+/// `keys` (ZMPOP, BZPOPMIN, ...): its key and the members with scores.
+/// WRONGTYPE on the first key, in order, that is not a sorted set.
+pub async fn zpop_first<S: Storage>(
+    db: &Db<S>,
+    tx: &mut Tx<'_, S>,
+    keys: &[Bytes],
+    count: u64,
+    max: bool,
+) -> Result<Option<(Bytes, Vec<(Bytes, f64)>)>, CmdError> {
+    for key in keys {
+        let Some(mut meta) = write_meta(db, tx, key).await? else {
+            continue;
+        };
+        if meta.is_empty() {
+            continue;
+        }
+        let items = zpop_n(db, tx, key, &mut meta, count, max).await?;
+        return Ok(Some((key.clone(), items)));
+    }
+    Ok(None)
 }
 
 async fn zscan<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> CmdResult {
@@ -742,6 +790,42 @@ mod tests {
 
     fn d(v: f64) -> Reply {
         Reply::Double(v)
+    }
+
+    #[test]
+    fn pop_first_takes_the_first_non_empty_set_in_key_order() {
+        let t = TestDb::new();
+        t.cmd(&["ZADD", "b", "1", "x", "2", "y", "3", "z"]);
+        t.cmd(&["ZADD", "c", "9", "q"]);
+        t.cmd(&["RPUSH", "l", "v"]);
+        let db = t.db.clone();
+        let keys = |ks: &[&'static str]| {
+            ks.iter()
+                .map(|k| bytes::Bytes::from_static(k.as_bytes()))
+                .collect::<Vec<_>>()
+        };
+        let pop = |ks: Vec<bytes::Bytes>, count: u64, max: bool| {
+            let db = db.clone();
+            t.run(async move {
+                let mut tx = db.store.tx();
+                let r = super::zpop_first(&db, &mut tx, &ks, count, max).await;
+                let _ = tx.commit().wait().await;
+                r.map_err(|e| e.into_reply())
+            })
+        };
+        let b = bytes::Bytes::from_static;
+        assert_eq!(
+            pop(keys(&["a", "b", "c"]), 2, true),
+            Ok(Some((b(b"b"), vec![(b(b"z"), 3.0), (b(b"y"), 2.0)])))
+        );
+        assert_eq!(
+            pop(keys(&["b", "c"]), 5, false),
+            Ok(Some((b(b"b"), vec![(b(b"x"), 1.0)])))
+        );
+        assert_eq!(t.cmd(&["EXISTS", "b"]), Reply::Int(0));
+        assert_eq!(pop(keys(&["a"]), 1, false), Ok(None));
+        assert_eq!(pop(keys(&["l", "c"]), 1, false), Err(err(errors::WRONGTYPE)));
+        assert_eq!(t.cmd(&["ZCARD", "c"]), Reply::Int(1));
     }
 
     #[test]

@@ -275,6 +275,7 @@ async fn combine<S: Storage>(
             put_member(tx, dst, &mut new, m, None, *s)?;
         }
         db.replace(tx, dst, old.as_ref(), &new)?;
+        db.signal_key(dst);
         return Ok(Reply::Int(result.len() as i64));
     }
     let mut out = Vec::with_capacity(result.len() * if withscores { 2 } else { 1 });
