@@ -79,27 +79,37 @@ impl<S: Storage> Engine<S> {
         key: &[u8],
         snapshot: Option<&Snapshot>,
     ) -> Result<Option<ValueEntry>> {
-        let (seq, view) = {
+        let (seq, mut tomb, view) = {
             let st = self.inner.state.borrow();
             if st.closed {
                 return Err(Error::Closed);
             }
             let seq = snapshot.map_or(st.visible_seq, |s| s.seq());
-            (seq, self.read_view(ks, Some(key))?)
+            let k = st
+                .keyspaces
+                .get(&ks)
+                .ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))?;
+            // The memtables first, newest first, in place: most point reads
+            // end here, and then need no view of the tables.
+            let mut tomb = 0;
+            for m in std::iter::once(&k.mem).chain(k.imm.iter().rev()) {
+                tomb = tomb.max(m.covering_tombstone_seq(key, seq));
+                if let Some(v) = m.get(key, seq) {
+                    let now = match v.kind {
+                        ValueKind::PutExpiring => self.inner.storage.now_unix_ms(),
+                        _ => 0,
+                    };
+                    let found = Found {
+                        seq: v.seq,
+                        kind: v.kind,
+                        value: v.value.into_vec(),
+                    };
+                    return Ok(resolve(found, tomb, now));
+                }
+            }
+            (seq, tomb, self.read_view(ks, Some(key))?)
         };
         let now = self.inner.storage.now_unix_ms();
-        let mut tomb = 0;
-        for m in std::iter::once(&view.mem).chain(view.imm.iter()) {
-            tomb = tomb.max(m.covering_tombstone_seq(key, seq));
-            if let Some(v) = m.get(key, seq) {
-                let found = Found {
-                    seq: v.seq,
-                    kind: v.kind,
-                    value: v.value.into_vec(),
-                };
-                return Ok(resolve(found, tomb, now));
-            }
-        }
         for (meta, table) in &view.tables {
             for t in table.range_tombstones() {
                 if t.seq <= seq && t.start.as_slice() <= key && key < t.end.as_slice() {

@@ -193,7 +193,7 @@ impl<S: Storage> Store<S> {
     pub async fn run_committer(self: Rc<Self>) {
         loop {
             let wait = self.queued.notified();
-            let group: Vec<Queued> = {
+            let mut group: Vec<Queued> = {
                 let mut q = self.queue.borrow_mut();
                 let mut bytes = 0;
                 let mut g = Vec::new();
@@ -231,10 +231,14 @@ impl<S: Storage> Store<S> {
             let result = result.map(|_| ()).map_err(StoreError::from);
             {
                 let mut overlay = self.overlay.borrow_mut();
-                for q in &group {
-                    for k in &q.keys {
-                        if overlay.get(k).is_some_and(|p| p.ticket == q.ticket) {
-                            overlay.remove(k);
+                for q in &mut group {
+                    for k in q.keys.drain(..) {
+                        // One search when no newer transaction wrote the
+                        // key since (the common case); else put it back.
+                        if let Some(p) = overlay.remove(&k) {
+                            if p.ticket != q.ticket {
+                                overlay.insert(k, p);
+                            }
                         }
                     }
                 }
@@ -285,13 +289,18 @@ impl<S: Storage> Tx<'_, S> {
     }
 
     fn remember(&mut self, key: &[u8], value: Option<Rc<[u8]>>) {
-        self.store.overlay.borrow_mut().insert(
-            key.to_vec(),
-            Pending {
-                ticket: self.ticket,
-                value,
-            },
-        );
+        let pending = Pending {
+            ticket: self.ticket,
+            value,
+        };
+        let mut overlay = self.store.overlay.borrow_mut();
+        match overlay.get_mut(key) {
+            // A hot key already pending: no new allocation for its key.
+            Some(p) => *p = pending,
+            None => {
+                overlay.insert(key.to_vec(), pending);
+            }
+        }
         self.keys.push(key.to_vec());
     }
 

@@ -173,17 +173,18 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     if name.len() > COMMAND_NAME_BYTES_MAX {
         return None;
     }
-    // Lower-case once, then compare plain byte strings: this runs for
-    // every command a client sends.
+    // Lower-case once, then one hash probe: this runs for every command a
+    // client sends.
+    static BY_NAME: std::sync::OnceLock<hashbrown::HashMap<&'static [u8], &'static CommandSpec>> =
+        std::sync::OnceLock::new();
     let mut lower = [0u8; COMMAND_NAME_BYTES_MAX];
     let lower = &mut lower[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    let lower = &*lower;
-    COMMANDS
-        .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
-        .ok()
-        .map(|i| &COMMANDS[i])
+    BY_NAME
+        .get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect())
+        .get(&*lower)
+        .copied()
 }
 
 /// Every command, sorted by name.
