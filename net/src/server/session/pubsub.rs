@@ -102,7 +102,11 @@ impl Session {
         let subs = self.subs_mut();
         let mut frames = Vec::with_capacity(args.len() - 1);
         for name in &args[1..] {
-            let set = if pattern { &mut subs.patterns } else { &mut subs.channels };
+            let set = if pattern {
+                &mut subs.patterns
+            } else {
+                &mut subs.channels
+            };
             if set.insert(name.clone()) {
                 let mut registry = shard.pubsub.borrow_mut();
                 if pattern {
@@ -140,7 +144,11 @@ impl Session {
         }
         let mut frames = Vec::with_capacity(names.len());
         for name in names {
-            let set = if pattern { &mut subs.patterns } else { &mut subs.channels };
+            let set = if pattern {
+                &mut subs.patterns
+            } else {
+                &mut subs.channels
+            };
             if set.remove(&name) {
                 let mut registry = shard.pubsub.borrow_mut();
                 if pattern {
@@ -283,10 +291,7 @@ impl Session {
             b"numsub" => {
                 let channels = args[2..].to_vec();
                 let mut counts = vec![0u64; channels.len()];
-                for r in self
-                    .call_all(|| ShardRequest::PubSubNumSub(channels.clone()))
-                    .await
-                {
+                for r in self.call_all(|| ShardRequest::PubSubNumSub(channels.clone())).await {
                     match r {
                         Ok(ShardResponse::Counts(c)) => counts.iter_mut().zip(c).for_each(|(t, c)| *t += c),
                         Ok(_) => return Reply::error("ERR internal routing error"),
