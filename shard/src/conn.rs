@@ -102,6 +102,7 @@ impl Listener {
             peer: peer_of(fd).unwrap_or(self.addr),
             rbuf: vec![0; CONN_READ_CHUNK_BYTES],
             wbuf: Vec::new(),
+            pending: None,
             closed: false,
         };
         // Replies are written whole; Nagle would only add latency.
@@ -220,6 +221,9 @@ pub struct Connection {
     peer: SocketAddr,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
+    /// A receive that a dropped [`Connection::read`] left in flight; the
+    /// next read waits for it, so nothing the peer sent is lost.
+    pending: Option<crate::uring::RecvOp>,
     closed: bool,
 }
 
@@ -236,12 +240,32 @@ impl Connection {
 
     /// Reads what is available (at least one byte) onto the end of `buf`;
     /// 0 means the peer closed.
+    ///
+    /// Cancel-safe: if the returned future is dropped before it completes,
+    /// the receive stays in flight and the next call picks up its bytes
+    /// (a subscribed client waits on its socket and its messages at once).
     pub async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        let chunk = std::mem::take(&mut self.rbuf);
-        let (r, chunk) = crate::uring::recv(self.fd, chunk).await;
-        let n = r?;
-        buf.extend_from_slice(&chunk[..n]);
+        let op = match self.pending.as_mut() {
+            Some(op) => op,
+            None => {
+                let chunk = std::mem::take(&mut self.rbuf);
+                match crate::uring::RecvOp::start(self.fd, chunk) {
+                    Ok(op) => self.pending.insert(op),
+                    Err((e, chunk)) => {
+                        self.rbuf = chunk;
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let (r, mut chunk) = op.await;
+        self.pending = None;
+        if chunk.is_empty() {
+            chunk = vec![0; CONN_READ_CHUNK_BYTES];
+        }
         self.rbuf = chunk;
+        let n = r?;
+        buf.extend_from_slice(&self.rbuf[..n]);
         Ok(n)
     }
 

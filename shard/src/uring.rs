@@ -303,6 +303,34 @@ pub async fn recv(fd: RawFd, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
     (result_io(r), back.unwrap_or_default())
 }
 
+/// A receive handed to the kernel: completes with the count and the
+/// buffer. Dropping it before completion loses what it receives, so a
+/// caller that may stop waiting keeps it and polls it again later
+/// ([`crate::conn::Connection::read`] does).
+pub struct RecvOp(OpFuture);
+
+impl RecvOp {
+    /// Queues a receive into `buf` (its whole length) on socket `fd`.
+    pub fn start(fd: RawFd, mut buf: Vec<u8>) -> Result<RecvOp, (io::Error, Vec<u8>)> {
+        let ring = match Ring::current() {
+            Ok(r) => r,
+            Err(e) => return Err((e, buf)),
+        };
+        let entry = opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), buf.len() as u32).build();
+        Ok(RecvOp(ring.submit(entry, Some(buf))))
+    }
+}
+
+impl Future for RecvOp {
+    type Output = (io::Result<usize>, Vec<u8>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|(r, back)| (result_io(r), back.unwrap_or_default()))
+    }
+}
+
 /// Sends from `buf`; returns `buf` and how much was sent.
 pub async fn send(fd: RawFd, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
     let ring = match Ring::current() {

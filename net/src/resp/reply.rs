@@ -178,6 +178,9 @@ pub enum Reply {
     /// array of two-element arrays in RESP3 (ZRANGE WITHSCORES, ZPOPMIN
     /// with a count, HRANDFIELD WITHVALUES).
     Pairs(Vec<Reply>),
+    /// Several replies in a row: a command that answers more than once
+    /// (SUBSCRIBE with several channels confirms each).
+    Frames(Vec<Reply>),
 }
 
 impl Reply {
@@ -243,6 +246,7 @@ impl Reply {
                 enc.push_header(out, items.len());
                 items.iter().for_each(|r| r.encode_with(enc, out));
             }
+            Reply::Frames(items) => items.iter().for_each(|r| r.encode_with(enc, out)),
             Reply::Pairs(items) => {
                 assert!(items.len() % 2 == 0, "pairs reply with an odd item count");
                 if enc.resp3 {

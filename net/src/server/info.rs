@@ -6,7 +6,8 @@ use std::time::Instant;
 use super::{ClientInfo, Shard, ShardStats};
 
 /// The INFO reply for `sections` (none, `default`, `all` or names).
-pub fn render(shard: &Shard, stats: &[ShardStats], sections: &[String]) -> String {
+/// `pubsub`: distinct channels and patterns subscribed over all shards.
+pub fn render(shard: &Shard, stats: &[ShardStats], pubsub: (usize, usize), sections: &[String]) -> String {
     let all = sections.is_empty()
         || sections
             .iter()
@@ -86,10 +87,13 @@ pub fn render(shard: &Shard, stats: &[ShardStats], sections: &[String]) -> Strin
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\n\
              rejected_connections:{}\r\nexpired_keys:{}\r\n\
+             pubsub_channels:{}\r\npubsub_patterns:{}\r\n\
              cross_shard_requests:{}\r\nstalls_detected:{}\r\n\r\n",
             sum(|s| s.connections_total),
             sum(|s| s.rejected_connections),
             sum(|s| s.expired_keys),
+            pubsub.0,
+            pubsub.1,
             sum(|s| s.xcore_sent),
             sum(|s| s.stalls),
         );
@@ -112,7 +116,7 @@ pub fn render(shard: &Shard, stats: &[ShardStats], sections: &[String]) -> Strin
 pub fn client_line(shard: &Shard, c: &ClientInfo) -> String {
     let now = Instant::now();
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 \
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 multi={} qbuf=0 \
          qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default \
          redir=-1 resp={} shard={}\n",
         c.id,
@@ -121,18 +125,32 @@ pub fn client_line(shard: &Shard, c: &ClientInfo) -> String {
         String::from_utf8_lossy(&c.name.borrow()),
         now.duration_since(c.connected_at).as_secs(),
         now.duration_since(c.last_active.get()).as_secs(),
-        if c.blocked.get() {
-            "b"
-        } else if c.multi.get() >= 0 {
-            "x"
-        } else {
-            "N"
-        },
+        flags(c),
+        c.sub.get(),
+        c.psub.get(),
         c.multi.get(),
         c.last_command.borrow(),
         if c.resp3.get() { 3 } else { 2 },
         shard.id(),
     )
+}
+
+/// CLIENT LIST `flags=`: Redis's letters in its order, `N` for none.
+fn flags(c: &ClientInfo) -> String {
+    let mut f = String::new();
+    if c.sub.get() + c.psub.get() > 0 {
+        f.push('P');
+    }
+    if c.multi.get() >= 0 {
+        f.push('x');
+    }
+    if c.blocked.get() {
+        f.push('b');
+    }
+    if f.is_empty() {
+        f.push('N');
+    }
+    f
 }
 
 /// Every client of `shard`.

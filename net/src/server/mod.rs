@@ -7,6 +7,7 @@
 
 pub mod admin_backend;
 pub mod info;
+pub mod pubsub;
 pub mod session;
 
 use hashbrown::HashMap;
@@ -108,6 +109,15 @@ pub enum ShardRequest {
     /// `maxclients` over the whole server (CONFIG SET, PATCH /admin/config).
     SetMaxClients(u64),
     ClientList,
+    /// Deliver each (channel, message) to this shard's subscribers, in
+    /// order; answers `Counts` (receivers per message).
+    Publish(Vec<(Bytes, Bytes)>),
+    /// Channels with subscribers on this shard (matching a pattern).
+    PubSubChannels(Option<Bytes>),
+    /// Subscribers on this shard per channel; answers `Counts`.
+    PubSubNumSub(Vec<Bytes>),
+    /// Patterns with subscribers on this shard.
+    PubSubPatterns,
 }
 
 pub enum ShardResponse {
@@ -128,6 +138,7 @@ pub enum ShardResponse {
     Exported(Result<Option<keyspace::ExportedKey>, Reply>),
     Stats(Box<ShardStats>),
     Text(String),
+    Counts(Vec<u64>),
 }
 
 /// One shard's numbers, for INFO, /status and /metrics.
@@ -168,6 +179,9 @@ pub struct ClientInfo {
     pub multi: Cell<i64>,
     /// Waiting in a blocking command (BLPOP, BZPOPMIN, BLMOVE, ...).
     pub blocked: Cell<bool>,
+    /// Channels and patterns subscribed to (CLIENT LIST `sub=`, `psub=`).
+    pub sub: Cell<u64>,
+    pub psub: Cell<u64>,
 }
 
 /// Process-wide settings every shard reads at start.
@@ -204,6 +218,8 @@ pub struct Shard {
     /// SCAN resume points on this shard's keys: token -> last key
     /// examined. Any connection, on any shard, can resume a token.
     scan_cursors: RefCell<(u64, BTreeMap<u64, Vec<u8>>)>,
+    /// This shard's connections' Pub/Sub subscriptions.
+    pub pubsub: RefCell<pubsub::Registry>,
 }
 
 /// SCAN resume points kept per shard; the oldest go first.
@@ -249,6 +265,7 @@ impl Shard {
             max_clients: Cell::new(max_clients),
             max_clients_here: Cell::new(max_clients_here),
             scan_cursors: RefCell::new((0, BTreeMap::new())),
+            pubsub: RefCell::new(pubsub::Registry::default()),
         });
         let s = shard.clone();
         lumadb_shard::conn::spawn(async move {
@@ -638,6 +655,18 @@ impl Service for Shard {
                     ShardResponse::Done
                 }
                 ShardRequest::ClientList => ShardResponse::Text(info::client_list(&self)),
+                ShardRequest::Publish(messages) => {
+                    let registry = self.pubsub.borrow();
+                    ShardResponse::Counts(messages.iter().map(|(c, m)| registry.publish(c, m)).collect())
+                }
+                ShardRequest::PubSubChannels(pattern) => {
+                    ShardResponse::Keys(Ok(self.pubsub.borrow().channels(pattern.as_deref())))
+                }
+                ShardRequest::PubSubNumSub(channels) => {
+                    let registry = self.pubsub.borrow();
+                    ShardResponse::Counts(channels.iter().map(|c| registry.numsub(c)).collect())
+                }
+                ShardRequest::PubSubPatterns => ShardResponse::Keys(Ok(self.pubsub.borrow().patterns())),
             }
         }
     }

@@ -15,6 +15,7 @@
 //! than growing a buffer.
 
 mod blocking;
+mod pubsub;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -73,6 +74,8 @@ async fn serve(shard: Rc<Shard>, mut conn: Connection) {
         resp3: std::cell::Cell::new(false),
         multi: std::cell::Cell::new(-1),
         blocked: std::cell::Cell::new(false),
+        sub: std::cell::Cell::new(0),
+        psub: std::cell::Cell::new(0),
     });
     shard.clients.borrow_mut().insert(id, info.clone());
     shard.connections_total.set(shard.connections_total.get() + 1);
@@ -86,11 +89,13 @@ async fn serve(shard: Rc<Shard>, mut conn: Connection) {
         watches: Vec::new(),
         quit: false,
         probe: conn.probe(),
+        subs: None,
     };
     let r = session.run(&mut conn).await;
     if let Err(e) = r {
         tracing::debug!(shard = shard.id(), client = id, error = %e, "client connection ended");
     }
+    session.pubsub_leave();
     session.unwatch_all().await;
     shard.clients.borrow_mut().remove(&id);
     conn.close().await;
@@ -126,6 +131,8 @@ struct Session {
     quit: bool,
     /// Whether the client is still connected (checked while blocked).
     probe: lumadb_shard::conn::PeerProbe,
+    /// Pub/Sub state, from the first (P)SUBSCRIBE on.
+    subs: Option<Box<pubsub::Subs>>,
 }
 
 /// The name a command is counted and listed under: container commands
@@ -147,6 +154,12 @@ fn command_name(args: &[Bytes]) -> &'static str {
         ("command", b"count") => "command|count",
         ("command", b"info") => "command|info",
         ("command", b"docs") => "command|docs",
+        ("pubsub", b"channels") => "pubsub|channels",
+        ("pubsub", b"numsub") => "pubsub|numsub",
+        ("pubsub", b"numpat") => "pubsub|numpat",
+        ("pubsub", b"help") => "pubsub|help",
+        ("pubsub", b"shardchannels") => "pubsub|shardchannels",
+        ("pubsub", b"shardnumsub") => "pubsub|shardnumsub",
         (name, _) => name,
     }
 }
@@ -161,6 +174,8 @@ enum Plan {
     Shard(usize, &'static CommandSpec),
     /// Needs the session (connection commands, splits, whole keyspace).
     Session,
+    /// PUBLISH: runs with the batch's other consecutive PUBLISHes.
+    Publish,
 }
 
 impl Session {
@@ -200,6 +215,12 @@ impl Session {
                 conn.write_all(&out).await?;
                 return Ok(());
             }
+            if self.subs.is_some() {
+                if self.mailbox_overflowed() {
+                    return Ok(());
+                }
+                self.drain_mailbox(&mut out);
+            }
             if !out.is_empty() {
                 conn.write_all(&out).await?;
                 out.clear();
@@ -210,7 +231,13 @@ impl Session {
             if self.quit || self.shard.stopping.get() {
                 return Ok(());
             }
-            let n = if idle > 0 {
+            let n = if self.subscribed() {
+                // Subscribed clients never time out (as Redis).
+                match self.read_or_deliver(conn, &mut buf, &mut out).await? {
+                    Some(n) => n,
+                    None => return Ok(()),
+                }
+            } else if idle > 0 {
                 match lumadb_shard::conn::timeout(Duration::from_secs(idle), conn.read(&mut buf)).await {
                     Some(r) => r?,
                     None => return Ok(()),
@@ -225,7 +252,7 @@ impl Session {
     }
 
     fn plan(&self, args: &[Bytes]) -> Plan {
-        if self.multi.is_some() {
+        if self.multi.is_some() || self.pubsub_restricted() {
             return Plan::Session;
         }
         let Some(spec) = command::lookup(&args[0]) else {
@@ -253,17 +280,32 @@ impl Session {
         }
         match owner {
             Some(s) => Plan::Shard(s, spec),
+            None if spec.name == "publish" => Plan::Publish,
             None => Plan::Session,
         }
     }
 
     async fn execute_batch(&mut self, batch: Vec<Vec<Bytes>>, out: &mut Vec<u8>) {
         let mut group: Vec<(usize, &'static CommandSpec, Vec<Bytes>)> = Vec::new();
+        let mut publishes: Vec<(Bytes, Bytes)> = Vec::new();
         for args in batch {
             match self.plan(&args) {
-                Plan::Shard(s, spec) => group.push((s, spec, args)),
+                Plan::Shard(s, spec) => {
+                    if !publishes.is_empty() {
+                        self.flush_publish(&mut publishes, out).await;
+                    }
+                    group.push((s, spec, args))
+                }
+                Plan::Publish => {
+                    self.flush_group(&mut group, out).await;
+                    *self.info.last_command.borrow_mut() = "publish";
+                    publishes.push((args[1].clone(), args[2].clone()));
+                }
                 Plan::Session => {
                     self.flush_group(&mut group, out).await;
+                    if !publishes.is_empty() {
+                        self.flush_publish(&mut publishes, out).await;
+                    }
                     let started = Instant::now();
                     let name = command_name(&args);
                     *self.info.last_command.borrow_mut() = name;
@@ -277,6 +319,9 @@ impl Session {
             }
         }
         self.flush_group(&mut group, out).await;
+        if !publishes.is_empty() {
+            self.flush_publish(&mut publishes, out).await;
+        }
     }
 
     /// Counts a command the session ran itself (keyed commands are
@@ -371,6 +416,12 @@ impl Session {
             }
             return Reply::Error(errors::wrong_arity(spec.name));
         }
+        if self.pubsub_restricted() && !pubsub::allowed_when_subscribed(spec.name) {
+            if self.multi.is_some() {
+                self.multi_failed = true;
+            }
+            return pubsub::refused_when_subscribed(command_name(&args));
+        }
         if self.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
             // As a read-only Redis replica does: a write is refused when it
             // is queued, and EXEC then aborts.
@@ -394,6 +445,10 @@ impl Session {
     async fn dispatch(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>, in_exec: bool) -> Reply {
         let upper = |i: usize| args.get(i).map(|a| a.to_ascii_lowercase()).unwrap_or_default();
         match spec.name {
+            "ping" if self.pubsub_restricted() => Reply::Array(vec![
+                Reply::bulk("pong"),
+                args.get(1).cloned().map_or_else(|| Reply::bulk(""), Reply::Bulk),
+            ]),
             "ping" => match args.len() {
                 1 => Reply::Simple(Bytes::from_static(b"PONG")),
                 2 => Reply::Bulk(args[1].clone()),
@@ -434,7 +489,8 @@ impl Session {
                     .iter()
                     .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
                     .collect();
-                let text = info::render(&self.shard, &stats, &sections);
+                let pubsub = self.pubsub_totals().await;
+                let text = info::render(&self.shard, &stats, pubsub, &sections);
                 if self.resp3 {
                     Reply::Verbatim {
                         format: *b"txt",
@@ -509,6 +565,16 @@ impl Session {
                 Reply::ok()
             }
             "exec" => self.exec().await,
+            "subscribe" => self.subscribe(&args, false),
+            "psubscribe" => self.subscribe(&args, true),
+            "unsubscribe" => self.unsubscribe(&args, false),
+            "punsubscribe" => self.unsubscribe(&args, true),
+            "publish" => self
+                .publish(vec![(args[1].clone(), args[2].clone())])
+                .await
+                .pop()
+                .unwrap_or(Reply::Null),
+            "pubsub" => self.pubsub_command(&args).await,
             "watch" => {
                 if self.multi.is_some() {
                     return Reply::error(errors::WATCH_INSIDE_MULTI);

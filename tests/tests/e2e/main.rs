@@ -9,5 +9,6 @@ mod redis_blocking;
 mod redis_cli;
 mod redis_diff;
 mod redis_faults;
+mod redis_pubsub;
 mod redis_py;
 mod tune;

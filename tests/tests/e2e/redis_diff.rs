@@ -732,6 +732,28 @@ UNWATCH
 MULTI
 WATCH tx1
 DISCARD
+# --- pub/sub, with no subscriber anywhere
+PUBLISH nochan hello
+PUBLISH onlyone
+PUBSUB NUMSUB nochan other
+PUBSUB NUMSUB
+PUBSUB NUMPAT
+PUBSUB NUMPAT extra
+PUBSUB CHANNELS
+PUBSUB CHANNELS no*
+PUBSUB CHANNELS a b
+PUBSUB HELP
+PUBSUB HELP extra
+PUBSUB SHARDCHANNELS
+PUBSUB SHARDNUMSUB x
+PUBSUB NOSUCH
+PUBSUB
+SUBSCRIBE
+PSUBSCRIBE
+UNSUBSCRIBE
+PUNSUBSCRIBE
+UNSUBSCRIBE never
+PUNSUBSCRIBE never*
 # --- server
 ECHO done
 CONFIG GET maxclients
@@ -753,6 +775,22 @@ DBSIZE
 FLUSHDB
 DBSIZE
 KEYS *
+# --- subscribed mode (RESP2): only a few commands are allowed
+SUBSCRIBE diffch
+PUBSUB NUMSUB diffch
+PING
+PING hi
+GET x
+PUBLISH diffch x
+CLIENT LIST
+NOSUCHCMD
+GET
+PSUBSCRIBE diff*
+UNSUBSCRIBE diffch
+PING
+PUNSUBSCRIBE diff*
+PING
+PUBSUB NUMSUB diffch
 "#;
 
 /// The sorted form of a reply whose order is unspecified.
@@ -892,6 +930,15 @@ fn resp3_replies_match_redis_server() {
         "=COPY l1 l3",
         "=EXPIRETIME l3",
         "=SINTERCARD 1 s",
+        "=UNSUBSCRIBE",
+        "=SUBSCRIBE r3ch",
+        "=PING",
+        "=GET s2",
+        "=PUBSUB NUMSUB r3ch",
+        "=PSUBSCRIBE r3*",
+        "=UNSUBSCRIBE r3ch",
+        "=PUNSUBSCRIBE",
+        "=PUNSUBSCRIBE",
     ];
     let mut hello_ours = ours.call(&["HELLO", "3"]);
     let mut hello_theirs = theirs.call(&["HELLO", "3"]);
