@@ -376,6 +376,32 @@ pub fn random_distinct(len: usize, count: usize) -> Vec<usize> {
     idx
 }
 
+/// Most elements a random-element command (HRANDFIELD, SRANDMEMBER,
+/// ZRANDMEMBER) answers with a negative count. Redis streams such replies;
+/// LumaDB builds a reply whole, so a count of -9e18 must not become an
+/// allocation that aborts the server.
+pub const RANDOM_PICKS_MAX: u64 = 1 << 22;
+
+/// Positions of `0..len` (`len > 0`) for a random-element command's
+/// `count` (non-zero): with `count < 0`, `-count` positions with repeats;
+/// with `count >= len`, every position in order; else `count` distinct
+/// positions in random order.
+pub fn random_picks(len: usize, count: i64) -> Result<Vec<usize>, CmdError> {
+    assert!(len > 0 && count != 0);
+    Ok(if count < 0 {
+        if count.unsigned_abs() > RANDOM_PICKS_MAX {
+            return Err(CmdError::msg(COUNT_OUT_OF_RANGE));
+        }
+        (0..count.unsigned_abs())
+            .map(|_| random_below(len as u64) as usize)
+            .collect()
+    } else if count as u64 >= len as u64 {
+        (0..len).collect()
+    } else {
+        random_distinct(len, count as usize)
+    })
+}
+
 /// The element of `tag` at ordinal `n` (`n < meta.count`), as
 /// (rest, value): a scan bounded by `n + 1`.
 pub async fn element_at<S: Storage>(
@@ -434,15 +460,7 @@ async fn hrandfield<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) 
     if all.is_empty() {
         return Ok(Reply::Array(Vec::new()));
     }
-    let picks: Vec<usize> = if count < 0 {
-        (0..count.unsigned_abs())
-            .map(|_| random_below(all.len() as u64) as usize)
-            .collect()
-    } else if count as u64 >= all.len() as u64 {
-        (0..all.len()).collect()
-    } else {
-        random_distinct(all.len(), count as usize)
-    };
+    let picks = random_picks(all.len(), count)?;
     let mut out = Vec::with_capacity(picks.len() * if with_values { 2 } else { 1 });
     for i in picks {
         let (k, v) = &all[i];

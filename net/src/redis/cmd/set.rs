@@ -12,8 +12,8 @@ use bytes::Bytes;
 use lumadb_engine::storage::Storage;
 
 use super::hash::{
-    element_at, parse_scan_cursor, parse_scan_options, random_below, random_count_arg, random_distinct, scan_matches,
-    scan_page, scan_reply,
+    element_at, parse_scan_cursor, parse_scan_options, random_below, random_count_arg, random_distinct, random_picks,
+    scan_matches, scan_page, scan_reply,
 };
 use crate::redis::db::{int_arg, syntax_error, CmdError, CmdResult, Db};
 use crate::redis::keys::{self, Kind, Meta, TAG_SET};
@@ -223,15 +223,7 @@ async fn srandmember<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes])
     if all.is_empty() {
         return Ok(Reply::Array(Vec::new()));
     }
-    let picks: Vec<usize> = if count < 0 {
-        (0..count.unsigned_abs())
-            .map(|_| random_below(all.len() as u64) as usize)
-            .collect()
-    } else if count as u64 >= all.len() as u64 {
-        (0..all.len()).collect()
-    } else {
-        random_distinct(all.len(), count as usize)
-    };
+    let picks = random_picks(all.len(), count)?;
     Ok(Reply::Array(
         picks.into_iter().map(|i| Reply::bulk(all[i].clone())).collect(),
     ))
@@ -497,6 +489,30 @@ mod tests {
         }
         // A missing source moves nothing, whatever the destination.
         assert_eq!(t.cmd(&["SMOVE", "nokey", "h", "a"]), int(0));
+    }
+
+    #[test]
+    fn huge_negative_random_counts_are_refused() {
+        let t = TestDb::new();
+        t.cmd(&["SADD", "s", "a", "b", "c", "d"]);
+        // A huge negative count is refused, not built (it would abort the
+        // server); the same helper serves HRANDFIELD and ZRANDMEMBER.
+        assert_eq!(
+            t.cmd(&["SRANDMEMBER", "s", "-9223372036854775807"]),
+            err("ERR value is out of range")
+        );
+        t.cmd(&["HSET", "hh", "f", "v"]);
+        assert_eq!(
+            t.cmd(&["HRANDFIELD", "hh", "-9223372036854775807"]),
+            err("ERR value is out of range")
+        );
+        t.cmd(&["ZADD", "zz", "1", "m"]);
+        assert_eq!(
+            t.cmd(&["ZRANDMEMBER", "zz", "-9223372036854775807"]),
+            err("ERR value is out of range")
+        );
+        let repeated = t.cmd(&["SRANDMEMBER", "s", "-7"]);
+        assert!(matches!(repeated, Reply::Array(ref v) if v.len() == 7), "{repeated:?}");
     }
 
     #[test]

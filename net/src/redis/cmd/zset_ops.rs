@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use lumadb_engine::storage::Storage;
 
-use super::hash::{element_at, random_below, random_count_arg, random_distinct};
+use super::hash::{element_at, random_below, random_count_arg, random_picks};
 use super::set;
 use super::zset::{self, all_sorted, bulk, double, put_member};
 use crate::redis::db::{float_arg, syntax_error, wrongtype, CmdError, CmdResult, Db};
@@ -325,15 +325,11 @@ async fn zrandmember<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes])
     if all.is_empty() {
         return Ok(Reply::Array(Vec::new()));
     }
-    let picks: Vec<usize> = if count < 0 {
-        (0..count.unsigned_abs())
-            .map(|_| random_below(all.len() as u64) as usize)
-            .collect()
-    } else if count as u64 >= all.len() as u64 {
-        (0..all.len()).rev().collect()
-    } else {
-        random_distinct(all.len(), count as usize)
-    };
+    let mut picks = random_picks(all.len(), count)?;
+    if count > 0 && count as u64 >= all.len() as u64 {
+        // The whole set, highest score first, as Redis answers it.
+        picks.reverse();
+    }
     let mut out = Vec::with_capacity(picks.len() * if withscores { 2 } else { 1 });
     for i in picks {
         let (s, m) = &all[i];
