@@ -581,18 +581,24 @@ async fn zrange<S: Storage>(
         }
         return Ok(Reply::Int(n));
     }
-    let mut out = Vec::with_capacity(picked.len() * if withscores { 2 } else { 1 });
-    for (s, m) in picked {
+    Ok(scored_reply(picked.iter().map(|(s, m)| (*s, &m[..])), withscores))
+}
+
+/// Members in order, each followed by its score with `withscores` (RESP3
+/// answers pairs then).
+pub(super) fn scored_reply<'a>(items: impl ExactSizeIterator<Item = (f64, &'a [u8])>, withscores: bool) -> Reply {
+    let mut out = Vec::with_capacity(items.len() * if withscores { 2 } else { 1 });
+    for (s, m) in items {
         out.push(bulk(m));
         if withscores {
-            out.push(double(*s));
+            out.push(double(s));
         }
     }
-    Ok(if withscores {
+    if withscores {
         Reply::Pairs(out)
     } else {
         Reply::Array(out)
-    })
+    }
 }
 
 async fn zrank<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], rev: bool) -> CmdResult {

@@ -13,7 +13,7 @@ use lumadb_engine::storage::Storage;
 
 use super::hash::{element_at, random_below, random_count_arg, random_picks};
 use super::set;
-use super::zset::{self, all_sorted, bulk, double, put_member};
+use super::zset::{self, all_sorted, bulk, put_member};
 use crate::redis::db::{float_arg, syntax_error, wrongtype, CmdError, CmdResult, Db};
 use crate::redis::keys::{Kind, Meta, TAG_ZMEMBER};
 use crate::redis::store::Tx;
@@ -278,18 +278,7 @@ async fn combine<S: Storage>(
         db.signal_key(dst);
         return Ok(Reply::Int(result.len() as i64));
     }
-    let mut out = Vec::with_capacity(result.len() * if withscores { 2 } else { 1 });
-    for (s, m) in result {
-        out.push(bulk(&m));
-        if withscores {
-            out.push(double(s));
-        }
-    }
-    Ok(if withscores {
-        Reply::Pairs(out)
-    } else {
-        Reply::Array(out)
-    })
+    Ok(zset::scored_reply(result.iter().map(|(s, m)| (*s, &m[..])), withscores))
 }
 
 /// ZRANDMEMBER key [count [WITHSCORES]], checked in Redis's order. With a
@@ -330,19 +319,10 @@ async fn zrandmember<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes])
         // The whole set, highest score first, as Redis answers it.
         picks.reverse();
     }
-    let mut out = Vec::with_capacity(picks.len() * if withscores { 2 } else { 1 });
-    for i in picks {
-        let (s, m) = &all[i];
-        out.push(bulk(m));
-        if withscores {
-            out.push(double(*s));
-        }
-    }
-    Ok(if withscores {
-        Reply::Pairs(out)
-    } else {
-        Reply::Array(out)
-    })
+    Ok(zset::scored_reply(
+        picks.into_iter().map(|i| (all[i].0, &all[i].1[..])),
+        withscores,
+    ))
 }
 
 #[cfg(test)]

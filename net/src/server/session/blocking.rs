@@ -87,6 +87,15 @@ impl Op {
 pub(super) fn parse_timeout(arg: &[u8]) -> Result<Timeout, Reply> {
     let secs = match crate::resp::num::parse_f64(arg) {
         Some(s) if !s.is_nan() => s,
+        // Beyond f64 but within Redis's long double (`1e400`): out of
+        // range, which Redis reports as negative.
+        _ if std::str::from_utf8(arg)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+            .is_some_and(f64::is_infinite) =>
+        {
+            return Err(Reply::error(errors::TIMEOUT_NEGATIVE))
+        }
         _ => return Err(Reply::error(errors::TIMEOUT_NOT_FLOAT)),
     };
     let ms = (secs * 1000.0).ceil();
@@ -444,6 +453,8 @@ mod tests {
         assert_eq!(parse_timeout(b"-0.0001"), Ok(Timeout::Forever));
         assert_eq!(parse_timeout(b"inf"), Err(Reply::error(errors::TIMEOUT_NEGATIVE)));
         assert_eq!(parse_timeout(b"1e300"), Err(Reply::error(errors::TIMEOUT_NEGATIVE)));
+        assert_eq!(parse_timeout(b"1e400"), Err(Reply::error(errors::TIMEOUT_NEGATIVE)));
+        assert_eq!(parse_timeout(b"-1e400"), Err(Reply::error(errors::TIMEOUT_NEGATIVE)));
         assert_eq!(parse_timeout(b"abc"), Err(Reply::error(errors::TIMEOUT_NOT_FLOAT)));
         assert_eq!(parse_timeout(b""), Err(Reply::error(errors::TIMEOUT_NOT_FLOAT)));
     }
