@@ -305,6 +305,28 @@ impl LumaServer {
         self.spawn();
     }
 
+    /// Runs a Python client script (redis-py, installed by
+    /// `scripts/setup.sh`) with this server's Redis port as its argument,
+    /// and asserts it exits 0 having printed `ok_marker`.
+    pub fn run_python(&self, script: &str, ok_marker: &str) {
+        let out = Command::new("timeout")
+            .args(CLIENT_TIMEOUT_ARGS)
+            .arg("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(self.redis_port().to_string())
+            .output()
+            .expect("running python3 (scripts/setup.sh installs redis-py)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains(ok_marker),
+            "python3 exited with {}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}\n--- server output:\n{}",
+            out.status,
+            self.output()
+        );
+    }
+
     /// The contents of a log file (`server`, `error`, `access`, `slow-query`).
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.log_dir().join(format!("{name}.log"))).unwrap_or_default()

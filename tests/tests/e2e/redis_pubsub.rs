@@ -194,22 +194,7 @@ print("pubsub: ok")
 #[test]
 fn redis_py_pubsub_across_shards() {
     let s = LumaServer::start(ServerOptions::default().shards(2));
-    let out = Command::new("timeout")
-        .args(lumadb_tests::server::CLIENT_TIMEOUT_ARGS)
-        .arg("python3")
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg(s.redis_port().to_string())
-        .output()
-        .expect("running python3 (scripts/setup.sh installs redis-py)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("pubsub: ok"),
-        "python3 exited with {}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}\n--- server output:\n{}",
-        out.status,
-        s.output()
-    );
+    s.run_python(SCRIPT, "pubsub: ok");
 }
 
 /// `redis-cli subscribe` prints what other connections publish.

@@ -1,8 +1,6 @@
 //! redis-py (the Python client scripts/setup.sh installs) against a real
 //! server: the assertions run in Python, the test checks its exit status.
 
-use std::process::Command;
-
 use lumadb_tests::server::{LumaServer, ServerOptions};
 
 const SCRIPT: &str = r#"
@@ -108,20 +106,5 @@ print("redis-py: ok")
 #[test]
 fn redis_py_client_works() {
     let s = LumaServer::start(ServerOptions::default().shards(2));
-    let out = Command::new("timeout")
-        .args(lumadb_tests::server::CLIENT_TIMEOUT_ARGS)
-        .arg("python3")
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg(s.redis_port().to_string())
-        .output()
-        .expect("running python3 (scripts/setup.sh installs redis-py)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("redis-py: ok"),
-        "python3 exited with {}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}\n--- server output:\n{}",
-        out.status,
-        s.output()
-    );
+    s.run_python(SCRIPT, "redis-py: ok");
 }
