@@ -214,7 +214,10 @@ impl<S: Storage> Store<S> {
                 wait.await;
                 continue;
             }
-            let result = {
+            let result = if let [only] = &mut group[..] {
+                // A lone transaction's batch goes as it is: no copy.
+                self.engine.write(std::mem::take(&mut only.batch)).await
+            } else {
                 let mut merged = WriteBatch::new();
                 let mut built = Ok(());
                 for q in &group {
