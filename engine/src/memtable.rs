@@ -4,8 +4,8 @@
 //!
 //! Keys are indexed twice: an ordered map for scans and the flush, and a
 //! hash map for point reads and writes, which dominate (every Redis write
-//! reads its key's metadata first). A key is stored once and shared by
-//! both indexes.
+//! reads its key's metadata first). A long key is stored once and shared
+//! by both indexes; a short one is also copied into its hash slot.
 //!
 //! Access is by short synchronous calls that copy out what they return
 //! ([`MemTable::visible_after`] hands out chunks), so no borrow is ever
