@@ -236,30 +236,22 @@ impl ValueSize {
 /// (redis-benchmark's `key:000000000042` shape).
 pub fn write_key(out: &mut Vec<u8>, prefix: &[u8], id: u64) {
     out.extend_from_slice(prefix);
-    let mut digits = [b'0'; 20];
-    let mut n = id;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let start = i.min(digits.len() - 12);
-    out.extend_from_slice(&digits[start..]);
+    let digits = decimal_digits(id);
+    out.resize(out.len() + KEY_DIGITS_MIN.saturating_sub(digits), b'0');
+    crate::net::resp::push_decimal(out, id);
+}
+
+/// Fewest digits of a key name's number (zero-padded).
+const KEY_DIGITS_MIN: usize = 12;
+
+/// Digits of `n` in decimal.
+fn decimal_digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 /// Length of the name of key `id`.
 pub fn key_len(prefix: &[u8], id: u64) -> usize {
-    let mut digits = 1;
-    let mut n = id / 10;
-    while n > 0 {
-        digits += 1;
-        n /= 10;
-    }
-    prefix.len() + digits.max(12)
+    prefix.len() + decimal_digits(id).max(KEY_DIGITS_MIN)
 }
 
 /// Bytes of the self-checking header: `#` + 16 hex key id + 8 hex stamp + `#`.
