@@ -23,9 +23,9 @@ use std::rc::Rc;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-/// Bytes charged per entry on top of key and value (map nodes, hash slot,
-/// vec header).
-const ENTRY_OVERHEAD_BYTES: usize = 88;
+/// Bytes charged per entry on top of key and value (ordered-index entry
+/// with its key head, hash slot, vec header).
+const ENTRY_OVERHEAD_BYTES: usize = 120;
 
 /// A user key's versions: the newest inline, so that the common read
 /// (the newest version) touches no further allocation.
@@ -97,13 +97,70 @@ impl SlotKey {
     }
 }
 
+/// Bytes of a key kept beside it in the ordered index.
+const ORD_HEAD_BYTES: usize = 32;
+
+/// A key in the ordered index, with its first 32 bytes beside it as two
+/// big-endian integers. Most comparisons in a descent end on those, so an
+/// insert reads the index's nodes and not the key of every entry it
+/// passes (each one another cache miss). 32 bytes cover a Redis key of
+/// the usual shape (`key:000000123456`) behind its one-byte tag, and a
+/// collection element's tag, key length, key and generation.
+#[derive(Debug, Clone)]
+struct OrdKey {
+    head: (u128, u128),
+    key: Rc<[u8]>,
+}
+
+impl OrdKey {
+    fn new(key: Rc<[u8]>) -> Self {
+        let mut head = [0u8; ORD_HEAD_BYTES];
+        let n = key.len().min(ORD_HEAD_BYTES);
+        head[..n].copy_from_slice(&key[..n]);
+        let (hi, lo) = head.split_at(16);
+        OrdKey {
+            head: (
+                u128::from_be_bytes(hi.try_into().expect("16 bytes")),
+                u128::from_be_bytes(lo.try_into().expect("16 bytes")),
+            ),
+            key,
+        }
+    }
+}
+
+// Byte order: heads compare as the zero-padded first 32 bytes. Unequal
+// heads differ at a byte where the keys differ, or where the shorter key
+// has ended (and is then the smaller), so the head decides as the bytes
+// would; equal heads fall back to the whole keys.
+impl Ord for OrdKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.head
+            .cmp(&other.head)
+            .then_with(|| self.key.as_ref().cmp(other.key.as_ref()))
+    }
+}
+
+impl PartialOrd for OrdKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for OrdKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.head == other.head && self.key == other.key
+    }
+}
+
+impl Eq for OrdKey {}
+
 /// Both indexes over the keys. The version lists live in the hash index's
 /// entries: a point read is one probe.
 #[derive(Debug)]
 struct Keys {
     seed: u64,
     by_hash: Vec<HashTable<Slot>>,
-    ordered: BTreeSet<Rc<[u8]>>,
+    ordered: BTreeSet<OrdKey>,
 }
 
 impl Keys {
@@ -137,9 +194,11 @@ impl Keys {
     }
 
     fn range<'a>(&'a self, range: (Bound<&[u8]>, Bound<&[u8]>)) -> impl Iterator<Item = (&'a [u8], &'a Versions)> + 'a {
-        self.ordered.range::<[u8], _>(range).map(move |k| {
-            let versions = self.get(k).expect("both indexes hold the same keys");
-            (&**k, versions)
+        let probe = |b: Bound<&[u8]>| b.map(|k| OrdKey::new(k.into()));
+        let (lower, upper) = (probe(range.0), probe(range.1));
+        self.ordered.range((lower, upper)).map(move |k| {
+            let versions = self.get(&k.key).expect("both indexes hold the same keys");
+            (&*k.key, versions)
         })
     }
 }
@@ -281,7 +340,7 @@ impl MemTable {
                     },
                     |slot| slot.hash,
                 );
-                keys.ordered.insert(shared);
+                keys.ordered.insert(OrdKey::new(shared));
             }
         }
         self.account(key.len() + value.len(), seq);
@@ -477,6 +536,51 @@ mod tests {
         out.clear();
         m.visible_after(Bound::Unbounded, Bound::Unbounded, 2, 10, &mut out);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn the_ordered_index_orders_as_the_bytes_do() {
+        // Keys around the 16- and 32-byte marks: shorter and longer, with zero
+        // bytes where padding would be, equal heads with different tails.
+        let mut keys: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![0, 0],
+            b"a".to_vec(),
+            b"a\0".to_vec(),
+            b"a\0\0b".to_vec(),
+            b"key:00000000000".to_vec(),
+            b"key:000000000000".to_vec(),
+            b"key:0000000000000".to_vec(),
+            b"key:000000000000\0".to_vec(),
+            b"key:0000000000001".to_vec(),
+            b"key:0000000000010".to_vec(),
+            b"key:00000000000\xff".to_vec(),
+            vec![0xff; 17],
+            vec![0xff; 16],
+            [b"key:00000000000".as_slice(), &[0x10; 17]].concat(),
+            [b"key:00000000000".as_slice(), &[0x10; 18]].concat(),
+            [b"key:00000000000".as_slice(), &[0x10; 17], &[0]].concat(),
+            [b"key:00000000000".as_slice(), &[0x10; 16], &[0x11]].concat(),
+            [b"key:00000000000".as_slice(), &[0x10; 16], &[0x0f, 0xff]].concat(),
+        ];
+        let m = MemTable::new(1);
+        for (i, k) in keys.iter().enumerate() {
+            m.insert(k, i as u64 + 1, ValueKind::Put, b"", History::Keep);
+        }
+        let mut out = Vec::new();
+        m.visible_after(Bound::Unbounded, Bound::Unbounded, 100, 100, &mut out);
+        keys.sort();
+        assert_eq!(out.into_iter().map(|e| e.key).collect::<Vec<_>>(), keys);
+        let mut out = Vec::new();
+        let (lo, hi) = (b"key:000000000000".as_slice(), b"key:0000000000010".as_slice());
+        m.visible_after(Bound::Excluded(lo), Bound::Excluded(hi), 100, 100, &mut out);
+        let want: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|k| k.as_slice() > lo && k.as_slice() < hi)
+            .cloned()
+            .collect();
+        assert_eq!(out.into_iter().map(|e| e.key).collect::<Vec<_>>(), want);
     }
 
     #[test]

@@ -42,12 +42,11 @@ pub async fn execute<S: Storage>(
 }
 
 /// The locks a command needs: each key argument, exclusive for writes.
-pub fn lock_set(spec: &'static CommandSpec, args: &[Bytes]) -> Vec<(Vec<u8>, bool)> {
+pub fn lock_set<'a>(spec: &'static CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = (&'a [u8], bool)> + 'a {
     let exclusive = spec.is_write();
     spec.key_indexes(args)
         .filter_map(|i| args.get(i))
-        .map(|k| (k.to_vec(), exclusive))
-        .collect()
+        .map(move |k| (k.as_ref(), exclusive))
 }
 
 /// Runs one command alone on this shard: locks its keys, executes,

@@ -348,9 +348,14 @@ impl Durable {
 }
 
 /// Per-key shared/exclusive locks, FIFO-fair, on one shard.
+///
+/// A lock is taken on the key's 64-bit hash, not the key: no allocation
+/// per command. Two keys that share a hash (about one pair in 2^64 with
+/// the per-process seed) only serialize each other.
 #[derive(Default)]
 pub struct KeyLocks {
-    map: Rc<RefCell<HashMap<Vec<u8>, LockState>>>,
+    map: Rc<RefCell<HashMap<u64, LockState>>>,
+    hasher: hashbrown::DefaultHashBuilder,
 }
 
 /// A queued lock request; the releaser sets `granted` before waking.
@@ -405,9 +410,9 @@ impl LockState {
 /// Locks held (and, while [`KeyLocks::lock`] runs, the one waited for);
 /// released on drop, so a command dropped mid-wait leaks nothing.
 pub struct LockGuard {
-    map: Rc<RefCell<HashMap<Vec<u8>, LockState>>>,
-    held: Vec<(Vec<u8>, bool)>,
-    waiting: Option<(Vec<u8>, bool, Rc<Waiter>)>,
+    map: Rc<RefCell<HashMap<u64, LockState>>>,
+    held: Vec<(u64, bool)>,
+    waiting: Option<(u64, bool, Rc<Waiter>)>,
 }
 
 struct WaitGranted(Rc<Waiter>);
@@ -425,9 +430,16 @@ impl std::future::Future for WaitGranted {
 
 impl KeyLocks {
     /// Locks `keys` (any order, duplicates allowed), each exclusive or
-    /// shared. Keys are taken in sorted order, so lockers never deadlock.
-    pub async fn lock(&self, mut keys: Vec<(Vec<u8>, bool)>) -> LockGuard {
-        keys.sort();
+    /// shared. Locks are taken in hash order, so lockers never deadlock.
+    pub fn lock<'k>(
+        &self,
+        keys: impl IntoIterator<Item = (&'k [u8], bool)>,
+    ) -> impl std::future::Future<Output = LockGuard> + 'static {
+        let mut keys: Vec<(u64, bool)> = keys
+            .into_iter()
+            .map(|(k, ex)| (std::hash::BuildHasher::hash_one(&self.hasher, k), ex))
+            .collect();
+        keys.sort_unstable();
         // One entry per key; exclusive wins over shared.
         keys.dedup_by(|b, a| {
             if a.0 == b.0 {
@@ -437,32 +449,35 @@ impl KeyLocks {
                 false
             }
         });
-        let mut guard = LockGuard {
-            map: self.map.clone(),
-            held: Vec::with_capacity(keys.len()),
-            waiting: None,
-        };
-        for (key, exclusive) in keys {
-            let waiter = {
-                let mut map = self.map.borrow_mut();
-                let st = map.entry(key.clone()).or_default();
-                if st.waiters.is_empty() && st.grantable(exclusive) {
-                    st.grant(exclusive);
-                    None
-                } else {
-                    let w = Rc::new(Waiter::default());
-                    st.waiters.push_back((exclusive, w.clone()));
-                    Some(w)
-                }
+        let map = self.map.clone();
+        async move {
+            let mut guard = LockGuard {
+                map: map.clone(),
+                held: Vec::with_capacity(keys.len()),
+                waiting: None,
             };
-            if let Some(w) = waiter {
-                guard.waiting = Some((key.clone(), exclusive, w.clone()));
-                WaitGranted(w).await;
-                guard.waiting = None;
+            for (key, exclusive) in keys {
+                let waiter = {
+                    let mut map = map.borrow_mut();
+                    let st = map.entry(key).or_default();
+                    if st.waiters.is_empty() && st.grantable(exclusive) {
+                        st.grant(exclusive);
+                        None
+                    } else {
+                        let w = Rc::new(Waiter::default());
+                        st.waiters.push_back((exclusive, w.clone()));
+                        Some(w)
+                    }
+                };
+                if let Some(w) = waiter {
+                    guard.waiting = Some((key, exclusive, w.clone()));
+                    WaitGranted(w).await;
+                    guard.waiting = None;
+                }
+                guard.held.push((key, exclusive));
             }
-            guard.held.push((key, exclusive));
+            guard
         }
-        guard
     }
 
     /// Keys locked or waited on.
@@ -475,8 +490,8 @@ impl KeyLocks {
     }
 }
 
-fn release(map: &mut HashMap<Vec<u8>, LockState>, key: &[u8], exclusive: bool) {
-    let Some(st) = map.get_mut(key) else {
+fn release(map: &mut HashMap<u64, LockState>, key: u64, exclusive: bool) {
+    let Some(st) = map.get_mut(&key) else {
         panic!("lock state missing for a held key");
     };
     if exclusive {
@@ -488,7 +503,7 @@ fn release(map: &mut HashMap<Vec<u8>, LockState>, key: &[u8], exclusive: bool) {
     }
     st.wake_waiters();
     if !st.exclusive && st.shared == 0 && st.waiters.is_empty() {
-        map.remove(key);
+        map.remove(&key);
     }
 }
 
@@ -497,7 +512,7 @@ impl Drop for LockGuard {
         let mut map = self.map.borrow_mut();
         if let Some((key, exclusive, w)) = self.waiting.take() {
             if w.granted.get() {
-                release(&mut map, &key, exclusive);
+                release(&mut map, key, exclusive);
             } else if let Some(st) = map.get_mut(&key) {
                 st.waiters.retain(|(_, x)| !Rc::ptr_eq(x, &w));
                 // Our leaving may unblock those behind us.
@@ -508,7 +523,7 @@ impl Drop for LockGuard {
             }
         }
         for (key, exclusive) in self.held.drain(..) {
-            release(&mut map, &key, exclusive);
+            release(&mut map, key, exclusive);
         }
     }
 }

@@ -434,13 +434,7 @@ impl Shard {
         let guard = if locked {
             None
         } else {
-            Some(
-                self.db
-                    .store
-                    .locks
-                    .lock(keys.iter().map(|k| (k.to_vec(), true)).collect())
-                    .await,
-            )
+            Some(self.db.store.locks.lock(keys.iter().map(|k| (k.as_ref(), true))).await)
         };
         let mut tx = self.db.store.tx();
         let popped = match from {
@@ -537,7 +531,12 @@ impl Service for Shard {
                     ShardResponse::Replies(futures::future::join_all(futs).await)
                 }
                 ShardRequest::Lock { txid, keys, watches } => {
-                    let guard = self.db.store.locks.lock(keys).await;
+                    let guard = self
+                        .db
+                        .store
+                        .locks
+                        .lock(keys.iter().map(|(k, ex)| (k.as_slice(), *ex)))
+                        .await;
                     let clean = watches.iter().all(|(k, stamp)| self.db.watch_stamp(k) == *stamp);
                     self.tx_locks.borrow_mut().insert(txid, guard);
                     ShardResponse::Locked { clean }

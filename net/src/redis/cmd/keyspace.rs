@@ -585,7 +585,7 @@ pub async fn active_expire_cycle<S: Storage>(db: &Db<S>, now_ms: u64, max_keys: 
         let guard = db
             .store
             .locks
-            .lock(entries.iter().map(|(_, key)| (key.clone(), true)).collect())
+            .lock(entries.iter().map(|(_, key)| (key.as_slice(), true)))
             .await;
         let mut tx = db.store.tx();
         for (at, key) in &entries {
