@@ -6,9 +6,11 @@
 //! after the write is durable. The engine gives the second (a write is
 //! visible once its WAL group is synced), so this layer adds the first:
 //!
-//! - **Overlay.** A transaction's writes go into an ordered in-memory map
+//! - **Overlay.** A transaction's writes go into an in-memory map
 //!   (`overlay`) the moment they are made, tagged with the transaction's
-//!   ticket, and into a batch. Reads look in the overlay before the
+//!   ticket, and into a batch. Collection elements, which range reads
+//!   walk, are kept ordered; other keys (metadata, the expiry index) are
+//!   hashed, so the common write costs one probe. Reads look in the overlay before the
 //!   engine. When the batch is durable, each of its keys leaves the
 //!   overlay unless a newer transaction has written it since.
 //! - **Committer.** Committed batches queue in submission order; one task
@@ -35,7 +37,10 @@ use std::rc::Rc;
 use lumadb_engine::db::Engine;
 use lumadb_engine::storage::Storage;
 use lumadb_engine::sync::{Notify, Slot};
+use lumadb_engine::key::ValueKind;
 use lumadb_engine::{KeyspaceId, WriteBatch};
+
+use super::keys;
 
 /// Largest merged engine write the committer builds, in bytes of batch
 /// payload; a bigger single transaction still goes alone.
@@ -65,15 +70,98 @@ struct Pending {
 struct Queued {
     batch: WriteBatch,
     ticket: u64,
-    keys: Vec<Vec<u8>>,
     done: Rc<Slot<StoreResult<()>>>,
+}
+
+/// Writes not yet durable, by key (see the module doc).
+#[derive(Default)]
+struct Overlay {
+    /// Keys of collection elements (`keys::DATA_PREFIX`).
+    ordered: BTreeMap<Vec<u8>, Pending>,
+    /// Every other key.
+    points: HashMap<Vec<u8>, Pending>,
+}
+
+impl Overlay {
+    fn is_ordered(key: &[u8]) -> bool {
+        key.first() == Some(&keys::DATA_PREFIX)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Pending> {
+        if Self::is_ordered(key) {
+            self.ordered.get(key)
+        } else {
+            self.points.get(key)
+        }
+    }
+
+    /// Records `pending` for `key`, allocating no key when it is already
+    /// pending (a hot key).
+    fn set(&mut self, key: &[u8], pending: Pending) {
+        let slot = if Self::is_ordered(key) {
+            self.ordered.get_mut(key)
+        } else {
+            self.points.get_mut(key)
+        };
+        match slot {
+            Some(p) => *p = pending,
+            None if Self::is_ordered(key) => {
+                self.ordered.insert(key.to_vec(), pending);
+            }
+            None => {
+                self.points.insert(key.to_vec(), pending);
+            }
+        }
+    }
+
+    /// Forgets `key` if its pending write is `ticket`'s.
+    fn settle(&mut self, key: &[u8], ticket: u64) {
+        let slot = if Self::is_ordered(key) {
+            self.ordered.get(key)
+        } else {
+            self.points.get(key)
+        };
+        if slot.is_some_and(|p| p.ticket == ticket) {
+            if Self::is_ordered(key) {
+                self.ordered.remove(key);
+            } else {
+                self.points.remove(key);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ordered.len() + self.points.len()
+    }
+
+    /// Entries in `[lower, upper)`, in key order.
+    fn range(&self, lower: &[u8], upper: &[u8]) -> Vec<PendingEntry> {
+        let mut out: Vec<PendingEntry> = self
+            .ordered
+            .range::<[u8], _>((Bound::Included(lower), Bound::Excluded(upper)))
+            .map(|(k, p)| (k.clone(), p.value.clone()))
+            .collect();
+        let data_only = lower >= [keys::DATA_PREFIX].as_slice() && upper <= [keys::DATA_PREFIX + 1].as_slice();
+        if !data_only && !self.points.is_empty() {
+            // Whole-keyspace walks (SCAN, KEYS, FLUSHALL, active expiry)
+            // are rare; they pay for the hashed keys' order here.
+            out.extend(
+                self.points
+                    .iter()
+                    .filter(|(k, _)| k.as_slice() >= lower && k.as_slice() < upper)
+                    .map(|(k, p)| (k.clone(), p.value.clone())),
+            );
+            out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
+        out
+    }
 }
 
 /// See the module doc.
 pub struct Store<S: Storage> {
     engine: Engine<S>,
     ks: KeyspaceId,
-    overlay: RefCell<BTreeMap<Vec<u8>, Pending>>,
+    overlay: RefCell<Overlay>,
     queue: RefCell<VecDeque<Queued>>,
     queued: Notify,
     closed: Cell<bool>,
@@ -86,7 +174,7 @@ impl<S: Storage> Store<S> {
         Rc::new(Store {
             engine,
             ks,
-            overlay: RefCell::new(BTreeMap::new()),
+            overlay: RefCell::new(Overlay::default()),
             queue: RefCell::new(VecDeque::new()),
             queued: Notify::default(),
             closed: Cell::new(false),
@@ -107,7 +195,6 @@ impl<S: Storage> Store<S> {
             store: self,
             ticket,
             batch: WriteBatch::new(),
-            keys: Vec::new(),
         }
     }
 
@@ -124,12 +211,7 @@ impl<S: Storage> Store<S> {
     pub async fn scan(&self, lower: &[u8], upper: &[u8], limit: usize) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
         // Overlay entries in range, captured before the engine read (a
         // caller holding the key locks sees no change in between).
-        let pending: Vec<PendingEntry> = self
-            .overlay
-            .borrow()
-            .range::<[u8], _>((Bound::Included(lower), Bound::Excluded(upper)))
-            .map(|(k, p)| (k.clone(), p.value.clone()))
-            .collect();
+        let pending = self.overlay.borrow().range(lower, upper);
         let deleted = pending.iter().filter(|(_, v)| v.is_none()).count();
         // Enough engine rows that hidden ones cannot starve the answer.
         let want = limit.saturating_add(deleted);
@@ -215,8 +297,9 @@ impl<S: Storage> Store<S> {
                 continue;
             }
             let result = if let [only] = &mut group[..] {
-                // A lone transaction's batch goes as it is: no copy.
-                self.engine.write(std::mem::take(&mut only.batch)).await
+                // A lone transaction's batch goes as it is; the copy kept
+                // names the keys to settle below.
+                self.engine.write(only.batch.clone()).await
             } else {
                 let mut merged = WriteBatch::new();
                 let mut built = Ok(());
@@ -234,14 +317,11 @@ impl<S: Storage> Store<S> {
             let result = result.map(|_| ()).map_err(StoreError::from);
             {
                 let mut overlay = self.overlay.borrow_mut();
-                for q in &mut group {
-                    for k in q.keys.drain(..) {
-                        // One search when no newer transaction wrote the
-                        // key since (the common case); else put it back.
-                        if let Some(p) = overlay.remove(&k) {
-                            if p.ticket != q.ticket {
-                                overlay.insert(k, p);
-                            }
+                for q in &group {
+                    for op in q.batch.iter() {
+                        // Unreachable ranges never entered the overlay.
+                        if op.kind != ValueKind::RangeDelete {
+                            overlay.settle(op.key, q.ticket);
                         }
                     }
                 }
@@ -259,7 +339,6 @@ pub struct Tx<'a, S: Storage> {
     store: &'a Store<S>,
     ticket: u64,
     batch: WriteBatch,
-    keys: Vec<Vec<u8>>,
 }
 
 impl<S: Storage> Tx<'_, S> {
@@ -296,15 +375,7 @@ impl<S: Storage> Tx<'_, S> {
             ticket: self.ticket,
             value,
         };
-        let mut overlay = self.store.overlay.borrow_mut();
-        match overlay.get_mut(key) {
-            // A hot key already pending: no new allocation for its key.
-            Some(p) => *p = pending,
-            None => {
-                overlay.insert(key.to_vec(), pending);
-            }
-        }
-        self.keys.push(key.to_vec());
+        self.store.overlay.borrow_mut().set(key, pending);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -321,7 +392,6 @@ impl<S: Storage> Tx<'_, S> {
         self.store.enqueue(Queued {
             batch: self.batch,
             ticket: self.ticket,
-            keys: self.keys,
             done: done.clone(),
         });
         Durable { done: Some(done) }
@@ -525,5 +595,49 @@ impl Drop for LockGuard {
         for (key, exclusive) in self.held.drain(..) {
             release(&mut map, key, exclusive);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(ticket: u64, value: &[u8]) -> Pending {
+        Pending {
+            ticket,
+            value: Some(Rc::from(value)),
+        }
+    }
+
+    #[test]
+    fn overlay_ranges_merge_hashed_and_ordered_keys_in_key_order() {
+        let mut o = Overlay::default();
+        for (i, k) in [&b"mb"[..], b"dz", b"ma", b"x1", b"da", b"V", b"mc"].iter().enumerate() {
+            o.set(k, pending(i as u64, k));
+        }
+        let keys = |v: Vec<PendingEntry>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(
+            keys(o.range(b"", b"\xff")),
+            [&b"V"[..], b"da", b"dz", b"ma", b"mb", b"mc", b"x1"].map(<[u8]>::to_vec)
+        );
+        assert_eq!(keys(o.range(b"d", b"e")), [&b"da"[..], b"dz"].map(<[u8]>::to_vec));
+        assert_eq!(keys(o.range(b"ma", b"mc")), [&b"ma"[..], b"mb"].map(<[u8]>::to_vec));
+        assert_eq!(keys(o.range(b"db", b"mb")), [&b"dz"[..], b"ma"].map(<[u8]>::to_vec));
+    }
+
+    #[test]
+    fn overlay_settles_only_the_writing_transactions_entry() {
+        let mut o = Overlay::default();
+        o.set(b"mk", pending(1, b"one"));
+        o.set(b"dk", pending(1, b"one"));
+        // A newer transaction rewrote mk before ticket 1 became durable.
+        o.set(b"mk", pending(2, b"two"));
+        o.settle(b"mk", 1);
+        o.settle(b"dk", 1);
+        assert_eq!(o.len(), 1);
+        assert_eq!(o.get(b"mk").map(|p| p.ticket), Some(2));
+        assert!(o.get(b"dk").is_none());
+        o.settle(b"mk", 2);
+        assert_eq!(o.len(), 0);
     }
 }
