@@ -35,9 +35,9 @@ use std::ops::Bound;
 use std::rc::Rc;
 
 use lumadb_engine::db::Engine;
+use lumadb_engine::key::ValueKind;
 use lumadb_engine::storage::Storage;
 use lumadb_engine::sync::{Notify, Slot};
-use lumadb_engine::key::ValueKind;
 use lumadb_engine::{KeyspaceId, WriteBatch};
 
 use super::keys;
@@ -114,18 +114,18 @@ impl Overlay {
         }
     }
 
-    /// Forgets `key` if its pending write is `ticket`'s.
+    /// Forgets `key` if its pending write is `ticket`'s: one search when
+    /// no newer transaction wrote the key since (the common case).
     fn settle(&mut self, key: &[u8], ticket: u64) {
-        let slot = if Self::is_ordered(key) {
-            self.ordered.get(key)
-        } else {
-            self.points.get(key)
-        };
-        if slot.is_some_and(|p| p.ticket == ticket) {
-            if Self::is_ordered(key) {
-                self.ordered.remove(key);
-            } else {
-                self.points.remove(key);
+        if Self::is_ordered(key) {
+            if let Some((k, p)) = self.ordered.remove_entry(key) {
+                if p.ticket != ticket {
+                    self.ordered.insert(k, p);
+                }
+            }
+        } else if let Some((k, p)) = self.points.remove_entry(key) {
+            if p.ticket != ticket {
+                self.points.insert(k, p);
             }
         }
     }
