@@ -218,7 +218,55 @@ pub struct Version {
     pub seq: SeqNo,
     pub kind: ValueKind,
     /// The stored value (for `PutExpiring`, with its 8-byte expiry header).
-    pub value: Box<[u8]>,
+    pub value: StoredValue,
+}
+
+/// Values up to this many bytes are kept inside their version.
+const INLINE_VALUE_BYTES: usize = 22;
+
+/// A version's bytes. A short value (a Redis key's metadata with a small
+/// string, a hash field, a set member's empty value) sits in the version
+/// itself, which sits in the hash slot: a point read then copies it out
+/// without another cache miss, and a write allocates nothing for it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoredValue {
+    Inline { len: u8, bytes: [u8; INLINE_VALUE_BYTES] },
+    Boxed(Box<[u8]>),
+}
+
+const _: () = assert!(std::mem::size_of::<StoredValue>() <= 24);
+
+impl From<&[u8]> for StoredValue {
+    fn from(v: &[u8]) -> Self {
+        if v.len() <= INLINE_VALUE_BYTES {
+            let mut bytes = [0u8; INLINE_VALUE_BYTES];
+            bytes[..v.len()].copy_from_slice(v);
+            StoredValue::Inline {
+                len: v.len() as u8,
+                bytes,
+            }
+        } else {
+            StoredValue::Boxed(v.into())
+        }
+    }
+}
+
+impl std::ops::Deref for StoredValue {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            StoredValue::Inline { len, bytes } => &bytes[..*len as usize],
+            StoredValue::Boxed(b) => b,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoredValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StoredValue").field(&&**self).finish()
+    }
 }
 
 /// A user key and one of its versions, copied out of the memtable.

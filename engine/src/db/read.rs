@@ -102,7 +102,7 @@ impl<S: Storage> Engine<S> {
                     let found = Found {
                         seq: v.seq,
                         kind: v.kind,
-                        value: v.value.into_vec(),
+                        value: v.value.to_vec(),
                     };
                     return Ok(resolve(found, tomb, now));
                 }
