@@ -174,7 +174,7 @@ impl<S: Storage> Db<S> {
         let Some(raw) = tx.get(&keys::meta_key(key)).await? else {
             return Ok(None);
         };
-        let meta = Meta::decode(&raw).ok_or_else(|| corrupt_meta(key))?;
+        let meta = Meta::decode_owned(raw).ok_or_else(|| corrupt_meta(key))?;
         if meta.is_expired(self.now_ms()) {
             return Ok(None);
         }
@@ -187,7 +187,7 @@ impl<S: Storage> Db<S> {
         let Some(raw) = tx.get(&keys::meta_key(key)).await? else {
             return Ok(None);
         };
-        let meta = Meta::decode(&raw).ok_or_else(|| corrupt_meta(key))?;
+        let meta = Meta::decode_owned(raw).ok_or_else(|| corrupt_meta(key))?;
         if meta.is_expired(self.now_ms()) {
             self.delete_key(tx, key, &meta)?;
             self.expired_keys.set(self.expired_keys.get() + 1);

@@ -156,6 +156,19 @@ impl Meta {
     }
 
     /// Decodes a meta value; `None` if it is malformed.
+    /// [`Meta::decode`] of an owned value: a string's bytes are kept in
+    /// place, not copied.
+    pub fn decode_owned(mut bytes: Vec<u8>) -> Option<Meta> {
+        if bytes.first() != Some(&(Kind::String as u8)) || bytes.len() < META_HEADER_BYTES {
+            return Meta::decode(&bytes);
+        }
+        let expire_at_ms = u64::from_le_bytes(bytes[1..META_HEADER_BYTES].try_into().ok()?);
+        bytes.drain(..META_HEADER_BYTES);
+        let mut m = Meta::string(bytes);
+        m.expire_at_ms = expire_at_ms;
+        Some(m)
+    }
+
     pub fn decode(bytes: &[u8]) -> Option<Meta> {
         let kind = Kind::from_u8(*bytes.first()?)?;
         let expire_at_ms = u64::from_le_bytes(bytes.get(1..9)?.try_into().ok()?);
@@ -189,12 +202,45 @@ impl Meta {
     }
 }
 
+/// Engine meta keys up to this many bytes are built without allocating.
+const META_KEY_INLINE_BYTES: usize = 63;
+
+/// The engine key of a key's meta: on the stack for a short key (nearly
+/// every command looks one up), on the heap for a long one.
+pub enum MetaKey {
+    Inline {
+        len: u8,
+        bytes: [u8; META_KEY_INLINE_BYTES],
+    },
+    Heap(Vec<u8>),
+}
+
+impl std::ops::Deref for MetaKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            MetaKey::Inline { len, bytes } => &bytes[..*len as usize],
+            MetaKey::Heap(v) => v,
+        }
+    }
+}
+
 /// The engine key of `key`'s meta.
-pub fn meta_key(key: &[u8]) -> Vec<u8> {
+pub fn meta_key(key: &[u8]) -> MetaKey {
+    if key.len() < META_KEY_INLINE_BYTES {
+        let mut bytes = [0u8; META_KEY_INLINE_BYTES];
+        bytes[0] = META_PREFIX;
+        bytes[1..=key.len()].copy_from_slice(key);
+        return MetaKey::Inline {
+            len: (1 + key.len()) as u8,
+            bytes,
+        };
+    }
     let mut k = Vec::with_capacity(1 + key.len());
     k.push(META_PREFIX);
     k.extend_from_slice(key);
-    k
+    MetaKey::Heap(k)
 }
 
 /// The user key of a meta engine key.
@@ -296,12 +342,23 @@ mod tests {
         assert_eq!(Meta::decode(&m.encode()), Some(m));
         let mut h = Meta::collection(Kind::Hash, 7);
         h.count = 3;
-        assert_eq!(Meta::decode(&h.encode()), Some(h));
+        assert_eq!(Meta::decode(&h.encode()), Some(h.clone()));
         let mut l = Meta::collection(Kind::List, 9);
         l.head = -5;
         l.tail = 10;
-        assert_eq!(Meta::decode(&l.encode()), Some(l));
+        assert_eq!(Meta::decode(&l.encode()), Some(l.clone()));
         assert_eq!(Meta::decode(&[9]), None);
+        for m in [Meta::string(b"value".to_vec()), h.clone(), l.clone()] {
+            assert_eq!(Meta::decode_owned(m.encode()), Some(m));
+        }
+        let mut expiring = Meta::string(Vec::new());
+        expiring.expire_at_ms = 1_700_000_000_123;
+        assert_eq!(Meta::decode_owned(expiring.encode()), Some(expiring));
+        assert_eq!(Meta::decode_owned(vec![0, 1, 2]), None);
+        assert_eq!(&*meta_key(b"k"), b"mk");
+        let long = vec![b'x'; 200];
+        assert_eq!(meta_key(&long)[1..], long[..]);
+        assert_eq!(meta_key(&long[..62]).len(), 63);
         assert_eq!(Meta::decode(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 1]), None);
     }
 

@@ -453,7 +453,7 @@ pub async fn scan_local<S: Storage>(
     count: usize,
 ) -> Result<(Vec<Bytes>, Option<Vec<u8>>), CmdError> {
     let from = match after {
-        Some(key) => successor(keys::meta_key(key)),
+        Some(key) => successor(keys::meta_key(key).to_vec()),
         None => vec![keys::META_PREFIX],
     };
     let (batch, more) = meta_batch(db, &from, count.max(1)).await?;
