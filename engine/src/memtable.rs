@@ -59,41 +59,70 @@ struct Slot {
     versions: Versions,
 }
 
-/// Keys up to this many bytes are kept inside their hash slot.
-const INLINE_KEY_BYTES: usize = 22;
+/// Keys and values up to this many bytes are kept inside their hash slot.
+const INLINE_BYTES: usize = 22;
+
+/// Up to [`INLINE_BYTES`] bytes stored in place: 23 bytes, so that with
+/// a pointer-sized alternative the enum holding it stays 24 bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct InlineBytes {
+    len: u8,
+    bytes: [u8; INLINE_BYTES],
+}
+
+const _: () = assert!(INLINE_BYTES <= u8::MAX as usize);
+
+impl InlineBytes {
+    /// `v` in place, if it fits.
+    fn new(v: &[u8]) -> Option<Self> {
+        if v.len() > INLINE_BYTES {
+            return None;
+        }
+        let mut bytes = [0u8; INLINE_BYTES];
+        bytes[..v.len()].copy_from_slice(v);
+        Some(InlineBytes {
+            len: v.len() as u8,
+            bytes,
+        })
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
 
 /// A slot's copy of its key. A short key (most Redis keys) sits in the
 /// slot itself, so a probe that finds its slot compares the key without
 /// another cache miss; a longer one shares the ordered index's allocation.
 #[derive(Debug)]
 enum SlotKey {
-    Inline { len: u8, bytes: [u8; INLINE_KEY_BYTES] },
+    Inline(InlineBytes),
     Shared(Rc<[u8]>),
 }
 
-const _: () = assert!(INLINE_KEY_BYTES <= u8::MAX as usize);
 const _: () = assert!(std::mem::size_of::<SlotKey>() <= 24);
 
 impl SlotKey {
     fn new(shared: &Rc<[u8]>) -> Self {
-        if shared.len() <= INLINE_KEY_BYTES {
-            let mut bytes = [0u8; INLINE_KEY_BYTES];
-            bytes[..shared.len()].copy_from_slice(shared);
-            SlotKey::Inline {
-                len: shared.len() as u8,
-                bytes,
-            }
-        } else {
-            SlotKey::Shared(shared.clone())
+        match InlineBytes::new(shared) {
+            Some(inline) => SlotKey::Inline(inline),
+            None => SlotKey::Shared(shared.clone()),
         }
     }
 
     #[inline]
     fn as_bytes(&self) -> &[u8] {
         match self {
-            SlotKey::Inline { len, bytes } => &bytes[..*len as usize],
+            SlotKey::Inline(b) => b.as_bytes(),
             SlotKey::Shared(k) => k,
         }
+    }
+}
+
+impl std::fmt::Debug for InlineBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("InlineBytes").field(&self.as_bytes()).finish()
     }
 }
 
@@ -221,16 +250,13 @@ pub struct Version {
     pub value: StoredValue,
 }
 
-/// Values up to this many bytes are kept inside their version.
-const INLINE_VALUE_BYTES: usize = 22;
-
 /// A version's bytes. A short value (a Redis key's metadata with a small
 /// string, a hash field, a set member's empty value) sits in the version
 /// itself, which sits in the hash slot: a point read then copies it out
 /// without another cache miss, and a write allocates nothing for it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoredValue {
-    Inline { len: u8, bytes: [u8; INLINE_VALUE_BYTES] },
+    Inline(InlineBytes),
     Boxed(Box<[u8]>),
 }
 
@@ -238,15 +264,9 @@ const _: () = assert!(std::mem::size_of::<StoredValue>() <= 24);
 
 impl From<&[u8]> for StoredValue {
     fn from(v: &[u8]) -> Self {
-        if v.len() <= INLINE_VALUE_BYTES {
-            let mut bytes = [0u8; INLINE_VALUE_BYTES];
-            bytes[..v.len()].copy_from_slice(v);
-            StoredValue::Inline {
-                len: v.len() as u8,
-                bytes,
-            }
-        } else {
-            StoredValue::Boxed(v.into())
+        match InlineBytes::new(v) {
+            Some(inline) => StoredValue::Inline(inline),
+            None => StoredValue::Boxed(v.into()),
         }
     }
 }
@@ -257,7 +277,7 @@ impl std::ops::Deref for StoredValue {
     #[inline]
     fn deref(&self) -> &[u8] {
         match self {
-            StoredValue::Inline { len, bytes } => &bytes[..*len as usize],
+            StoredValue::Inline(b) => b.as_bytes(),
             StoredValue::Boxed(b) => b,
         }
     }
