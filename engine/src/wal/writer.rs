@@ -37,6 +37,10 @@ pub const WAL_PREALLOC_BYTES: usize = 1 << 20;
 
 const _: () = assert!(WAL_PREALLOC_BYTES.is_multiple_of(IO_ALIGN));
 
+/// Capacity the writer's buffer keeps between writes: a write-behind
+/// piece plus the zero fill ahead, so the steady state allocates nothing.
+const WAL_BUFFER_KEPT_BYTES: usize = 2 * WAL_PREALLOC_BYTES;
+
 /// Appends records to one segment. Owned by one task at a time (the
 /// group-commit leader); it has no internal locking.
 ///
@@ -204,7 +208,10 @@ impl<F: StorageFile> LogWriter<F> {
         self.buf.drain(..full);
         self.buf_offset += full as u64;
         self.written_in_buf = self.buf.len();
-        self.buf.shrink_to(64 << 10);
+        // Keep room for the next write, zero fill included: giving the
+        // memory back and growing again faults fresh pages in on the write
+        // path each time (the allocator returns freed pages to the OS).
+        self.buf.shrink_to(WAL_BUFFER_KEPT_BYTES);
         assert!(self.buf.len() < IO_ALIGN);
         assert_eq!(self.buf_offset % IO_ALIGN as u64, 0);
         assert_eq!(self.written_len, self.len());
