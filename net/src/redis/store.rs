@@ -10,9 +10,10 @@
 //!   (`overlay`) the moment they are made, tagged with the transaction's
 //!   ticket, and into a batch. Collection elements, which range reads
 //!   walk, are kept ordered; other keys (metadata, the expiry index) are
-//!   hashed, so the common write costs one probe. Reads look in the overlay before the
-//!   engine. When the batch is durable, each of its keys leaves the
-//!   overlay unless a newer transaction has written it since.
+//!   hashed, so the common write costs one probe. Reads look in the
+//!   overlay before the engine. When the batch is durable, each of its
+//!   keys leaves the overlay unless a newer transaction has written it
+//!   since.
 //! - **Committer.** Committed batches queue in submission order; one task
 //!   per shard ([`Store::run_committer`]) merges everything queued into one
 //!   engine write (one WAL group, one fdatasync in `sync` mode), then wakes
