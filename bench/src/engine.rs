@@ -475,6 +475,11 @@ async fn run_workload(
                     *errors.borrow_mut() = Some(e);
                     return;
                 }
+                // Operations served from memory never suspend, so without
+                // this a client task could run thousands of them in a row
+                // while another's completed read waits to be polled (a
+                // server task yields at its socket instead).
+                glommio::yield_if_needed().await;
             }
             hist.borrow_mut().add(&local).expect("same histogram bounds");
             *found.borrow_mut() += hits;
