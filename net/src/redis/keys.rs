@@ -159,19 +159,25 @@ impl Meta {
     /// [`Meta::decode`] of an owned value: a string's bytes are kept in
     /// place, not copied.
     pub fn decode_owned(mut bytes: Vec<u8>) -> Option<Meta> {
-        if bytes.first() != Some(&(Kind::String as u8)) || bytes.len() < META_HEADER_BYTES {
+        let (kind, expire_at_ms) = Self::decode_header(&bytes)?;
+        if kind != Kind::String {
             return Meta::decode(&bytes);
         }
-        let expire_at_ms = u64::from_le_bytes(bytes[1..META_HEADER_BYTES].try_into().ok()?);
         bytes.drain(..META_HEADER_BYTES);
         let mut m = Meta::string(bytes);
         m.expire_at_ms = expire_at_ms;
         Some(m)
     }
 
-    pub fn decode(bytes: &[u8]) -> Option<Meta> {
+    /// The kind and expiry every meta value starts with.
+    fn decode_header(bytes: &[u8]) -> Option<(Kind, u64)> {
         let kind = Kind::from_u8(*bytes.first()?)?;
-        let expire_at_ms = u64::from_le_bytes(bytes.get(1..9)?.try_into().ok()?);
+        let expire_at_ms = u64::from_le_bytes(bytes.get(1..META_HEADER_BYTES)?.try_into().ok()?);
+        Some((kind, expire_at_ms))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Meta> {
+        let (kind, expire_at_ms) = Self::decode_header(bytes)?;
         let body = &bytes[META_HEADER_BYTES..];
         let word = |i: usize| -> Option<[u8; 8]> { body.get(i * 8..i * 8 + 8)?.try_into().ok() };
         let mut m = Meta::string(Vec::new());
