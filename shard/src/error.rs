@@ -113,6 +113,14 @@ pub enum RuntimeError {
     #[error("{0}")]
     Listen(std::io::Error),
 
+    /// A helper thread (the stall log) could not be started.
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A shard failed to start or failed while running.
     #[error("shard {shard}: {message}")]
     Shard { shard: usize, message: String },

@@ -30,7 +30,7 @@ use crate::datadir::DataDir;
 use crate::driver;
 use crate::error::RuntimeError;
 use crate::router::{RequestEnvelope, ResponseEnvelope, Router, Service};
-use crate::stall::StallReporter;
+use crate::stall::{StallLog, StallReporter};
 use crate::storage::DmaStorage;
 
 /// io_uring buffer memory per executor when the locked-memory limit
@@ -233,6 +233,14 @@ where
     // Second barrier: every shard's listeners are open.
     let (listening_tx, listening_rx) = mpsc::channel::<bool>();
     let go = Arc::new(AtomicU8::new(0));
+    let stall_log = if stall_threshold.is_zero() {
+        None
+    } else {
+        Some(StallLog::spawn().map_err(|source| RuntimeError::Thread {
+            name: "stall log",
+            source,
+        })?)
+    };
 
     let mut handles = Vec::with_capacity(shards);
     for slot in spec.layout.iter().copied() {
@@ -252,11 +260,12 @@ where
             .name(&format!("lumadb-shard-{}", slot.shard))
             .io_memory(io_memory)
             .preempt_timer(PREEMPT_TIMER);
-        if !stall_threshold.is_zero() {
+        if let Some(log) = &stall_log {
             builder = builder.detect_stalls(Some(Box::new(StallReporter::new(
                 slot.shard,
                 stall_threshold,
                 stalls.clone(),
+                log.clone(),
             ))));
         }
         let handle = builder

@@ -6,6 +6,7 @@
 //! so `/metrics` shows stalls and `error.log` shows where they happened.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,54 @@ use glommio::{StallDetection, StallDetectionHandler};
 /// per shard; the others are only counted.
 pub const STALL_REPORT_INTERVAL_MS: u64 = 1000;
 
+/// Reports waiting for the symbolizing thread; more are only counted.
+const PENDING_REPORTS_MAX: usize = 16;
+
+/// A stall to log, with its stack not yet symbolized.
+struct Report {
+    shard: usize,
+    queue: String,
+    overage: Duration,
+    budget: Duration,
+    stalls_total: u64,
+    trace: backtrace::Backtrace,
+}
+
+/// The thread that turns captured stacks into function names and logs
+/// them. Symbolizing reads the binary's debug info (hundreds of
+/// milliseconds the first time), so it never runs on an executor thread:
+/// a report would otherwise become the longest stall of all.
+#[derive(Debug, Clone)]
+pub struct StallLog {
+    tx: SyncSender<Report>,
+}
+
+impl StallLog {
+    /// Starts the logging thread; it ends when every [`StallReporter`]
+    /// holding this log is gone.
+    pub fn spawn() -> std::io::Result<StallLog> {
+        let (tx, rx) = sync_channel::<Report>(PENDING_REPORTS_MAX);
+        std::thread::Builder::new()
+            .name("lumadb-stall-log".into())
+            .spawn(move || {
+                for mut r in rx {
+                    r.trace.resolve();
+                    tracing::warn!(
+                        target: "lumadb::stall",
+                        shard = r.shard,
+                        stalls_total = r.stalls_total,
+                        "task queue {} ran {:?} past its budget of {:?}. Backtrace: {:?}",
+                        r.queue,
+                        r.overage,
+                        r.budget,
+                        r.trace
+                    );
+                }
+            })?;
+        Ok(StallLog { tx })
+    }
+}
+
 #[derive(Debug)]
 pub struct StallReporter {
     shard: usize,
@@ -23,16 +72,18 @@ pub struct StallReporter {
     count: Arc<AtomicU64>,
     last_report_ms: AtomicU64,
     started: std::time::Instant,
+    log: StallLog,
 }
 
 impl StallReporter {
-    pub fn new(shard: usize, threshold: Duration, count: Arc<AtomicU64>) -> StallReporter {
+    pub fn new(shard: usize, threshold: Duration, count: Arc<AtomicU64>, log: StallLog) -> StallReporter {
         StallReporter {
             shard,
             threshold,
             count,
             last_report_ms: AtomicU64::new(0),
             started: std::time::Instant::now(),
+            log,
         }
     }
 }
@@ -46,9 +97,23 @@ impl StallDetectionHandler for StallReporter {
         let total = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         let now_ms = self.started.elapsed().as_millis() as u64 + STALL_REPORT_INTERVAL_MS;
         let last = self.last_report_ms.load(Ordering::Relaxed);
-        if now_ms.saturating_sub(last) >= STALL_REPORT_INTERVAL_MS {
-            self.last_report_ms.store(now_ms, Ordering::Relaxed);
-            tracing::warn!(target: "lumadb::stall", shard = self.shard, stalls_total = total, "{detection}");
+        if now_ms.saturating_sub(last) < STALL_REPORT_INTERVAL_MS {
+            return;
+        }
+        self.last_report_ms.store(now_ms, Ordering::Relaxed);
+        let report = Report {
+            shard: self.shard,
+            queue: detection.queue_name().to_owned(),
+            overage: detection.overage(),
+            budget: detection.budget(),
+            stalls_total: total,
+            trace: detection.trace().clone(),
+        };
+        match self.log.tx.try_send(report) {
+            Ok(()) | Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::warn!(target: "lumadb::stall", shard = self.shard, stalls_total = total, "stall (log thread gone)");
+            }
         }
     }
 }

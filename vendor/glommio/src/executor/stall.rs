@@ -25,6 +25,34 @@ pub struct StallDetection<'a> {
     overage: Duration,
 }
 
+impl StallDetection<'_> {
+    /// The executor that stalled.
+    pub fn executor(&self) -> usize {
+        self.executor
+    }
+
+    /// The task queue that ran over.
+    pub fn queue_name(&self) -> &str {
+        self.queue_name
+    }
+
+    /// The stack captured during the stall, not yet symbolized
+    /// (`Backtrace::resolve` does that, off the executor thread).
+    pub fn trace(&self) -> &backtrace::Backtrace {
+        &self.trace
+    }
+
+    /// The time the queue was allowed.
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// How far past `budget` the queue ran.
+    pub fn overage(&self) -> Duration {
+        self.overage
+    }
+}
+
 impl fmt::Debug for StallDetection<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StallDetection")
@@ -271,7 +299,9 @@ impl<'detector> Drop for StallDetectorGuard<'detector> {
         }
 
         let elapsed = self.start.elapsed();
-        strace.resolve();
+        // LumaDB patch: the trace is left unresolved. Resolving reads the
+        // binary's debug info, which took half a second on the executor
+        // thread the first time; a handler resolves it elsewhere.
         self.detector.stall_handler.stall(StallDetection {
             executor: self.detector.id,
             queue_name: &self.queue_name,
