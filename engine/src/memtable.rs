@@ -43,9 +43,13 @@ impl Versions {
 }
 
 /// Partitions of the hash index. Each grows on its own, so a resize moves
-/// a sixty-fourth of the keys: one big table would stop the core for a
-/// rehash of millions of entries (200 ms was seen).
-const HASH_PARTITIONS: usize = 64;
+/// a 1/1024th of the keys: one big table would stop the core for a rehash
+/// of millions of entries (200 ms was seen). A resize also touches its new
+/// table's memory for the first time, and fresh pages are what a growing
+/// memtable stalls on: up to 13 µs each in a virtual machine whose host
+/// backs guest memory on first use. With 64 partitions a 64 MiB memtable
+/// of small entries stopped the core for 2–5 ms per resize.
+const HASH_PARTITIONS: usize = 1024;
 
 /// Keys of the ordered index freed per [`MemTable::release_step`].
 const RELEASE_STEP_KEYS: usize = 16 << 10;
@@ -210,7 +214,7 @@ impl Keys {
 
     fn partition(hash: u64) -> usize {
         // hashbrown places an entry by the hash's low bits and filters
-        // probes by its top seven; bits 32..38 are used by neither, so the
+        // probes by its top seven; bits 32..42 are used by neither, so the
         // partitions do not thin out either.
         (hash >> 32) as usize % HASH_PARTITIONS
     }

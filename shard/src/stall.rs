@@ -40,25 +40,28 @@ pub struct StallLog {
 }
 
 impl StallLog {
-    /// Starts the logging thread; it ends when every [`StallReporter`]
-    /// holding this log is gone.
+    /// Starts the logging thread (target `lumadb::stall`); it ends when
+    /// every [`StallReporter`] holding this log is gone.
     pub fn spawn() -> std::io::Result<StallLog> {
+        Self::spawn_with(|shard, stalls_total, text| {
+            tracing::warn!(target: "lumadb::stall", shard, stalls_total, "{text}");
+        })
+    }
+
+    /// Starts a logging thread that hands each symbolized report to `sink`
+    /// as (shard, stalls so far, text).
+    pub fn spawn_with(sink: impl Fn(usize, u64, String) + Send + 'static) -> std::io::Result<StallLog> {
         let (tx, rx) = sync_channel::<Report>(PENDING_REPORTS_MAX);
         std::thread::Builder::new()
             .name("lumadb-stall-log".into())
             .spawn(move || {
                 for mut r in rx {
                     r.trace.resolve();
-                    tracing::warn!(
-                        target: "lumadb::stall",
-                        shard = r.shard,
-                        stalls_total = r.stalls_total,
+                    let text = format!(
                         "task queue {} ran {:?} past its budget of {:?}. Backtrace: {:?}",
-                        r.queue,
-                        r.overage,
-                        r.budget,
-                        r.trace
+                        r.queue, r.overage, r.budget, r.trace
                     );
+                    sink(r.shard, r.stalls_total, text);
                 }
             })?;
         Ok(StallLog { tx })
@@ -115,5 +118,46 @@ impl StallDetectionHandler for StallReporter {
                 tracing::warn!(target: "lumadb::stall", shard = self.shard, stalls_total = total, "stall (log thread gone)");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glommio::LocalExecutorBuilder;
+
+    fn busy_loop(d: Duration) {
+        let start = std::time::Instant::now();
+        while start.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[test]
+    fn a_stall_is_counted_and_logged_with_its_stack_by_the_log_thread() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = StallLog::spawn_with(move |shard, total, text| {
+            let _ = tx.send((shard, total, text, std::thread::current().name().map(str::to_owned)));
+        })
+        .unwrap();
+        let count = Arc::new(AtomicU64::new(0));
+        let reporter = StallReporter::new(3, Duration::from_millis(5), count.clone(), log);
+        LocalExecutorBuilder::default()
+            .preempt_timer(Duration::from_millis(10))
+            .detect_stalls(Some(Box::new(reporter)))
+            .spawn(|| async { busy_loop(Duration::from_millis(100)) })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(count.load(Ordering::Relaxed) >= 1);
+        let (shard, total, text, thread) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert_eq!(shard, 3);
+        assert!(total >= 1);
+        assert_eq!(thread.as_deref(), Some("lumadb-stall-log"));
+        assert!(text.contains("past its budget"), "{text}");
+        assert!(
+            text.contains("busy_loop"),
+            "the stack names the stalling function: {text}"
+        );
     }
 }

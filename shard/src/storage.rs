@@ -13,11 +13,54 @@
 //! io_uring (`IORING_OP_RENAMEAT`, `UNLINKAT`, `FTRUNCATE`) is the planned
 //! replacement.
 
-use glommio::io::{BufferedFile, DmaFile, OpenOptions};
+use glommio::io::{BufferedFile, DmaBuffer, DmaFile, OpenOptions};
 use lumadb_engine::storage::{Storage, StorageFile, IO_ALIGN};
 use lumadb_engine::{Error, Result};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+
+/// Write buffers a shard keeps for reuse, at most.
+const WRITE_BUFFERS_KEPT: usize = 4;
+
+/// Bytes of write buffers a shard keeps for reuse, at most.
+const WRITE_BUFFER_KEPT_BYTES: usize = 8 << 20;
+
+/// Smallest write buffer allocated, so that the WAL's writes of varying
+/// length share one.
+const WRITE_BUFFER_MIN_BYTES: usize = 256 << 10;
+
+thread_local! {
+    /// DMA buffers of this shard's finished writes. A fresh buffer for
+    /// every write faults its pages in on the write path, and in a virtual
+    /// machine whose host backs memory on first use that cost up to 4 ms
+    /// per WAL write; a reused buffer's pages are already there.
+    static WRITE_BUFFERS: RefCell<Vec<DmaBuffer>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` bytes for a write to `file`: a kept one if one is big
+/// enough, else a new one rounded up so later writes can reuse it.
+fn take_write_buffer(file: &DmaFile, len: usize) -> DmaBuffer {
+    let kept = WRITE_BUFFERS.with(|b| {
+        let mut b = b.borrow_mut();
+        let i = b.iter().position(|buf| buf.capacity() >= len)?;
+        Some(b.swap_remove(i))
+    });
+    let mut buf = kept.unwrap_or_else(|| file.alloc_dma_buffer(len.next_power_of_two().max(WRITE_BUFFER_MIN_BYTES)));
+    buf.set_len(len);
+    buf
+}
+
+/// Keeps `buf` for a later write if the shard's budget allows.
+fn keep_write_buffer(buf: DmaBuffer) {
+    WRITE_BUFFERS.with(|b| {
+        let mut b = b.borrow_mut();
+        let kept: usize = b.iter().map(DmaBuffer::capacity).sum();
+        if b.len() < WRITE_BUFFERS_KEPT && kept + buf.capacity() <= WRITE_BUFFER_KEPT_BYTES {
+            b.push(buf);
+        }
+    });
+}
 
 /// A file [`DmaStorage::open`] writes and reads once, then removes, so that
 /// glommio's per-device polling probe reads real data (see there).
@@ -138,13 +181,15 @@ impl StorageFile for DmaStorageFile {
         let mut done = 0usize;
         while done < data.len() {
             let chunk = &data[done..];
-            let mut buf = self.file.alloc_dma_buffer(chunk.len());
+            let mut buf = take_write_buffer(&self.file, chunk.len());
             buf.as_bytes_mut().copy_from_slice(chunk);
-            let n = self
-                .file
-                .write_at(buf, offset + done as u64)
-                .await
-                .map_err(|e| self.err("write", e))?;
+            let buf = Rc::new(buf);
+            let written = self.file.write_rc_at(buf.clone(), offset + done as u64).await;
+            // The kernel is done with the buffer once the write completed.
+            if let Ok(buf) = Rc::try_unwrap(buf) {
+                keep_write_buffer(buf);
+            }
+            let n = written.map_err(|e| self.err("write", e))?;
             if n == 0 {
                 return Err(Error::io(
                     &*self.name,

@@ -87,6 +87,9 @@ pub struct DmaBuffer {
     // Invariant: trim + size are at most one byte past the original allocation.
     trim: usize,
     size: usize,
+    // LumaDB patch: the allocation's length, so `set_len` can grow a
+    // trimmed buffer back (buffers are reused across writes).
+    capacity: usize,
 }
 
 impl DmaBuffer {
@@ -95,6 +98,7 @@ impl DmaBuffer {
             storage: BufferStorage::Sys(SysAlloc::new(size)?),
             size,
             trim: 0,
+            capacity: size,
         })
     }
 
@@ -103,7 +107,23 @@ impl DmaBuffer {
             storage,
             size,
             trim: 0,
+            capacity: size,
         }
+    }
+
+    /// LumaDB patch: the bytes the allocation holds, from its start.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// LumaDB patch: sets the length to `len`, which may undo an earlier
+    /// [`trim_to_size`](Self::trim_to_size). The buffer must not have been
+    /// trimmed at the front. Bytes beyond the old length keep whatever
+    /// they held.
+    pub fn set_len(&mut self, len: usize) {
+        assert_eq!(self.trim, 0, "set_len on a front-trimmed buffer");
+        assert!(len <= self.capacity, "set_len past the allocation");
+        self.size = len;
     }
 
     pub(crate) fn uring_buffer_id(&self) -> Option<u32> {
