@@ -86,6 +86,60 @@ impl<S: Storage> Engine<S> {
         r
     }
 
+    /// Applies `batch` at once, without waiting, when the sync mode allows
+    /// it and nothing is ahead of it: appends it to the WAL's write-behind
+    /// buffer and to the memtables, and makes it visible. Returns `None`
+    /// when the batch must go through [`Engine::write`] instead:
+    ///
+    /// - in `sync` mode, where a write becomes visible only once durable;
+    /// - while a group is being committed or writers are queued, so writes
+    ///   keep their order;
+    /// - while writes are stalled behind flushes or compactions;
+    /// - when the write-behind buffer is due to go out, or a memtable or
+    ///   the WAL segment is due to roll: the next group does that I/O.
+    ///
+    /// It never awaits, so a caller answering many commands in a row (a
+    /// pipeline) sends their replies together.
+    pub fn try_write_now(&self, batch: &WriteBatch) -> Option<Result<SeqNo>> {
+        if self.inner.opts.sync_mode == SyncMode::Sync || batch.is_empty() {
+            return None;
+        }
+        if let Err(e) = self.check_writable() {
+            return Some(Err(e));
+        }
+        {
+            let q = self.inner.commit.borrow();
+            if q.leader_active || !q.pending.is_empty() {
+                return None;
+            }
+        }
+        if let Err(e) = self.check_keyspaces(batch) {
+            return Some(Err(e));
+        }
+        if self.stall_reason(batch).is_some() || !self.keyspaces_to_freeze(&[]).is_empty() {
+            return None;
+        }
+        let wal_bytes = (batch.encoded_size() + wal::BATCH_RECORD_PREFIX_SIZE + wal::RECORD_HEADER_SIZE) as u64;
+        {
+            let mut slot = self.inner.wal.borrow_mut();
+            // Taken only by a leader, and no leader is active.
+            let wal = slot.as_mut()?;
+            if wal.buffered_bytes() + wal_bytes as usize >= WAL_WRITE_BEHIND_BYTES {
+                return None;
+            }
+            let first = self.inner.state.borrow().last_seq + 1;
+            if let Err(e) = wal.append_batch(first, batch) {
+                drop(slot);
+                return Some(Err(self.poison(e)));
+            }
+        }
+        let last = self.apply_batches(std::iter::once(batch), wal_bytes, false);
+        let mut st = self.inner.state.borrow_mut();
+        st.stats.user_bytes_written += batch.encoded_size() as u64;
+        st.stats.writes += 1;
+        Some(Ok(last))
+    }
+
     /// Writes `key = value` in keyspace `ks`.
     pub async fn put(&self, ks: KeyspaceId, key: &[u8], value: &[u8]) -> Result<SeqNo> {
         let mut b = WriteBatch::new();
@@ -317,6 +371,16 @@ impl<S: Storage> Engine<S> {
             wal.sync().await?;
         }
         // Durable under the mode's promise: apply in commit order, then publish.
+        let applied = self.apply_batches(group.iter().map(|p| &p.batch), wal_bytes, need_sync);
+        assert_eq!(applied, last);
+        Ok(seqs)
+    }
+
+    /// Inserts `batches`, numbered on from the last sequence number, into
+    /// the memtables and publishes them. Their WAL records (`wal_bytes`,
+    /// `synced` if fdatasynced) are already appended. Returns the new last
+    /// sequence number.
+    fn apply_batches<'b>(&self, batches: impl Iterator<Item = &'b WriteBatch>, wal_bytes: u64, synced: bool) -> SeqNo {
         let mut st = self.inner.state.borrow_mut();
         let mut seq = st.last_seq + 1;
         // Point reads consult the memtables before their first await and
@@ -327,8 +391,8 @@ impl<S: Storage> Engine<S> {
         } else {
             History::Keep
         };
-        for p in group {
-            for op in p.batch.iter() {
+        for batch in batches {
+            for op in batch.iter() {
                 let ks = st.keyspaces.get(&op.keyspace).expect("keyspace checked at submit");
                 match op.kind {
                     ValueKind::RangeDelete => ks.mem.add_range_delete(op.key, op.value, seq),
@@ -337,47 +401,52 @@ impl<S: Storage> Engine<S> {
                 seq += 1;
             }
         }
-        assert_eq!(seq, last + 1);
+        let last = seq - 1;
         st.last_seq = last;
         st.visible_seq = last;
         st.stats.write_groups += 1;
         st.stats.wal_bytes_written += wal_bytes;
-        if need_sync {
+        if synced {
             st.stats.wal_syncs += 1;
         }
         let segment = st.wal_segment;
         *st.wal_segments.entry(segment).or_insert(0) += wal_bytes;
-        Ok(seqs)
+        last
+    }
+
+    /// Keyspaces whose memtable is due to be frozen: full ones, those in
+    /// `requested`, and, when the WAL has outgrown its bound, the one that
+    /// pins the oldest segment.
+    fn keyspaces_to_freeze(&self, requested: &[KeyspaceId]) -> Vec<KeyspaceId> {
+        let st = self.inner.state.borrow();
+        let mut v: Vec<KeyspaceId> = st
+            .keyspaces
+            .values()
+            .filter(|k| !k.mem.is_empty())
+            .filter(|k| k.mem.size_bytes() >= self.inner.opts.memtable_size || requested.contains(&k.id))
+            .map(|k| k.id)
+            .collect();
+        // Bound the WAL: flush whichever keyspace pins the oldest segment.
+        let wal_bytes: u64 = st.wal_segments.values().sum();
+        if v.is_empty() && wal_bytes > self.inner.opts.wal_total_bytes_max {
+            if let Some(k) = st
+                .keyspaces
+                .values()
+                .filter(|k| !k.mem.is_empty())
+                .min_by_key(|k| k.mem.first_segment())
+            {
+                if k.mem.first_segment() < st.wal_segment {
+                    v.push(k.id);
+                }
+            }
+        }
+        v
     }
 
     /// Freezes full (or requested) memtables and rolls the WAL segment.
     async fn after_group(&self, wal: &mut LogWriter<S::File>, group: &[Pending]) -> Result<()> {
-        let to_freeze: Vec<KeyspaceId> = {
-            let st = self.inner.state.borrow();
-            let requested: Vec<KeyspaceId> = group.iter().filter_map(|p| p.freeze.clone()).flatten().collect();
-            let mut v: Vec<KeyspaceId> = st
-                .keyspaces
-                .values()
-                .filter(|k| !k.mem.is_empty())
-                .filter(|k| k.mem.size_bytes() >= self.inner.opts.memtable_size || requested.contains(&k.id))
-                .map(|k| k.id)
-                .collect();
-            // Bound the WAL: flush whichever keyspace pins the oldest segment.
-            let wal_bytes: u64 = st.wal_segments.values().sum();
-            if v.is_empty() && wal_bytes > self.inner.opts.wal_total_bytes_max {
-                if let Some(k) = st
-                    .keyspaces
-                    .values()
-                    .filter(|k| !k.mem.is_empty())
-                    .min_by_key(|k| k.mem.first_segment())
-                {
-                    if k.mem.first_segment() < st.wal_segment {
-                        v.push(k.id);
-                    }
-                }
-            }
-            v
-        };
+        let requested: Vec<KeyspaceId> = group.iter().filter_map(|p| p.freeze.clone()).flatten().collect();
+        let to_freeze = self.keyspaces_to_freeze(&requested);
         if to_freeze.is_empty() {
             return Ok(());
         }

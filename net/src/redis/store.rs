@@ -3,24 +3,32 @@
 //!
 //! Redis semantics want a write visible to the next command as soon as it
 //! executes, and LumaDB's durability promise wants the reply sent only
-//! after the write is durable. The engine gives the second (a write is
-//! visible once its WAL group is synced), so this layer adds the first:
+//! after the write is durable. A command's writes collect in its
+//! transaction ([`Tx`], which reads its own writes) and reach the engine
+//! at [`Tx::commit`] by one of two paths:
 //!
-//! - **Overlay.** A transaction's writes go into an in-memory map
-//!   (`overlay`) the moment they are made, tagged with the transaction's
-//!   ticket, and into a batch. Collection elements, which range reads
-//!   walk, are kept ordered; other keys (metadata, the expiry index) are
-//!   hashed, so the common write costs one probe. Reads look in the
-//!   overlay before the engine. When the batch is durable, each of its
-//!   keys leaves the overlay unless a newer transaction has written it
-//!   since.
-//! - **Committer.** Committed batches queue in submission order; one task
-//!   per shard ([`Store::run_committer`]) merges everything queued into one
-//!   engine write (one WAL group, one fdatasync in `sync` mode), then wakes
-//!   each transaction's waiter. While a sync runs, the next group gathers.
-//!   So a hot key's INCRs run at memory speed and share fsyncs.
+//! - **At once** (`interval` and `none` modes, while nothing is queued):
+//!   the engine appends the batch to its WAL buffer and memtable there
+//!   and then ([`Engine::try_write_now`]); that is all those modes
+//!   promise, so the reply may leave with no wait. Nothing awaits, so a
+//!   pipeline's replies still leave together.
+//! - **Queued** (`sync` mode, or while the engine or the committer is
+//!   busy): the batch's writes go into an in-memory map (`overlay`),
+//!   tagged with the transaction's ticket, and the batch into the
+//!   committer's queue. Collection elements, which range reads walk, are
+//!   kept ordered; other keys (metadata, the expiry index) are hashed, so
+//!   a write costs one probe. Reads look in the overlay before the
+//!   engine. When the batch is durable, each of its keys leaves the
+//!   overlay unless a newer transaction has written it since.
+//! - **Committer.** Queued batches go in submission order; one task per
+//!   shard ([`Store::run_committer`]) merges everything queued into one
+//!   engine write (one WAL group, one fdatasync in `sync` mode), then
+//!   wakes each transaction's waiter. While a sync runs, the next group
+//!   gathers. So a hot key's INCRs run at memory speed and share fsyncs.
+//!   A batch goes at once only while the queue is empty and the
+//!   committer idle, so writes reach the engine in commit order.
 //! - **Key locks.** A command holds shared (read) or exclusive (write)
-//!   locks on its keys from its first read until its batch is queued,
+//!   locks on its keys from its first read until its batch is committed,
 //!   never across the fsync. MULTI/EXEC takes all of a transaction's
 //!   locks on every shard it touches before running any of it.
 //!
@@ -62,6 +70,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// An overlay entry read out for a scan: key and value (`None`: deleted).
 type PendingEntry = (Vec<u8>, Option<Rc<[u8]>>);
+
+/// A transaction's newest write per key (`None`: deleted).
+type TxIndex = BTreeMap<Vec<u8>, Option<Rc<[u8]>>>;
 
 struct Pending {
     ticket: u64,
@@ -165,9 +176,40 @@ pub struct Store<S: Storage> {
     overlay: RefCell<Overlay>,
     queue: RefCell<VecDeque<Queued>>,
     queued: Notify,
+    /// Batches queued or being written by the committer.
+    in_flight: Cell<usize>,
     closed: Cell<bool>,
     next_ticket: Cell<u64>,
     pub locks: KeyLocks,
+}
+
+/// Writes in key order merged over `base` (also in key order): a write
+/// replaces the row with its key, a delete (`None`) hides it. At most
+/// `limit` rows.
+fn merge_rows(base: Vec<(Vec<u8>, Vec<u8>)>, writes: Vec<PendingEntry>, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::with_capacity(base.len().min(limit) + writes.len());
+    let mut b = base.into_iter().peekable();
+    let mut p = writes.into_iter().peekable();
+    while out.len() < limit {
+        let take_pending = match (b.peek(), p.peek()) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some((bk, _)), Some((pk, _))) => pk <= bk,
+        };
+        if take_pending {
+            let (k, v) = p.next().expect("peeked");
+            if b.peek().is_some_and(|(bk, _)| *bk == k) {
+                b.next();
+            }
+            if let Some(v) = v {
+                out.push((k, v.to_vec()));
+            }
+        } else {
+            out.push(b.next().expect("peeked"));
+        }
+    }
+    out
 }
 
 impl<S: Storage> Store<S> {
@@ -178,6 +220,7 @@ impl<S: Storage> Store<S> {
             overlay: RefCell::new(Overlay::default()),
             queue: RefCell::new(VecDeque::new()),
             queued: Notify::default(),
+            in_flight: Cell::new(0),
             closed: Cell::new(false),
             next_ticket: Cell::new(1),
             locks: KeyLocks::default(),
@@ -188,21 +231,24 @@ impl<S: Storage> Store<S> {
         &self.engine
     }
 
-    /// Starts a transaction. Its writes are visible as they are made.
+    /// Starts a transaction. Its writes are visible once it commits.
     pub fn tx(&self) -> Tx<'_, S> {
-        let ticket = self.next_ticket.get();
-        self.next_ticket.set(ticket + 1);
         Tx {
             store: self,
-            ticket,
             batch: WriteBatch::new(),
+            index: None,
         }
     }
 
     /// The newest value of `key`: pending writes first, then the engine.
     pub async fn get(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
-        if let Some(p) = self.overlay.borrow().get(key) {
-            return Ok(p.value.as_ref().map(|v| v.to_vec()));
+        {
+            let overlay = self.overlay.borrow();
+            if overlay.len() > 0 {
+                if let Some(p) = overlay.get(key) {
+                    return Ok(p.value.as_ref().map(|v| v.to_vec()));
+                }
+            }
         }
         Ok(self.engine.get(self.ks, key).await?)
     }
@@ -225,39 +271,18 @@ impl<S: Storage> Store<S> {
                 want,
             )
             .await?;
-        let mut out = Vec::with_capacity(base.len().min(limit) + pending.len());
-        let mut b = base.into_iter().peekable();
-        let mut p = pending.into_iter().peekable();
-        while out.len() < limit {
-            let take_pending = match (b.peek(), p.peek()) {
-                (None, None) => break,
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (Some((bk, _)), Some((pk, _))) => pk <= bk,
-            };
-            if take_pending {
-                let (k, v) = p.next().expect("peeked");
-                if b.peek().is_some_and(|(bk, _)| *bk == k) {
-                    b.next();
-                }
-                if let Some(v) = v {
-                    out.push((k, v.to_vec()));
-                }
-            } else {
-                out.push(b.next().expect("peeked"));
-            }
-        }
-        Ok(out)
+        Ok(merge_rows(base, pending, limit))
     }
 
     fn enqueue(&self, q: Queued) {
+        self.in_flight.set(self.in_flight.get() + 1);
         self.queue.borrow_mut().push_back(q);
         self.queued.notify_all();
     }
 
     /// Transactions queued or being written.
     pub fn queued(&self) -> usize {
-        self.queue.borrow().len()
+        self.in_flight.get()
     }
 
     /// Keys with writes not yet durable.
@@ -327,6 +352,7 @@ impl<S: Storage> Store<S> {
                     }
                 }
             }
+            self.in_flight.set(self.in_flight.get() - group.len());
             for q in group {
                 q.done.set(result.clone());
             }
@@ -334,26 +360,90 @@ impl<S: Storage> Store<S> {
     }
 }
 
-/// One transaction: reads see its own writes; [`Tx::commit`] queues the
-/// batch and returns what to wait on for durability.
+/// Batches up to this many operations find a key by a linear search;
+/// bigger ones keep an index ([`Tx`]).
+const TX_LINEAR_OPS_MAX: usize = 16;
+
+/// One command's transaction: reads see its own writes; [`Tx::commit`]
+/// hands the batch to the engine and returns what to wait on for
+/// durability.
 pub struct Tx<'a, S: Storage> {
     store: &'a Store<S>,
-    ticket: u64,
     batch: WriteBatch,
+    /// The batch's newest write per key, once it has more than
+    /// [`TX_LINEAR_OPS_MAX`] operations.
+    index: Option<TxIndex>,
 }
 
 impl<S: Storage> Tx<'_, S> {
+    /// This transaction's own newest write of `key`: `Some(None)` if it
+    /// deleted the key, `None` if it has not written it.
+    fn own(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        if let Some(index) = &self.index {
+            return index.get(key).map(|v| v.as_ref().map(|v| v.to_vec()));
+        }
+        let mut found = None;
+        for op in self.batch.iter() {
+            if op.key == key {
+                match op.kind {
+                    ValueKind::Put => found = Some(Some(op.value)),
+                    ValueKind::Delete => found = Some(None),
+                    // Unreachable ranges and values with an engine expiry
+                    // are never read back through a transaction.
+                    ValueKind::RangeDelete | ValueKind::PutExpiring => {}
+                }
+            }
+        }
+        found.map(|v| v.map(<[u8]>::to_vec))
+    }
+
+    /// This transaction's own writes in `[lower, upper)`, in key order.
+    fn own_range(&self, lower: &[u8], upper: &[u8]) -> Vec<PendingEntry> {
+        let in_range = |k: &[u8]| k >= lower && k < upper;
+        if let Some(index) = &self.index {
+            return index
+                .range::<[u8], _>((Bound::Included(lower), Bound::Excluded(upper)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        }
+        let mut newest: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
+        for op in self.batch.iter() {
+            if !in_range(op.key) {
+                continue;
+            }
+            match op.kind {
+                ValueKind::Put => {
+                    newest.insert(op.key, Some(op.value));
+                }
+                ValueKind::Delete => {
+                    newest.insert(op.key, None);
+                }
+                ValueKind::RangeDelete | ValueKind::PutExpiring => {}
+            }
+        }
+        newest.into_iter().map(|(k, v)| (k.to_vec(), v.map(Rc::from))).collect()
+    }
+
     pub async fn get(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        if let Some(v) = self.own(key) {
+            return Ok(v);
+        }
         self.store.get(key).await
     }
 
     pub async fn scan(&self, lower: &[u8], upper: &[u8], limit: usize) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.store.scan(lower, upper, limit).await
+        let own = self.own_range(lower, upper);
+        if own.is_empty() {
+            return self.store.scan(lower, upper, limit).await;
+        }
+        let deleted = own.iter().filter(|(_, v)| v.is_none()).count();
+        let base = self.store.scan(lower, upper, limit.saturating_add(deleted)).await?;
+        Ok(merge_rows(base, own, limit))
     }
 
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> StoreResult<()> {
         self.batch.put(self.store.ks, key, value)?;
-        self.remember(key, Some(Rc::from(value)));
+        self.remember(key, Some(value));
         Ok(())
     }
 
@@ -364,56 +454,110 @@ impl<S: Storage> Tx<'_, S> {
     }
 
     /// Deletes `[start, end)` in the engine only. For ranges no reader can
-    /// reach any more (an old generation of a collection), so the overlay
-    /// need not know.
+    /// reach any more (an old generation of a collection), so neither this
+    /// transaction's reads nor the overlay need know.
     pub fn delete_unreachable_range(&mut self, start: &[u8], end: &[u8]) -> StoreResult<()> {
         self.batch.delete_range(self.store.ks, start, end)?;
         Ok(())
     }
 
-    fn remember(&mut self, key: &[u8], value: Option<Rc<[u8]>>) {
-        let pending = Pending {
-            ticket: self.ticket,
-            value,
-        };
-        self.store.overlay.borrow_mut().set(key, pending);
+    /// Keeps the index current, building it when the batch outgrows a
+    /// linear search.
+    fn remember(&mut self, key: &[u8], value: Option<&[u8]>) {
+        if let Some(index) = &mut self.index {
+            index.insert(key.to_vec(), value.map(Rc::from));
+        } else if self.batch.len() > TX_LINEAR_OPS_MAX {
+            let mut index = TxIndex::new();
+            for op in self.batch.iter() {
+                match op.kind {
+                    ValueKind::Put => {
+                        index.insert(op.key.to_vec(), Some(Rc::from(op.value)));
+                    }
+                    ValueKind::Delete => {
+                        index.insert(op.key.to_vec(), None);
+                    }
+                    ValueKind::RangeDelete | ValueKind::PutExpiring => {}
+                }
+            }
+            self.index = Some(index);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty()
     }
 
-    /// Queues the writes; the returned handle resolves once they are
-    /// durable (at once when there were none).
+    /// Hands the writes to the engine (see the module doc); the returned
+    /// handle resolves once they are durable under the sync mode's
+    /// promise (at once when there were none, or when they went in at
+    /// once).
     pub fn commit(self) -> Durable {
         if self.batch.is_empty() {
-            return Durable { done: None };
+            return Durable::ready();
+        }
+        let store = self.store;
+        if store.in_flight.get() == 0 {
+            match store.engine.try_write_now(&self.batch) {
+                Some(Ok(_)) => return Durable::ready(),
+                Some(Err(e)) => return Durable::failed(e.into()),
+                None => {}
+            }
+        }
+        let ticket = store.next_ticket.get();
+        store.next_ticket.set(ticket + 1);
+        {
+            let mut overlay = store.overlay.borrow_mut();
+            for op in self.batch.iter() {
+                let value = match op.kind {
+                    ValueKind::Put => Some(Rc::from(op.value)),
+                    ValueKind::Delete => None,
+                    ValueKind::RangeDelete | ValueKind::PutExpiring => continue,
+                };
+                overlay.set(op.key, Pending { ticket, value });
+            }
         }
         let done = Slot::new();
-        self.store.enqueue(Queued {
+        store.enqueue(Queued {
             batch: self.batch,
-            ticket: self.ticket,
+            ticket,
             done: done.clone(),
         });
-        Durable { done: Some(done) }
+        Durable {
+            state: DurableState::Waiting(done),
+        }
     }
 }
 
 /// Resolves when a committed transaction is durable.
 #[must_use = "a write is acknowledged only once durable"]
 pub struct Durable {
-    done: Option<Rc<Slot<StoreResult<()>>>>,
+    state: DurableState,
+}
+
+enum DurableState {
+    Ready,
+    Failed(StoreError),
+    Waiting(Rc<Slot<StoreResult<()>>>),
 }
 
 impl Durable {
     pub fn ready() -> Durable {
-        Durable { done: None }
+        Durable {
+            state: DurableState::Ready,
+        }
+    }
+
+    fn failed(e: StoreError) -> Durable {
+        Durable {
+            state: DurableState::Failed(e),
+        }
     }
 
     pub async fn wait(self) -> StoreResult<()> {
-        match self.done {
-            None => Ok(()),
-            Some(slot) => slot.wait().await,
+        match self.state {
+            DurableState::Ready => Ok(()),
+            DurableState::Failed(e) => Err(e),
+            DurableState::Waiting(slot) => slot.wait().await,
         }
     }
 }
@@ -602,6 +746,128 @@ impl Drop for LockGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redis::testkit::TestDb;
+
+    fn k(i: usize) -> Vec<u8> {
+        format!("mkey{i:03}").into_bytes()
+    }
+
+    /// A transaction sees its own writes (point and range, below and above
+    /// the size where it indexes them) before it commits, and everyone
+    /// sees them after.
+    fn reads_own_writes(t: &TestDb, ops: usize) {
+        let store = &t.db.store;
+        t.run(async {
+            let mut tx = store.tx();
+            for i in 0..4 {
+                tx.put(&k(i), b"old").unwrap();
+            }
+            tx.commit().wait().await.unwrap();
+            let mut tx = store.tx();
+            tx.delete(&k(1)).unwrap();
+            for i in 3..3 + ops {
+                tx.put(&k(i), format!("v{i}").as_bytes()).unwrap();
+            }
+            tx.put(&k(3), b"again").unwrap();
+            assert_eq!(tx.get(&k(0)).await.unwrap().as_deref(), Some(&b"old"[..]));
+            assert_eq!(tx.get(&k(1)).await.unwrap(), None);
+            assert_eq!(tx.get(&k(3)).await.unwrap().as_deref(), Some(&b"again"[..]));
+            assert_eq!(tx.get(&k(4)).await.unwrap().as_deref(), Some(&b"v4"[..]));
+            let rows = tx.scan(&k(0), &k(5), 3).await.unwrap();
+            let keys: Vec<_> = rows.iter().map(|(key, _)| key.clone()).collect();
+            assert_eq!(keys, vec![k(0), k(2), k(3)]);
+            assert_eq!(rows[2].1, b"again");
+            // Not visible to others before the commit.
+            assert_eq!(store.get(&k(4)).await.unwrap(), None);
+            tx.commit().wait().await.unwrap();
+            assert_eq!(store.get(&k(1)).await.unwrap(), None);
+            assert_eq!(store.get(&k(3)).await.unwrap().as_deref(), Some(&b"again"[..]));
+            let all = store.scan(b"mkey", b"mkez", usize::MAX).await.unwrap();
+            assert_eq!(all.len(), 2 + ops);
+        });
+    }
+
+    #[test]
+    fn a_transaction_reads_its_own_writes_in_every_mode() {
+        for ops in [2, TX_LINEAR_OPS_MAX * 3] {
+            reads_own_writes(&TestDb::new(), ops);
+            reads_own_writes(&TestDb::new_sync(), ops);
+        }
+    }
+
+    #[test]
+    fn relaxed_modes_write_at_once_while_idle_and_queue_in_order_while_busy() {
+        let t = TestDb::new();
+        let store = &t.db.store;
+        t.run(async {
+            let mut tx = store.tx();
+            tx.put(b"mk", b"1").unwrap();
+            let durable = tx.commit();
+            // Went straight to the engine: nothing pending, nothing queued.
+            assert_eq!((store.pending_keys(), store.queued()), (0, 0));
+            assert_eq!(
+                store.engine().get(store.ks, b"mk").await.unwrap().as_deref(),
+                Some(&b"1"[..])
+            );
+            durable.wait().await.unwrap();
+        });
+        // A batch too big for the write-behind buffer is queued; the
+        // committer has not run yet, so the next write of the same key
+        // must queue behind it rather than overtake it.
+        let big = vec![b'x'; lumadb_engine::db::WAL_WRITE_BEHIND_BYTES];
+        let mut tx = store.tx();
+        tx.put(b"mbig", &big).unwrap();
+        tx.put(b"mk", b"2").unwrap();
+        let first = tx.commit();
+        assert_eq!(store.queued(), 1);
+        let mut tx = store.tx();
+        tx.put(b"mk", b"3").unwrap();
+        let second = tx.commit();
+        assert_eq!(store.queued(), 2);
+        t.run(async {
+            assert_eq!(store.get(b"mk").await.unwrap().as_deref(), Some(&b"3"[..]));
+            first.wait().await.unwrap();
+            second.wait().await.unwrap();
+            assert_eq!((store.pending_keys(), store.queued()), (0, 0));
+            assert_eq!(
+                store.engine().get(store.ks, b"mk").await.unwrap().as_deref(),
+                Some(&b"3"[..])
+            );
+            // Idle again: straight to the engine.
+            let mut tx = store.tx();
+            tx.put(b"mk", b"4").unwrap();
+            tx.commit().wait().await.unwrap();
+            assert_eq!(store.pending_keys(), 0);
+            assert_eq!(
+                store.engine().get(store.ks, b"mk").await.unwrap().as_deref(),
+                Some(&b"4"[..])
+            );
+        });
+    }
+
+    #[test]
+    fn sync_mode_keeps_writes_pending_until_durable() {
+        let t = TestDb::new_sync();
+        let store = &t.db.store;
+        let mut tx = store.tx();
+        tx.put(b"mk", b"1").unwrap();
+        let durable = tx.commit();
+        assert_eq!((store.pending_keys(), store.queued()), (1, 1));
+        t.run(async {
+            assert_eq!(store.get(b"mk").await.unwrap().as_deref(), Some(&b"1"[..]));
+            assert_eq!(
+                store.engine().get(store.ks, b"mk").await.unwrap(),
+                None,
+                "not in the engine before durable"
+            );
+            durable.wait().await.unwrap();
+            assert_eq!(store.pending_keys(), 0);
+            assert_eq!(
+                store.engine().get(store.ks, b"mk").await.unwrap().as_deref(),
+                Some(&b"1"[..])
+            );
+        });
+    }
 
     fn pending(ticket: u64, value: &[u8]) -> Pending {
         Pending {

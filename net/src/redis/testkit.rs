@@ -10,7 +10,7 @@ use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use lumadb_engine::db::Engine;
 use lumadb_engine::storage::mem::MemStorage;
-use lumadb_engine::EngineOptions;
+use lumadb_engine::{EngineOptions, SyncMode};
 
 use super::db::Db;
 use super::exec;
@@ -21,20 +21,35 @@ pub struct TestDb {
     pool: RefCell<LocalPool>,
     pub storage: MemStorage,
     pub db: Rc<Db<MemStorage>>,
+    sync_mode: SyncMode,
 }
 
 impl TestDb {
+    /// A database in `interval` mode, where writes reach the engine at
+    /// once while nothing is queued ([`Engine::try_write_now`]).
     pub fn new() -> TestDb {
         Self::open(MemStorage::new())
     }
 
-    /// Opens (or reopens) the database over `storage`.
+    /// A database in `sync` mode, where every write goes through the
+    /// overlay and the committer.
+    pub fn new_sync() -> TestDb {
+        Self::open_with(MemStorage::new(), SyncMode::Sync)
+    }
+
+    /// Opens (or reopens) the database over `storage`, in `interval` mode.
     pub fn open(storage: MemStorage) -> TestDb {
+        Self::open_with(storage, SyncMode::Interval { interval_ms: 1000 })
+    }
+
+    pub fn open_with(storage: MemStorage, sync_mode: SyncMode) -> TestDb {
         let mut pool = LocalPool::new();
         let s = storage.clone();
-        let engine = pool
-            .run_until(Engine::open(s, EngineOptions::default()))
-            .expect("engine opens");
+        let opts = EngineOptions {
+            sync_mode,
+            ..EngineOptions::default()
+        };
+        let engine = pool.run_until(Engine::open(s, opts)).expect("engine opens");
         let ks = engine
             .keyspace(lumadb_engine::db::DEFAULT_KEYSPACE)
             .expect("default keyspace");
@@ -47,17 +62,19 @@ impl TestDb {
             pool: RefCell::new(pool),
             storage,
             db,
+            sync_mode,
         }
     }
 
     /// Closes the engine cleanly and opens it again.
     pub fn reopen(self) -> TestDb {
         let storage = self.storage.clone();
+        let sync_mode = self.sync_mode;
         let engine = self.db.store.engine().clone();
         self.db.store.close();
         self.pool.borrow_mut().run_until(engine.close()).expect("engine closes");
         drop(self);
-        TestDb::open(storage)
+        TestDb::open_with(storage, sync_mode)
     }
 
     /// Freezes the clock at `ms` (Unix ms).
