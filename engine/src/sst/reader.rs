@@ -10,8 +10,11 @@ use crate::cache::{BlockCache, RowCache, RowCacheValue};
 use crate::coding::Reader;
 use crate::key::{cmp_internal, make_seek_key, user_key, InternalKey, RangeTombstone, SeqNo, SEQ_MAX};
 use crate::storage::StorageFile;
+use crate::sync::Notify;
 use crate::{Error, Result};
+use std::cell::RefCell;
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Largest read a sequential scan issues ahead of itself (bytes).
@@ -35,6 +38,24 @@ pub struct Table<F: StorageFile> {
     tombstones: Vec<RangeTombstone>,
     props: TableProps,
     compression_tag: u8,
+    /// Data blocks being read, by offset: a second reader of the same
+    /// block waits for the first read instead of issuing its own.
+    loading: RefCell<HashMap<u64, Rc<Notify>>>,
+}
+
+/// Ends a block load: forgets it and wakes the readers waiting on it,
+/// also when the loading future is dropped mid-read.
+struct LoadGuard<'a> {
+    loading: &'a RefCell<HashMap<u64, Rc<Notify>>>,
+    offset: u64,
+}
+
+impl Drop for LoadGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.loading.borrow_mut().remove(&self.offset) {
+            n.notify_all();
+        }
+    }
 }
 
 impl<F: StorageFile> std::fmt::Debug for Table<F> {
@@ -130,6 +151,7 @@ impl<F: StorageFile> Table<F> {
             tombstones,
             props,
             compression_tag,
+            loading: RefCell::new(HashMap::new()),
         }))
     }
 
@@ -220,13 +242,28 @@ impl<F: StorageFile> Table<F> {
         Ok(found)
     }
 
-    /// Reads data block `i` through the block cache.
+    /// Reads data block `i` through the block cache. Concurrent misses on
+    /// one block share one read: the others wait for it, then find the
+    /// block cached (or, if the read failed or the cache could not keep
+    /// the block, read it themselves).
     async fn data_block(&self, i: usize) -> Result<Rc<Block>> {
         let handle = self.index[i].handle;
         let key = (self.number, handle.offset);
-        if let Some(block) = self.cache.get(&key) {
-            return Ok(block);
+        loop {
+            if let Some(block) = self.cache.get(&key) {
+                return Ok(block);
+            }
+            let wait = self.loading.borrow().get(&handle.offset).map(|n| n.notified());
+            match wait {
+                Some(wait) => wait.await,
+                None => break,
+            }
         }
+        self.loading.borrow_mut().insert(handle.offset, Rc::new(Notify::new()));
+        let _guard = LoadGuard {
+            loading: &self.loading,
+            offset: handle.offset,
+        };
         let name = self.file.name();
         let raw = read_raw(&self.file, handle).await?;
         let block = Block::decode(raw).map_err(|(pos, why)| {

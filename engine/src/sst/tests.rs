@@ -570,3 +570,69 @@ fn finished_table_survives_a_crash() {
         read_everything(&after, "000003.sst", &entries).await.unwrap();
     });
 }
+
+/// A table file whose reads take a turn of the executor, so that readers
+/// overlap, and are counted.
+#[derive(Clone)]
+struct SlowFile {
+    inner: crate::storage::mem::MemFile,
+    reads: Rc<std::cell::Cell<u32>>,
+}
+
+impl StorageFile for SlowFile {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.reads.set(self.reads.get() + 1);
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if yielded {
+                std::task::Poll::Ready(())
+            } else {
+                yielded = true;
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        self.inner.read_at(offset, len).await
+    }
+    async fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.inner.write_at(offset, data).await
+    }
+    async fn sync(&self) -> Result<()> {
+        self.inner.sync().await
+    }
+    async fn size(&self) -> Result<u64> {
+        self.inner.size().await
+    }
+    async fn truncate(&self, size: u64) -> Result<()> {
+        self.inner.truncate(size).await
+    }
+}
+
+#[test]
+fn concurrent_misses_on_one_block_share_one_read() {
+    block_on(async {
+        let mut rng = SmallRng::seed_from_u64(12);
+        let (entries, _) = random_contents(&mut rng, 300);
+        let storage = MemStorage::new();
+        write_table(&storage, "s.sst", &KeyspaceOptions::default(), &entries, &[]).await;
+        let reads = Rc::new(std::cell::Cell::new(0));
+        let file = SlowFile {
+            inner: storage.open("s.sst").await.unwrap(),
+            reads: reads.clone(),
+        };
+        let table = Table::open(file, 8, Rc::new(BlockCache::new(1 << 20))).await.unwrap();
+        let opened = reads.get();
+        // Ten readers of the first key: one block read among them.
+        let uk = user_key(&entries[0].0);
+        let want = Some((trailer(&entries[0].0), entries[0].1.clone()));
+        let gets = (0..10).map(|_| table.get(uk, SEQ_MAX));
+        for got in futures::future::join_all(gets).await {
+            assert_eq!(got.unwrap(), want);
+        }
+        assert_eq!(reads.get() - opened, 1);
+    });
+}
