@@ -232,9 +232,11 @@ impl Default for MemoryConfig {
 pub enum SyncModeName {
     /// After the group-commit batch holding the write is fdatasynced.
     Sync,
-    /// After the WAL write; fdatasync every `sync_interval_ms`.
+    /// Once applied in memory; the WAL is written and fdatasynced every
+    /// `sync_interval_ms`.
     Interval,
-    /// After the WAL write; fdatasync only at memtable switch and shutdown.
+    /// Once applied in memory; the WAL is written every 100 ms and
+    /// fdatasynced only at memtable switch and shutdown.
     None,
 }
 

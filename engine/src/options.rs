@@ -34,9 +34,12 @@ pub enum SyncMode {
     /// process or of the machine, loses at most the writes acknowledged
     /// in that last window, as Redis's `appendfsync everysec` does.
     Interval { interval_ms: u64 },
-    /// Acknowledge once the write is applied in memory; the WAL is
-    /// written as `WAL_WRITE_BEHIND_BYTES` gather and fdatasynced only at
-    /// memtable switch and shutdown.
+    /// Acknowledge once the write is applied in memory. The WAL is
+    /// written every `WAL_WRITE_OUT_INTERVAL_MS` by the driver (sooner
+    /// when `WAL_WRITE_BEHIND_BYTES` gather) and fdatasynced only at
+    /// memtable switch and shutdown. A crash of the process loses at most
+    /// that window, as Redis's `appendfsync no` does; a crash of the
+    /// machine loses what the device had not yet stored.
     None,
 }
 

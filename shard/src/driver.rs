@@ -1,11 +1,12 @@
 //! Runs an engine's background work on the current glommio executor:
 //! flush and compaction in a low-priority task queue (so foreground
-//! requests keep their latency), and, in `interval` sync mode, a timer
-//! that fdatasyncs the WAL every `interval_ms`.
+//! requests keep their latency), and a WAL timer: in `interval` sync mode
+//! it writes and fdatasyncs the WAL every `interval_ms`, in `none` mode it
+//! writes the WAL out every `WAL_WRITE_OUT_INTERVAL_MS`.
 
 use crate::storage::DmaStorage;
 use glommio::{Latency, Shares, TaskQueueHandle};
-use lumadb_engine::db::Engine;
+use lumadb_engine::db::{Engine, WAL_WRITE_OUT_INTERVAL_MS};
 use lumadb_engine::SyncMode;
 use std::time::Duration;
 
@@ -33,8 +34,8 @@ pub fn background_queue() -> TaskQueueHandle {
     glommio::executor().create_task_queue(Shares::Static(BACKGROUND_SHARES), Latency::NotImportant, "lumadb-bg")
 }
 
-/// Spawns the flush loop, the compaction loop and (in interval mode) the
-/// WAL sync timer for `engine` on `tq`.
+/// Spawns the flush loop, the compaction loop and (in the `interval` and
+/// `none` modes) the WAL timer for `engine` on `tq`.
 pub fn spawn_background(engine: &Engine<DmaStorage>, tq: TaskQueueHandle) -> BackgroundTasks {
     let mut tasks = Vec::new();
     let e = engine.clone();
@@ -53,16 +54,26 @@ pub fn spawn_background(engine: &Engine<DmaStorage>, tq: TaskQueueHandle) -> Bac
             }
         }
     }));
-    if let SyncMode::Interval { interval_ms } = engine.options().sync_mode {
+    let timer = match engine.options().sync_mode {
+        SyncMode::Interval { interval_ms } => Some((interval_ms, true)),
+        SyncMode::None => Some((WAL_WRITE_OUT_INTERVAL_MS, false)),
+        SyncMode::Sync => None,
+    };
+    if let Some((period_ms, sync)) = timer {
         let e = engine.clone();
         tasks.push(spawn(tq, async move {
             while !e.is_closed() && e.poisoned().is_none() {
-                glommio::timer::sleep(Duration::from_millis(interval_ms)).await;
+                glommio::timer::sleep(Duration::from_millis(period_ms)).await;
                 if e.is_closed() {
                     break;
                 }
-                if let Err(err) = e.sync_wal().await {
-                    tracing::error!(error = %err, "WAL sync failed");
+                let r = if sync { e.sync_wal().await } else { e.write_wal().await };
+                // The engine may have closed while the call waited its turn.
+                if let Err(err) = r {
+                    if e.is_closed() {
+                        break;
+                    }
+                    tracing::error!(error = %err, "WAL {} failed", if sync { "sync" } else { "write" });
                 }
             }
         }));

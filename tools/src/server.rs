@@ -25,7 +25,7 @@ pub enum SyncModeArg {
     Sync,
     /// fdatasync every [wal] sync_interval_ms.
     Interval,
-    /// Leave syncing to the OS.
+    /// Write the WAL every 100 ms, fdatasync only at memtable switch and shutdown.
     None,
 }
 

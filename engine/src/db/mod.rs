@@ -23,7 +23,7 @@ mod write;
 
 pub use iter::DbIterator;
 pub use recovery::RecoveryReport;
-pub use write::WAL_WRITE_BEHIND_BYTES;
+pub use write::{WAL_WRITE_BEHIND_BYTES, WAL_WRITE_OUT_INTERVAL_MS};
 
 use crate::batch::KeyspaceId;
 use crate::cache::{BlockCache, RowCache};

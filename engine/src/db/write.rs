@@ -29,6 +29,11 @@ use std::rc::Rc;
 /// next sync. Bounds the memory and the I/O size of write-behind.
 pub const WAL_WRITE_BEHIND_BYTES: usize = 256 << 10;
 
+/// In the `none` sync mode, how often the runtime writes the WAL's
+/// write-behind buffer out ([`Engine::write_wal`]), so that a crash of the
+/// process alone loses at most this window of acknowledged writes.
+pub const WAL_WRITE_OUT_INTERVAL_MS: u64 = 100;
+
 pub(crate) enum SlotMsg {
     /// The write's outcome: the sequence number of its last op.
     Done(Result<SeqNo>),
@@ -41,6 +46,9 @@ pub(crate) struct Pending {
     batch: WriteBatch,
     /// fdatasync this group even if the sync mode would not.
     sync: bool,
+    /// Write the WAL buffer out with this group even if the write-behind
+    /// threshold is not reached.
+    write_out: bool,
     /// Freeze these keyspaces' memtables after this group (manual flush).
     freeze: Option<Vec<KeyspaceId>>,
     slot: Rc<Slot<SlotMsg>>,
@@ -74,6 +82,7 @@ impl<S: Storage> Engine<S> {
             .submit(Pending {
                 batch,
                 sync: false,
+                write_out: false,
                 freeze: None,
                 slot: Slot::new(),
             })
@@ -181,6 +190,24 @@ impl<S: Storage> Engine<S> {
         self.submit(Pending {
             batch: WriteBatch::new(),
             sync: true,
+            write_out: true,
+            freeze: None,
+            slot: Slot::new(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Writes the WAL's write-behind buffer out (no fdatasync): the
+    /// acknowledged writes then survive a crash of the process, not yet
+    /// one of the machine. The runtime calls it every
+    /// [`WAL_WRITE_OUT_INTERVAL_MS`] in `none` mode.
+    pub async fn write_wal(&self) -> Result<()> {
+        self.check_writable()?;
+        self.submit(Pending {
+            batch: WriteBatch::new(),
+            sync: false,
+            write_out: true,
             freeze: None,
             slot: Slot::new(),
         })
@@ -195,6 +222,7 @@ impl<S: Storage> Engine<S> {
         self.submit(Pending {
             batch: WriteBatch::new(),
             sync: false,
+            write_out: false,
             freeze: Some(all),
             slot: Slot::new(),
         })
@@ -364,7 +392,8 @@ impl<S: Storage> Engine<S> {
         // (write-behind) and go out with the next sync, or once
         // WAL_WRITE_BEHIND_BYTES have gathered: a group then costs no
         // I/O at all, and a crash loses at most what the mode allows.
-        if need_sync || wal.buffered_bytes() >= WAL_WRITE_BEHIND_BYTES {
+        let write_out = group.iter().any(|p| p.write_out);
+        if need_sync || write_out || wal.buffered_bytes() >= WAL_WRITE_BEHIND_BYTES {
             wal.write().await?;
         }
         if need_sync {
