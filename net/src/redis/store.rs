@@ -375,6 +375,17 @@ pub struct Tx<'a, S: Storage> {
     index: Option<TxIndex>,
 }
 
+/// The point writes of a transaction's batch, in order: key and value
+/// (`None`: deleted). Unreachable ranges and values with an engine expiry
+/// are never read back through a transaction, so they are left out.
+fn point_writes(batch: &WriteBatch) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+    batch.iter().filter_map(|op| match op.kind {
+        ValueKind::Put => Some((op.key, Some(op.value))),
+        ValueKind::Delete => Some((op.key, None)),
+        ValueKind::RangeDelete | ValueKind::PutExpiring => None,
+    })
+}
+
 impl<S: Storage> Tx<'_, S> {
     /// This transaction's own newest write of `key`: `Some(None)` if it
     /// deleted the key, `None` if it has not written it.
@@ -382,19 +393,10 @@ impl<S: Storage> Tx<'_, S> {
         if let Some(index) = &self.index {
             return index.get(key).map(|v| v.as_ref().map(|v| v.to_vec()));
         }
-        let mut found = None;
-        for op in self.batch.iter() {
-            if op.key == key {
-                match op.kind {
-                    ValueKind::Put => found = Some(Some(op.value)),
-                    ValueKind::Delete => found = Some(None),
-                    // Unreachable ranges and values with an engine expiry
-                    // are never read back through a transaction.
-                    ValueKind::RangeDelete | ValueKind::PutExpiring => {}
-                }
-            }
-        }
-        found.map(|v| v.map(<[u8]>::to_vec))
+        point_writes(&self.batch)
+            .filter(|(k, _)| *k == key)
+            .last()
+            .map(|(_, v)| v.map(<[u8]>::to_vec))
     }
 
     /// This transaction's own writes in `[lower, upper)`, in key order.
@@ -406,21 +408,8 @@ impl<S: Storage> Tx<'_, S> {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
         }
-        let mut newest: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
-        for op in self.batch.iter() {
-            if !in_range(op.key) {
-                continue;
-            }
-            match op.kind {
-                ValueKind::Put => {
-                    newest.insert(op.key, Some(op.value));
-                }
-                ValueKind::Delete => {
-                    newest.insert(op.key, None);
-                }
-                ValueKind::RangeDelete | ValueKind::PutExpiring => {}
-            }
-        }
+        // Collecting into a map keeps the newest write per key.
+        let newest: BTreeMap<&[u8], Option<&[u8]>> = point_writes(&self.batch).filter(|(k, _)| in_range(k)).collect();
         newest.into_iter().map(|(k, v)| (k.to_vec(), v.map(Rc::from))).collect()
     }
 
@@ -467,18 +456,9 @@ impl<S: Storage> Tx<'_, S> {
         if let Some(index) = &mut self.index {
             index.insert(key.to_vec(), value.map(Rc::from));
         } else if self.batch.len() > TX_LINEAR_OPS_MAX {
-            let mut index = TxIndex::new();
-            for op in self.batch.iter() {
-                match op.kind {
-                    ValueKind::Put => {
-                        index.insert(op.key.to_vec(), Some(Rc::from(op.value)));
-                    }
-                    ValueKind::Delete => {
-                        index.insert(op.key.to_vec(), None);
-                    }
-                    ValueKind::RangeDelete | ValueKind::PutExpiring => {}
-                }
-            }
+            let index = point_writes(&self.batch)
+                .map(|(k, v)| (k.to_vec(), v.map(Rc::from)))
+                .collect();
             self.index = Some(index);
         }
     }
@@ -507,13 +487,9 @@ impl<S: Storage> Tx<'_, S> {
         store.next_ticket.set(ticket + 1);
         {
             let mut overlay = store.overlay.borrow_mut();
-            for op in self.batch.iter() {
-                let value = match op.kind {
-                    ValueKind::Put => Some(Rc::from(op.value)),
-                    ValueKind::Delete => None,
-                    ValueKind::RangeDelete | ValueKind::PutExpiring => continue,
-                };
-                overlay.set(op.key, Pending { ticket, value });
+            for (key, value) in point_writes(&self.batch) {
+                let value = value.map(Rc::from);
+                overlay.set(key, Pending { ticket, value });
             }
         }
         let done = Slot::new();
