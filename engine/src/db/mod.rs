@@ -303,6 +303,12 @@ impl<S: Storage> Engine<S> {
         }
     }
 
+    /// Gives other tasks on this core a turn if the caller has run long
+    /// enough (the storage backend decides; in-memory storage never asks).
+    pub fn yield_if_needed(&self) -> impl std::future::Future<Output = ()> + '_ {
+        self.inner.storage.yield_if_needed()
+    }
+
     /// The sequence number of the last acknowledged write.
     pub fn visible_seq(&self) -> SeqNo {
         self.inner.state.borrow().visible_seq

@@ -377,11 +377,6 @@ impl Shard {
     /// `clock` is the end time of the previous command of the same batch
     /// (or the batch's start): one clock read per command times them all.
     pub async fn run_command(&self, spec: &'static CommandSpec, args: &[Bytes], clock: &Cell<Instant>) -> Reply {
-        // A pipeline's commands run back to back without awaiting (writes
-        // go to the engine at once in the relaxed modes): offer the core
-        // between them once this task has used up its time slice, so a
-        // 10,000-command pipeline does not hold the shard for its length.
-        lumadb_shard::conn::yield_if_needed().await;
         let started = clock.get();
         let reply = match self.refuse_write().filter(|_| spec.is_write()) {
             Some(r) => r,
