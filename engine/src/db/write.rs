@@ -34,6 +34,12 @@ pub const WAL_WRITE_BEHIND_BYTES: usize = 256 << 10;
 /// process alone loses at most this window of acknowledged writes.
 pub const WAL_WRITE_OUT_INTERVAL_MS: u64 = 100;
 
+/// The WAL bytes `batch`'s record takes, as counted in the statistics and
+/// the per-segment totals.
+fn wal_record_bytes(batch: &WriteBatch) -> u64 {
+    (batch.encoded_size() + wal::BATCH_RECORD_PREFIX_SIZE + wal::RECORD_HEADER_SIZE) as u64
+}
+
 pub(crate) enum SlotMsg {
     /// The write's outcome: the sequence number of its last op.
     Done(Result<SeqNo>),
@@ -128,7 +134,7 @@ impl<S: Storage> Engine<S> {
         if self.stall_reason(batch).is_some() || !self.keyspaces_to_freeze(&[]).is_empty() {
             return None;
         }
-        let wal_bytes = (batch.encoded_size() + wal::BATCH_RECORD_PREFIX_SIZE + wal::RECORD_HEADER_SIZE) as u64;
+        let wal_bytes = wal_record_bytes(batch);
         {
             let mut slot = self.inner.wal.borrow_mut();
             // Taken only by a leader, and no leader is active.
@@ -380,7 +386,7 @@ impl<S: Storage> Engine<S> {
                 continue;
             }
             wal.append_batch(next, &p.batch)?;
-            wal_bytes += (p.batch.encoded_size() + wal::BATCH_RECORD_PREFIX_SIZE + wal::RECORD_HEADER_SIZE) as u64;
+            wal_bytes += wal_record_bytes(&p.batch);
             next += n;
             seqs.push(next - 1);
         }
