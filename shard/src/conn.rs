@@ -16,13 +16,27 @@ use std::os::unix::io::RawFd;
 /// Bytes asked of the kernel per read.
 pub const CONN_READ_CHUNK_BYTES: usize = 16 * 1024;
 
+/// How long [`probe_port`] waits for a port that is still in use.
+pub const PROBE_PORT_WAIT: Duration = Duration::from_secs(1);
+
 /// Checks that `addr` is free before the shards bind it.
 ///
 /// Every shard binds the same port with `SO_REUSEPORT`, which would also
 /// let a second server silently share a port that is already served; a
 /// plain bind first refuses that and names the port.
+///
+/// A port still in use is tried again for up to [`PROBE_PORT_WAIT`]: the
+/// listeners of a server that was just killed outlive its process by a few
+/// milliseconds (the kernel tears its io_uring rings down afterwards), and
+/// a restart right after `kill -9` must not fail on them.
 pub fn probe_port(addr: SocketAddr) -> io::Result<()> {
-    std::net::TcpListener::bind(addr).map(drop).map_err(|e| {
+    let deadline = std::time::Instant::now() + PROBE_PORT_WAIT;
+    let mut result = std::net::TcpListener::bind(addr).map(drop);
+    while matches!(&result, Err(e) if e.kind() == io::ErrorKind::AddrInUse) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        result = std::net::TcpListener::bind(addr).map(drop);
+    }
+    result.map_err(|e| {
         io::Error::new(
             e.kind(),
             format!(

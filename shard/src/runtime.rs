@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -256,17 +256,16 @@ where
         let dir = data.shard_dir(slot.shard);
         let opts = opts.clone();
         let stalls = Arc::new(AtomicU64::new(0));
+        let stalls_armed = Arc::new(AtomicBool::new(false));
+        let arm_stalls = stalls_armed.clone();
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(slot.cpu))
             .name(&format!("lumadb-shard-{}", slot.shard))
             .io_memory(io_memory)
             .preempt_timer(PREEMPT_TIMER);
         if let Some(log) = &stall_log {
-            builder = builder.detect_stalls(Some(Box::new(StallReporter::new(
-                slot.shard,
-                stall_threshold,
-                stalls.clone(),
-                log.clone(),
-            ))));
+            builder = builder.detect_stalls(Some(Box::new(
+                StallReporter::new(slot.shard, stall_threshold, stalls.clone(), log.clone()).armed_by(stalls_armed),
+            )));
         }
         let handle = builder
             .spawn(move || async move {
@@ -285,11 +284,15 @@ where
                     let storage = with_ticks(DmaStorage::open(&dir))
                         .await
                         .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+                    let opening = std::time::Instant::now();
                     let engine = with_ticks(Engine::open(storage, opts))
                         .await
                         .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
                     let report = engine.recovery_report();
-                    tracing::info!(shard, cpu = slot.cpu, recovery = ?report, "shard engine open");
+                    tracing::info!(shard, cpu = slot.cpu, took = ?opening.elapsed(), recovery = ?report, "shard engine open");
+                    // Opening (WAL replay above all) serves no one: stalls
+                    // count from here on.
+                    arm_stalls.store(true, Ordering::Relaxed);
                     let background = driver::spawn_background(&engine, driver::background_queue());
                     let router = Router::<S>::new(req_tx, resp_tx);
                     let ctx = Rc::new(ShardCtx {

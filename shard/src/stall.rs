@@ -5,7 +5,7 @@
 //! stack and this reporter logs it (target `lumadb::stall`) and counts it,
 //! so `/metrics` shows stalls and `error.log` shows where they happened.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +76,7 @@ pub struct StallReporter {
     last_report_ms: AtomicU64,
     started: std::time::Instant,
     log: StallLog,
+    armed: Arc<AtomicBool>,
 }
 
 impl StallReporter {
@@ -87,13 +88,22 @@ impl StallReporter {
             last_report_ms: AtomicU64::new(0),
             started: std::time::Instant::now(),
             log,
+            armed: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Reports only while `armed` is set. A shard opening its engine
+    /// (reading tables, replaying the WAL) serves nothing yet, so a long
+    /// run of the core then is not a stall anyone waits on.
+    pub fn armed_by(mut self, armed: Arc<AtomicBool>) -> StallReporter {
+        self.armed = armed;
+        self
     }
 }
 
 impl StallDetectionHandler for StallReporter {
     fn threshold(&self, _queue: TaskQueueHandle, _max_expected_runtime: Duration) -> Option<Duration> {
-        Some(self.threshold)
+        self.armed.load(Ordering::Relaxed).then_some(self.threshold)
     }
 
     fn stall(&self, detection: StallDetection<'_>) {
@@ -159,5 +169,29 @@ mod tests {
             text.contains("busy_loop"),
             "the stack names the stalling function: {text}"
         );
+    }
+
+    #[test]
+    fn a_disarmed_reporter_reports_nothing_until_armed() {
+        let log = StallLog::spawn_with(|_, _, _| {}).unwrap();
+        let count = Arc::new(AtomicU64::new(0));
+        let armed = Arc::new(AtomicBool::new(false));
+        let reporter = StallReporter::new(0, Duration::from_millis(5), count.clone(), log).armed_by(armed.clone());
+        let (c, a) = (count.clone(), armed.clone());
+        LocalExecutorBuilder::default()
+            .preempt_timer(Duration::from_millis(10))
+            .detect_stalls(Some(Box::new(reporter)))
+            .spawn(move || async move {
+                busy_loop(Duration::from_millis(50));
+                glommio::executor().yield_task_queue_now().await;
+                assert_eq!(c.load(Ordering::Relaxed), 0, "no report while disarmed");
+                a.store(true, Ordering::Relaxed);
+                glommio::executor().yield_task_queue_now().await;
+                busy_loop(Duration::from_millis(50));
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(count.load(Ordering::Relaxed) >= 1, "an armed reporter counts the stall");
     }
 }

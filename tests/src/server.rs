@@ -169,10 +169,14 @@ impl LumaServer {
     }
 
     fn spawn(&mut self) {
-        let from = self.output().len();
         let ports = free_ports(2);
         self.redis_port = ports[0];
         self.http_port = ports[1];
+        self.spawn_on_current_ports();
+    }
+
+    fn spawn_on_current_ports(&mut self) {
+        let from = self.output().len();
         let mut cmd = self.start_command(self.redis_port, self.http_port);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
@@ -303,6 +307,18 @@ impl LumaServer {
         self.kill9();
         self.output.0.lock().expect("output lock").push_str("--- restart ---\n");
         self.spawn();
+    }
+
+    /// SIGKILL, then starts again at once on the same data dir and the
+    /// same ports, as an operator's restart script would.
+    pub fn kill9_and_restart_on_same_ports(&mut self) {
+        self.kill9();
+        self.output
+            .0
+            .lock()
+            .expect("output lock")
+            .push_str("--- restart on the same ports ---\n");
+        self.spawn_on_current_ports();
     }
 
     /// Runs a Python client script (redis-py, installed by

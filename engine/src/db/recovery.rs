@@ -25,6 +25,11 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
+/// Operations replayed between offers of the core: a large WAL takes a
+/// while to replay, and the other tasks of the shard (and its stall
+/// detector) must see the core meanwhile.
+const REPLAY_YIELD_EVERY_OPS: u64 = 256;
+
 /// What open found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -122,6 +127,7 @@ impl<S: Storage> Engine<S> {
         let mut last_seq = mstate.last_seq;
         let mut next_file_number = mstate.next_file_number;
         let mut prev_seq: SeqNo = 0;
+        let mut replayed_ops: u64 = 0;
         // Files a crash left behind (a manifest written but never made
         // current, a table never recorded) may carry numbers past the
         // manifest's counter: never reuse one.
@@ -184,6 +190,10 @@ impl<S: Storage> Engine<S> {
                 }
                 let mut seq = first_seq;
                 for op in batch.iter() {
+                    replayed_ops += 1;
+                    if replayed_ops.is_multiple_of(REPLAY_YIELD_EVERY_OPS) {
+                        storage.yield_if_needed().await;
+                    }
                     let ks = keyspaces.get(&op.keyspace).ok_or_else(|| {
                         Error::corruption(
                             &name,

@@ -93,6 +93,22 @@ fn sigkill_in_relaxed_modes_keeps_writes_older_than_the_wal_window() {
     }
 }
 
+/// A restart script starts the server again the moment the old process
+/// is gone; the dead process's listeners outlive it by a few milliseconds,
+/// which must not fail the start with "Address already in use".
+#[test]
+fn sigkill_then_an_immediate_restart_on_the_same_ports_starts() {
+    let mut s = LumaServer::start(ServerOptions::default().shards(2).sync_mode("sync"));
+    for round in 0..8 {
+        let mut conn = s.conn();
+        assert_eq!(conn.call(&["INCR", "restarts"]), Value::Int(round + 1));
+        drop(conn);
+        s.kill9_and_restart_on_same_ports();
+    }
+    let mut conn = s.conn();
+    assert_eq!(conn.call(&["GET", "restarts"]).text().as_deref(), Some("8"));
+}
+
 #[test]
 fn sigkill_in_sync_mode_loses_no_acknowledged_write() {
     let seed: u64 = match std::env::var("LUMADB_CRASH_SEED") {
