@@ -15,6 +15,9 @@
 # LumaDB runs with its default durability (sync: a write is answered after
 # its WAL group is fdatasynced); redis-server runs with appendonly yes,
 # appendfsync everysec (the closest Redis setting that keeps throughput).
+# Each test starts from an empty database, except GET, which reads a key
+# space filled by SET beforehand (3 x KEYSPACE random keys, about 95% of
+# the key space), so that it measures hits.
 # Output: one CSV line per server, test and pipeline depth:
 #   server,test,pipeline,rps,p50_ms,p99_ms,server_cpu_s,rps_per_server_cpu_s
 set -euo pipefail
@@ -63,6 +66,12 @@ run_tests() { # name port pid
     for p in $PIPELINES; do
         for t in ${TESTS//,/ }; do
             redis-cli -p "$port" flushall >/dev/null
+            if [[ $t == get ]]; then
+                # GET reads keys that exist: fill the key space first
+                # (outside the measurement), as a SET run would.
+                taskset -c "$CLIENT_CPU" redis-benchmark -p "$port" -c "$CLIENTS" -n $((KEYSPACE * 3)) \
+                    -r "$KEYSPACE" -P 16 -t set -q >/dev/null
+            fi
             local before after
             before=$(cpu_seconds "$pid")
             local line

@@ -25,6 +25,14 @@ struct NotifyInner {
     waiters: RefCell<Vec<Waker>>,
 }
 
+impl std::fmt::Debug for Notify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notify")
+            .field("generation", &self.inner.generation.get())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Notify {
     pub fn new() -> Self {
         Self::default()

@@ -1,8 +1,13 @@
 //! Runs an engine's background work on the current glommio executor:
 //! flush and compaction in a low-priority task queue (so foreground
-//! requests keep their latency), and a WAL timer: in `interval` sync mode
+//! requests keep their latency), and, in the relaxed sync modes, two WAL
+//! tasks in the caller's (foreground) queue: a timer (in `interval` mode
 //! it writes and fdatasyncs the WAL every `interval_ms`, in `none` mode it
-//! writes the WAL out every `WAL_WRITE_OUT_INTERVAL_MS`.
+//! writes the WAL out every `WAL_WRITE_OUT_INTERVAL_MS`) and the
+//! write-behind task, which writes the WAL buffer out whenever
+//! `WAL_WRITE_BEHIND_BYTES` have gathered. Neither holds up a writer; they
+//! run in the foreground queue because a WAL write waiting for the low
+//! priority queue's turn would let the buffer fill up to its bound.
 
 use crate::storage::DmaStorage;
 use glommio::{Latency, Shares, TaskQueueHandle};
@@ -34,8 +39,9 @@ pub fn background_queue() -> TaskQueueHandle {
     glommio::executor().create_task_queue(Shares::Static(BACKGROUND_SHARES), Latency::NotImportant, "lumadb-bg")
 }
 
-/// Spawns the flush loop, the compaction loop and (in the `interval` and
-/// `none` modes) the WAL timer for `engine` on `tq`.
+/// Spawns the flush loop and the compaction loop for `engine` on `tq` and
+/// (in the `interval` and `none` modes) the WAL timer and write-behind
+/// task in the current task queue.
 pub fn spawn_background(engine: &Engine<DmaStorage>, tq: TaskQueueHandle) -> BackgroundTasks {
     let mut tasks = Vec::new();
     let e = engine.clone();
@@ -61,7 +67,18 @@ pub fn spawn_background(engine: &Engine<DmaStorage>, tq: TaskQueueHandle) -> Bac
     };
     if let Some((period_ms, sync)) = timer {
         let e = engine.clone();
-        tasks.push(spawn(tq, async move {
+        tasks.push(spawn_here(async move {
+            while e.wal_write_behind_work().await {
+                if let Err(err) = e.write_wal().await {
+                    if e.is_closed() {
+                        break;
+                    }
+                    tracing::error!(error = %err, "WAL write-behind failed");
+                }
+            }
+        }));
+        let e = engine.clone();
+        tasks.push(spawn_here(async move {
             while !e.is_closed() && e.poisoned().is_none() {
                 glommio::timer::sleep(Duration::from_millis(period_ms)).await;
                 if e.is_closed() {
@@ -79,6 +96,10 @@ pub fn spawn_background(engine: &Engine<DmaStorage>, tq: TaskQueueHandle) -> Bac
         }));
     }
     BackgroundTasks { tasks }
+}
+
+fn spawn_here(f: impl std::future::Future<Output = ()> + 'static) -> glommio::task::JoinHandle<()> {
+    glommio::spawn_local(f).detach()
 }
 
 fn spawn(tq: TaskQueueHandle, f: impl std::future::Future<Output = ()> + 'static) -> glommio::task::JoinHandle<()> {

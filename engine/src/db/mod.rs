@@ -23,7 +23,7 @@ mod write;
 
 pub use iter::DbIterator;
 pub use recovery::RecoveryReport;
-pub use write::{WAL_WRITE_BEHIND_BYTES, WAL_WRITE_OUT_INTERVAL_MS};
+pub use write::{WAL_WRITE_BEHIND_BYTES, WAL_WRITE_BEHIND_BYTES_MAX, WAL_WRITE_OUT_INTERVAL_MS};
 
 use crate::batch::KeyspaceId;
 use crate::cache::{BlockCache, RowCache};
@@ -63,10 +63,14 @@ pub(crate) struct Inner<S: Storage> {
     pub(crate) opts: EngineOptions,
     pub(crate) state: RefCell<State<S>>,
     pub(crate) commit: RefCell<write::CommitQueue>,
-    /// The WAL writer. The group-commit leader takes it out for the
-    /// duration of a group and puts it back, so it is never borrowed across
-    /// an await.
+    /// The WAL writer (`None` only while the engine opens). Borrowed
+    /// briefly, never across an await: its I/O runs on handed-out
+    /// [`WalWrite`](crate::wal::WalWrite)s and [`WalSync`](crate::wal::WalSync)s.
     pub(crate) wal: RefCell<Option<LogWriter<S::File>>>,
+    /// A WAL write finished: a task waiting to start the next one re-checks.
+    pub(crate) wal_io: Notify,
+    /// The WAL's write-behind buffer is due out (relaxed sync modes).
+    pub(crate) wal_due: Notify,
     /// Background work (a frozen memtable, a compaction) may be available.
     pub(crate) background: Notify,
     /// A flush or compaction finished: stalled writers re-check.
@@ -347,6 +351,8 @@ impl<S: Storage> Engine<S> {
         // Wake stalled writers and waiting background loops so they see it.
         self.inner.progress.notify_all();
         self.inner.background.notify_all();
+        self.inner.wal_io.notify_all();
+        self.inner.wal_due.notify_all();
         e
     }
 
@@ -504,6 +510,7 @@ impl<S: Storage> Engine<S> {
         self.inner.state.borrow_mut().closed = true;
         self.inner.background.notify_all();
         self.inner.progress.notify_all();
+        self.inner.wal_due.notify_all();
         r
     }
 }

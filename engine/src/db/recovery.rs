@@ -242,6 +242,8 @@ impl<S: Storage> Engine<S> {
             state: RefCell::new(state),
             commit: RefCell::new(Default::default()),
             wal: RefCell::new(None),
+            wal_io: Notify::new(),
+            wal_due: Notify::new(),
             background: Notify::new(),
             progress: Notify::new(),
             flush_lock: LocalMutex::new(),

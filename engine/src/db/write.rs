@@ -11,6 +11,17 @@
 //!
 //! Cost: with fdatasync at ~200 µs and G writers per group, the WAL
 //! sustains ~G × 5,000 writes/s on one core.
+//!
+//! In the relaxed sync modes (`interval`, `none`) no writer waits for the
+//! disk: a write is appended to the WAL's write-behind buffer and applied
+//! at once ([`Engine::try_write_now`], or a group when writers queue), and
+//! the buffer goes out on its own schedule: when
+//! [`WAL_WRITE_BEHIND_BYTES`] have gathered (the runtime's write-behind
+//! task, woken through `wal_due`), on the sync timer, and at a segment
+//! roll. The I/O runs on a [`WalWrite`](crate::wal::WalWrite) handed out
+//! by the log writer, which meanwhile takes further appends; only a
+//! buffer grown to [`WAL_WRITE_BEHIND_BYTES_MAX`] (the disk or the task
+//! is behind) makes the next group write it inline, which bounds memory.
 
 use super::Engine;
 use crate::batch::{KeyspaceId, WriteBatch};
@@ -28,6 +39,11 @@ use std::rc::Rc;
 /// gathers in memory before it writes them out without waiting for the
 /// next sync. Bounds the memory and the I/O size of write-behind.
 pub const WAL_WRITE_BEHIND_BYTES: usize = 256 << 10;
+
+/// In the relaxed sync modes, the WAL bytes buffered at most: past this,
+/// writes go through a group that writes the buffer out before it
+/// applies them (backpressure when the disk falls behind).
+pub const WAL_WRITE_BEHIND_BYTES_MAX: usize = 4 * WAL_WRITE_BEHIND_BYTES;
 
 /// In the `none` sync mode, how often the runtime writes the WAL's
 /// write-behind buffer out ([`Engine::write_wal`]), so that a crash of the
@@ -50,11 +66,6 @@ pub(crate) enum SlotMsg {
 /// A request to the leader.
 pub(crate) struct Pending {
     batch: WriteBatch,
-    /// fdatasync this group even if the sync mode would not.
-    sync: bool,
-    /// Write the WAL buffer out with this group even if the write-behind
-    /// threshold is not reached.
-    write_out: bool,
     /// Freeze these keyspaces' memtables after this group (manual flush).
     freeze: Option<Vec<KeyspaceId>>,
     slot: Rc<Slot<SlotMsg>>,
@@ -87,8 +98,6 @@ impl<S: Storage> Engine<S> {
         let r = self
             .submit(Pending {
                 batch,
-                sync: false,
-                write_out: false,
                 freeze: None,
                 slot: Slot::new(),
             })
@@ -110,8 +119,9 @@ impl<S: Storage> Engine<S> {
     /// - while a group is being committed or writers are queued, so writes
     ///   keep their order;
     /// - while writes are stalled behind flushes or compactions;
-    /// - when the write-behind buffer is due to go out, or a memtable or
-    ///   the WAL segment is due to roll: the next group does that I/O.
+    /// - when the write-behind buffer is full
+    ///   ([`WAL_WRITE_BEHIND_BYTES_MAX`]), or a memtable or the WAL segment
+    ///   is due to roll: the next group does that I/O.
     ///
     /// It never awaits, so a caller answering many commands in a row (a
     /// pipeline) sends their replies together.
@@ -135,11 +145,11 @@ impl<S: Storage> Engine<S> {
             return None;
         }
         let wal_bytes = wal_record_bytes(batch);
-        {
+        let due = {
             let mut slot = self.inner.wal.borrow_mut();
-            // Taken only by a leader, and no leader is active.
+            // `None` only while the engine opens.
             let wal = slot.as_mut()?;
-            if wal.buffered_bytes() + wal_bytes as usize >= WAL_WRITE_BEHIND_BYTES {
+            if wal.buffered_bytes() + wal_bytes as usize >= WAL_WRITE_BEHIND_BYTES_MAX {
                 return None;
             }
             let first = self.inner.state.borrow().last_seq + 1;
@@ -147,11 +157,17 @@ impl<S: Storage> Engine<S> {
                 drop(slot);
                 return Some(Err(self.poison(e)));
             }
+            !wal.is_writing() && wal.buffered_bytes() >= WAL_WRITE_BEHIND_BYTES
+        };
+        let last = self.apply_batches(std::iter::once(batch), wal_bytes);
+        {
+            let mut st = self.inner.state.borrow_mut();
+            st.stats.user_bytes_written += batch.encoded_size() as u64;
+            st.stats.writes += 1;
         }
-        let last = self.apply_batches(std::iter::once(batch), wal_bytes, false);
-        let mut st = self.inner.state.borrow_mut();
-        st.stats.user_bytes_written += batch.encoded_size() as u64;
-        st.stats.writes += 1;
+        if due {
+            self.inner.wal_due.notify_all();
+        }
         Some(Ok(last))
     }
 
@@ -189,36 +205,105 @@ impl<S: Storage> Engine<S> {
         self.write(b).await
     }
 
-    /// Makes every acknowledged write durable (fdatasync of the WAL). The
-    /// runtime calls it every `interval_ms` in `interval` mode.
+    /// Makes every acknowledged write durable (write-out and fdatasync of
+    /// the WAL). The runtime calls it every `interval_ms` in `interval`
+    /// mode. Writers do not wait for it: they keep appending meanwhile.
     pub async fn sync_wal(&self) -> Result<()> {
         self.check_writable()?;
-        self.submit(Pending {
-            batch: WriteBatch::new(),
-            sync: true,
-            write_out: true,
-            freeze: None,
-            slot: Slot::new(),
-        })
-        .await
-        .map(|_| ())
+        self.write_out_wal().await?;
+        self.sync_wal_file().await
     }
 
     /// Writes the WAL's write-behind buffer out (no fdatasync): the
     /// acknowledged writes then survive a crash of the process, not yet
     /// one of the machine. The runtime calls it every
-    /// [`WAL_WRITE_OUT_INTERVAL_MS`] in `none` mode.
+    /// [`WAL_WRITE_OUT_INTERVAL_MS`] in `none` mode, and from its
+    /// write-behind task (see [`Engine::wal_write_behind_work`]).
     pub async fn write_wal(&self) -> Result<()> {
         self.check_writable()?;
-        self.submit(Pending {
-            batch: WriteBatch::new(),
-            sync: false,
-            write_out: true,
-            freeze: None,
-            slot: Slot::new(),
-        })
-        .await
-        .map(|_| ())
+        self.write_out_wal().await
+    }
+
+    /// Waits until the WAL's write-behind buffer is due out (relaxed sync
+    /// modes); `false` once the engine is closed or poisoned. The
+    /// runtime's write-behind task loops on it and [`Engine::write_wal`].
+    pub async fn wal_write_behind_work(&self) -> bool {
+        loop {
+            // Registered before the check, so a wake-up in between counts.
+            let due = self.inner.wal_due.notified();
+            if self.is_closed() || self.poisoned().is_some() {
+                return false;
+            }
+            let ready = self
+                .inner
+                .wal
+                .borrow()
+                .as_ref()
+                .is_some_and(|w| !w.is_writing() && w.buffered_bytes() >= WAL_WRITE_BEHIND_BYTES);
+            if ready {
+                return true;
+            }
+            due.await;
+        }
+    }
+
+    /// Writes every WAL record appended so far to the file, after the
+    /// write already out (if any) finishes. Not durable until synced.
+    pub(crate) async fn write_out_wal(&self) -> Result<()> {
+        loop {
+            let step = {
+                let mut slot = self.inner.wal.borrow_mut();
+                let wal = slot.as_mut().expect("the WAL writer exists once the engine is open");
+                if wal.is_writing() {
+                    None
+                } else {
+                    Some(wal.start_write())
+                }
+            };
+            match step {
+                // Another task's write is out; ours starts after it.
+                None => self.inner.wal_io.notified().await,
+                Some(Err(e)) => return Err(self.poison(e)),
+                Some(Ok(None)) => return Ok(()),
+                Some(Ok(Some(w))) => {
+                    let r = w.run().await;
+                    let done = self
+                        .inner
+                        .wal
+                        .borrow_mut()
+                        .as_mut()
+                        .expect("the WAL writer exists once the engine is open")
+                        .finish_write(w, r);
+                    self.inner.wal_io.notify_all();
+                    return done.map_err(|e| self.poison(e));
+                }
+            }
+        }
+    }
+
+    /// fdatasyncs the WAL segment: what was written when it starts becomes
+    /// durable.
+    async fn sync_wal_file(&self) -> Result<()> {
+        let start = self
+            .inner
+            .wal
+            .borrow()
+            .as_ref()
+            .expect("the WAL writer exists once the engine is open")
+            .start_sync();
+        let s = start.map_err(|e| self.poison(e))?;
+        let r = s.run().await;
+        let done = self
+            .inner
+            .wal
+            .borrow_mut()
+            .as_mut()
+            .expect("the WAL writer exists once the engine is open")
+            .finish_sync(s, r);
+        if done.is_ok() {
+            self.inner.state.borrow_mut().stats.wal_syncs += 1;
+        }
+        done.map_err(|e| self.poison(e))
     }
 
     /// Freezes the memtables of `keyspaces` (all when `None`) so the next
@@ -227,8 +312,6 @@ impl<S: Storage> Engine<S> {
         let all = keyspaces.unwrap_or_else(|| self.inner.state.borrow().keyspaces.keys().copied().collect());
         self.submit(Pending {
             batch: WriteBatch::new(),
-            sync: false,
-            write_out: false,
             freeze: Some(all),
             slot: Slot::new(),
         })
@@ -346,19 +429,13 @@ impl<S: Storage> Engine<S> {
             }
             return;
         }
-        let mut wal = self
-            .inner
-            .wal
-            .borrow_mut()
-            .take()
-            .expect("the leader owns the WAL writer");
-        let outcome = self.commit_group(&mut wal, &group).await;
+        let outcome = self.commit_group(&group).await;
         match outcome {
             Ok(last_seqs) => {
                 for (p, seq) in group.iter().zip(last_seqs) {
                     p.slot.set(SlotMsg::Done(Ok(seq)));
                 }
-                if let Err(e) = self.after_group(&mut wal, &group).await {
+                if let Err(e) = self.after_group(&group).await {
                     self.poison(e);
                 }
             }
@@ -370,52 +447,54 @@ impl<S: Storage> Engine<S> {
                 }
             }
         }
-        *self.inner.wal.borrow_mut() = Some(wal);
     }
 
-    /// WAL write (+ sync), then memtable apply. Returns each batch's last
-    /// sequence number.
-    async fn commit_group(&self, wal: &mut LogWriter<S::File>, group: &[Pending]) -> Result<Vec<SeqNo>> {
+    /// WAL append (+ write and sync in `sync` mode), then memtable apply.
+    /// Returns each batch's last sequence number.
+    async fn commit_group(&self, group: &[Pending]) -> Result<Vec<SeqNo>> {
         let mut seqs = Vec::with_capacity(group.len());
         let mut next = self.inner.state.borrow().last_seq + 1;
         let mut wal_bytes = 0u64;
-        for p in group {
-            let n = p.batch.len() as u64;
-            if n == 0 {
+        let buffered = {
+            let mut slot = self.inner.wal.borrow_mut();
+            let wal = slot.as_mut().expect("the WAL writer exists once the engine is open");
+            for p in group {
+                let n = p.batch.len() as u64;
+                if n == 0 {
+                    seqs.push(next - 1);
+                    continue;
+                }
+                wal.append_batch(next, &p.batch)?;
+                wal_bytes += wal_record_bytes(&p.batch);
+                next += n;
                 seqs.push(next - 1);
-                continue;
             }
-            wal.append_batch(next, &p.batch)?;
-            wal_bytes += wal_record_bytes(&p.batch);
-            next += n;
-            seqs.push(next - 1);
-        }
+            wal.buffered_bytes()
+        };
         let last = next - 1;
-        let sync_mode = self.inner.opts.sync_mode;
-        let need_sync = sync_mode == SyncMode::Sync && wal_bytes > 0 || group.iter().any(|p| p.sync);
         // In `sync` mode every group reaches the disk before it is applied.
         // In the relaxed modes records collect in the writer's buffer
-        // (write-behind) and go out with the next sync, or once
-        // WAL_WRITE_BEHIND_BYTES have gathered: a group then costs no
-        // I/O at all, and a crash loses at most what the mode allows.
-        let write_out = group.iter().any(|p| p.write_out);
-        if need_sync || write_out || wal.buffered_bytes() >= WAL_WRITE_BEHIND_BYTES {
-            wal.write().await?;
-        }
-        if need_sync {
-            wal.sync().await?;
+        // (write-behind) and go out without this group waiting (see the
+        // module doc), unless the buffer is full: a crash loses at most
+        // what the mode allows.
+        if self.inner.opts.sync_mode == SyncMode::Sync && wal_bytes > 0 {
+            self.write_out_wal().await?;
+            self.sync_wal_file().await?;
+        } else if buffered >= WAL_WRITE_BEHIND_BYTES_MAX {
+            self.write_out_wal().await?;
+        } else if buffered >= WAL_WRITE_BEHIND_BYTES {
+            self.inner.wal_due.notify_all();
         }
         // Durable under the mode's promise: apply in commit order, then publish.
-        let applied = self.apply_batches(group.iter().map(|p| &p.batch), wal_bytes, need_sync);
+        let applied = self.apply_batches(group.iter().map(|p| &p.batch), wal_bytes);
         assert_eq!(applied, last);
         Ok(seqs)
     }
 
     /// Inserts `batches`, numbered on from the last sequence number, into
-    /// the memtables and publishes them. Their WAL records (`wal_bytes`,
-    /// `synced` if fdatasynced) are already appended. Returns the new last
-    /// sequence number.
-    fn apply_batches<'b>(&self, batches: impl Iterator<Item = &'b WriteBatch>, wal_bytes: u64, synced: bool) -> SeqNo {
+    /// the memtables and publishes them. Their WAL records (`wal_bytes`)
+    /// are already appended. Returns the new last sequence number.
+    fn apply_batches<'b>(&self, batches: impl Iterator<Item = &'b WriteBatch>, wal_bytes: u64) -> SeqNo {
         let mut st = self.inner.state.borrow_mut();
         let mut seq = st.last_seq + 1;
         // Point reads consult the memtables before their first await and
@@ -441,9 +520,6 @@ impl<S: Storage> Engine<S> {
         st.visible_seq = last;
         st.stats.write_groups += 1;
         st.stats.wal_bytes_written += wal_bytes;
-        if synced {
-            st.stats.wal_syncs += 1;
-        }
         let segment = st.wal_segment;
         *st.wal_segments.entry(segment).or_insert(0) += wal_bytes;
         last
@@ -479,21 +555,32 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Freezes full (or requested) memtables and rolls the WAL segment.
-    async fn after_group(&self, wal: &mut LogWriter<S::File>, group: &[Pending]) -> Result<()> {
+    async fn after_group(&self, group: &[Pending]) -> Result<()> {
         let requested: Vec<KeyspaceId> = group.iter().filter_map(|p| p.freeze.clone()).flatten().collect();
         let to_freeze = self.keyspaces_to_freeze(&requested);
         if to_freeze.is_empty() {
             return Ok(());
         }
         // Everything in the old segment must be durable before memtables
-        // that depend on it can be flushed and the segment deleted.
-        wal.write().await?;
-        wal.sync().await?;
+        // that depend on it can be flushed and the segment deleted. No
+        // append can reach it meanwhile: this task leads the commit queue,
+        // and `try_write_now` waits for no leader.
+        self.write_out_wal().await?;
+        self.sync_wal_file().await?;
         let number = self.alloc_file_number();
         let file = self.inner.storage.create(&wal::wal_file_name(number)).await?;
         let new_wal = LogWriter::create(file, number).await?;
         self.inner.storage.sync_dir().await?;
-        *wal = new_wal;
+        {
+            let mut slot = self.inner.wal.borrow_mut();
+            let old = slot
+                .replace(new_wal)
+                .expect("the WAL writer exists once the engine is open");
+            assert!(
+                !old.is_writing() && old.buffered_bytes() == 0,
+                "the old WAL segment took appends during the roll"
+            );
+        }
         let mut st = self.inner.state.borrow_mut();
         st.wal_segment = number;
         st.wal_segments.insert(number, 0);

@@ -37,6 +37,10 @@ struct Faults {
     syncs_left: Cell<Option<u64>>,
     writes_done: Cell<u64>,
     syncs_done: Cell<u64>,
+    /// While set, file writes wait (see [`MemStorage::hold_writes`]).
+    held: Cell<bool>,
+    released: crate::sync::Notify,
+    writes_waiting: Cell<u64>,
 }
 
 /// In-memory, crash-simulating storage. Clones share one directory.
@@ -77,6 +81,24 @@ impl MemStorage {
     /// Writes performed so far (successful ones).
     pub fn writes_done(&self) -> u64 {
         self.faults.writes_done.get()
+    }
+
+    /// Makes every file write wait, in flight, until
+    /// [`release_writes`](Self::release_writes): a slow device, for tests
+    /// of what does (and does not) wait for the disk.
+    pub fn hold_writes(&self) {
+        self.faults.held.set(true);
+    }
+
+    /// Lets held writes (and later ones) complete.
+    pub fn release_writes(&self) {
+        self.faults.held.set(false);
+        self.faults.released.notify_all();
+    }
+
+    /// File writes waiting under [`hold_writes`](Self::hold_writes).
+    pub fn writes_waiting(&self) -> u64 {
+        self.faults.writes_waiting.get()
     }
 
     /// Syncs performed so far (successful ones).
@@ -253,6 +275,16 @@ impl StorageFile for MemFile {
             data.len(),
             self.name
         );
+        let faults = &self.storage.faults;
+        loop {
+            let released = faults.released.notified();
+            if !faults.held.get() {
+                break;
+            }
+            faults.writes_waiting.set(faults.writes_waiting.get() + 1);
+            released.await;
+            faults.writes_waiting.set(faults.writes_waiting.get() - 1);
+        }
         self.storage.take_write_budget(&self.name)?;
         let mut img = self.image.borrow_mut();
         let start = offset as usize;

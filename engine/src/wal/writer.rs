@@ -50,6 +50,9 @@ const WAL_BUFFER_KEPT_BYTES: usize = 2 * WAL_PREALLOC_BYTES;
 /// pages, so a later "successful" fsync proves nothing.
 pub struct LogWriter<F: StorageFile> {
     file: F,
+    /// The segment's number: tells this writer's I/O from an earlier
+    /// segment's.
+    segment: u64,
     /// File offset of `buf[0]`; always page aligned.
     buf_offset: u64,
     /// The last partial page already written (`buf[..written_in_buf]`),
@@ -65,6 +68,57 @@ pub struct LogWriter<F: StorageFile> {
     allocated_len: u64,
     /// Description of the first failure; set once, never cleared.
     poisoned: Option<String>,
+    /// A [`WalWrite`] is out (started, not yet finished).
+    writing: bool,
+    /// The buffer of the last finished write, kept for the next one.
+    spare: Vec<u8>,
+}
+
+/// One write of a segment's buffered records, handed out by
+/// [`LogWriter::start_write`]. Whoever holds it performs the I/O
+/// ([`WalWrite::run`]) without borrowing the writer, which meanwhile
+/// takes further appends, and hands it back to
+/// [`LogWriter::finish_write`].
+pub struct WalWrite<F: StorageFile> {
+    file: F,
+    segment: u64,
+    offset: u64,
+    data: Vec<u8>,
+    /// The writer's `written_len` once this write is done.
+    logical_end: u64,
+}
+
+impl<F: StorageFile> WalWrite<F> {
+    /// Performs the write.
+    pub async fn run(&self) -> Result<()> {
+        self.file.write_at(self.offset, &self.data).await
+    }
+
+    /// Bytes this write sends to the file (zero padding included).
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the write sends nothing (never true of a started write).
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// One fdatasync of a segment, handed out by [`LogWriter::start_sync`]:
+/// it covers what was written when it started.
+pub struct WalSync<F: StorageFile> {
+    file: F,
+    segment: u64,
+    /// Logical bytes written when the sync started.
+    len: u64,
+}
+
+impl<F: StorageFile> WalSync<F> {
+    /// Performs the fdatasync.
+    pub async fn run(&self) -> Result<()> {
+        self.file.sync().await
+    }
 }
 
 impl<F: StorageFile> std::fmt::Debug for LogWriter<F> {
@@ -98,6 +152,7 @@ impl<F: StorageFile> LogWriter<F> {
         file.sync().await?;
         Ok(LogWriter {
             file,
+            segment: segment_number,
             buf_offset: SEGMENT_HEADER_SIZE as u64,
             buf: Vec::new(),
             written_in_buf: 0,
@@ -105,6 +160,8 @@ impl<F: StorageFile> LogWriter<F> {
             synced_len: SEGMENT_HEADER_SIZE as u64,
             allocated_len: SEGMENT_HEADER_SIZE as u64,
             poisoned: None,
+            writing: false,
+            spare: Vec::new(),
         })
     }
 
@@ -135,8 +192,10 @@ impl<F: StorageFile> LogWriter<F> {
             file.truncate(valid_len).await?;
         }
         file.sync().await?;
+        let segment = super::parse_wal_file_name(file.name()).unwrap_or(0);
         Ok(LogWriter {
             file,
+            segment,
             buf_offset,
             buf,
             written_in_buf: tail_len,
@@ -144,6 +203,8 @@ impl<F: StorageFile> LogWriter<F> {
             synced_len: valid_len,
             allocated_len: valid_len,
             poisoned: None,
+            writing: false,
+            spare: Vec::new(),
         })
     }
 
@@ -185,9 +246,26 @@ impl<F: StorageFile> LogWriter<F> {
     /// boundary. Does nothing if nothing is buffered. Not durable until
     /// [`sync`](Self::sync).
     pub async fn write(&mut self) -> Result<()> {
+        if let Some(w) = self.start_write()? {
+            let r = w.run().await;
+            self.finish_write(w, r)?;
+        }
+        assert_eq!(self.written_len, self.len());
+        Ok(())
+    }
+
+    /// Hands out the write of everything buffered (see [`write`](Self::write)),
+    /// or `None` if nothing is. Appends may continue while it runs; the
+    /// next write starts only after [`finish_write`](Self::finish_write),
+    /// since it rewrites this one's last page.
+    ///
+    /// # Panics
+    /// If a write is already out ([`is_writing`](Self::is_writing)).
+    pub fn start_write(&mut self) -> Result<Option<WalWrite<F>>> {
         self.check_poisoned()?;
+        assert!(!self.writing, "one WAL write at a time");
         if self.buffered_bytes() == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let logical = self.buf.len();
         let mut padded = align_up(logical);
@@ -195,38 +273,88 @@ impl<F: StorageFile> LogWriter<F> {
             // Zero-fill ahead (see WAL_PREALLOC_BYTES).
             padded += WAL_PREALLOC_BYTES;
         }
-        self.buf.resize(padded, 0);
-        let result = self.file.write_at(self.buf_offset, &self.buf).await;
-        self.buf.truncate(logical);
+        let offset = self.buf_offset;
+        // The next write starts over from the last partial page.
+        let full = align_down(logical);
+        let mut next = std::mem::take(&mut self.spare);
+        next.clear();
+        next.extend_from_slice(&self.buf[full..logical]);
+        let mut data = std::mem::replace(&mut self.buf, next);
+        data.resize(padded, 0);
+        self.buf_offset += full as u64;
+        self.written_in_buf = self.buf.len();
+        self.allocated_len = self.allocated_len.max(offset + padded as u64);
+        self.writing = true;
+        assert!(self.buf.len() < IO_ALIGN);
+        assert_eq!(self.buf_offset % IO_ALIGN as u64, 0);
+        Ok(Some(WalWrite {
+            file: self.file.clone(),
+            segment: self.segment,
+            offset,
+            data,
+            logical_end: offset + logical as u64,
+        }))
+    }
+
+    /// Takes back a write handed out by [`start_write`](Self::start_write)
+    /// with its outcome. A failed write poisons the writer.
+    pub fn finish_write(&mut self, w: WalWrite<F>, result: Result<()>) -> Result<()> {
+        assert!(self.writing && w.segment == self.segment, "a write of another segment");
+        self.writing = false;
         if let Err(e) = result {
             return Err(self.poison("write", e));
         }
-        self.allocated_len = self.allocated_len.max(self.buf_offset + padded as u64);
-        self.written_len = self.buf_offset + logical as u64;
-        // Keep only the last partial page: it is rewritten by the next write.
-        let full = align_down(logical);
-        self.buf.drain(..full);
-        self.buf_offset += full as u64;
-        self.written_in_buf = self.buf.len();
-        // Keep room for the next write, zero fill included: giving the
-        // memory back and growing again faults fresh pages in on the write
-        // path each time (the allocator returns freed pages to the OS).
-        self.buf.shrink_to(WAL_BUFFER_KEPT_BYTES);
-        assert!(self.buf.len() < IO_ALIGN);
-        assert_eq!(self.buf_offset % IO_ALIGN as u64, 0);
-        assert_eq!(self.written_len, self.len());
+        self.written_len = self.written_len.max(w.logical_end);
+        // Keep the buffer for the next write, zero fill included: giving
+        // the memory back and growing again faults fresh pages in on the
+        // write path each time (the allocator returns freed pages to the OS).
+        let mut data = w.data;
+        data.clear();
+        data.shrink_to(WAL_BUFFER_KEPT_BYTES);
+        self.spare = data;
         Ok(())
+    }
+
+    /// Whether a write handed out by [`start_write`](Self::start_write) is
+    /// not yet finished.
+    pub fn is_writing(&self) -> bool {
+        self.writing
     }
 
     /// fdatasync: makes every written record durable. Buffered records that
     /// were not yet written are not included.
     pub async fn sync(&mut self) -> Result<()> {
+        let s = self.start_sync()?;
+        let r = s.run().await;
+        self.finish_sync(s, r)
+    }
+
+    /// Hands out an fdatasync covering what is written now.
+    pub fn start_sync(&self) -> Result<WalSync<F>> {
         self.check_poisoned()?;
-        if let Err(e) = self.file.sync().await {
+        Ok(WalSync {
+            file: self.file.clone(),
+            segment: self.segment,
+            len: self.written_len,
+        })
+    }
+
+    /// Takes back a sync handed out by [`start_sync`](Self::start_sync)
+    /// (of this segment or, after a roll, of an earlier one) with its
+    /// outcome. A failed fdatasync poisons the writer: it is never retried.
+    pub fn finish_sync(&mut self, s: WalSync<F>, result: Result<()>) -> Result<()> {
+        if let Err(e) = result {
             return Err(self.poison("fdatasync", e));
         }
-        self.synced_len = self.written_len;
+        if s.segment == self.segment {
+            self.synced_len = self.synced_len.max(s.len);
+        }
         Ok(())
+    }
+
+    /// The segment's number.
+    pub fn segment(&self) -> u64 {
+        self.segment
     }
 
     /// Logical length of the log, buffered records included.
@@ -291,8 +419,11 @@ impl<F: StorageFile> LogWriter<F> {
     }
 
     fn poison(&mut self, op: &str, e: Error) -> Error {
-        assert!(self.poisoned.is_none());
-        self.poisoned = Some(format!("WAL {op} on {} failed: {e}", self.file.name()));
+        // A write and a sync may both be out when the device fails: the
+        // first failure is the cause.
+        if self.poisoned.is_none() {
+            self.poisoned = Some(format!("WAL {op} on {} failed: {e}", self.file.name()));
+        }
         e
     }
 }

@@ -100,9 +100,10 @@ fn relaxed_modes_write_the_wal_behind_in_bounded_pieces() {
             e.put(ks, format!("k{i}").as_bytes(), b"v").await.unwrap();
         }
         assert_eq!(storage.writes_done(), before, "no WAL write per group");
-        // Past the write-behind bound, the gathered records go out at once.
+        // Past the write-behind bound, the gathered records go out at once
+        // (with no write-behind task running, a group writes them).
         let value = vec![b'x'; 4096];
-        let n = lumadb_engine::db::WAL_WRITE_BEHIND_BYTES / value.len() + 1;
+        let n = lumadb_engine::db::WAL_WRITE_BEHIND_BYTES_MAX / value.len() + 1;
         for i in 0..n {
             e.put(ks, format!("big{i}").as_bytes(), &value).await.unwrap();
         }
@@ -116,6 +117,93 @@ fn relaxed_modes_write_the_wal_behind_in_bounded_pieces() {
             .await
             .unwrap()
             .is_some());
+    });
+}
+
+/// Gives the other futures of a `join!` a turn.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// In the relaxed modes a write never waits for the disk: while the
+/// write-behind task's write (and an interval sync) hang on a slow
+/// device, writers go on being acknowledged, up to the buffer's bound;
+/// past it they wait for the device.
+#[test]
+fn relaxed_mode_writers_do_not_wait_for_the_wal_write_behind() {
+    use lumadb_engine::db::{WAL_WRITE_BEHIND_BYTES, WAL_WRITE_BEHIND_BYTES_MAX};
+    run(async {
+        let storage = MemStorage::new();
+        let mut opts = tiny_options(CompactionStyle::Leveled);
+        opts.memtable_size = 64 << 20;
+        opts.sync_mode = SyncMode::Interval { interval_ms: 100 };
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        let value = vec![b'x'; 4096];
+        // What the runtime's write-behind task does.
+        let write_behind = async {
+            while e.wal_write_behind_work().await {
+                e.write_wal().await.unwrap();
+            }
+        };
+        let sync_timer = async {
+            // Once the first write-behind write is out: this sync must
+            // wait for it, and the writers must not wait for the sync.
+            while storage.writes_waiting() == 0 {
+                yield_now().await;
+            }
+            e.sync_wal().await.unwrap();
+        };
+        let writers = async {
+            storage.hold_writes();
+            let under_bound = (WAL_WRITE_BEHIND_BYTES_MAX - WAL_WRITE_BEHIND_BYTES) / (value.len() + 64);
+            let n = WAL_WRITE_BEHIND_BYTES / value.len() + under_bound;
+            for i in 0..n {
+                e.put(ks, format!("k{i}").as_bytes(), &value).await.unwrap();
+                yield_now().await;
+            }
+            assert_eq!(storage.writes_waiting(), 1, "one write-behind write is out, held");
+            // The bound: the next writes wait for the device.
+            let past = 2 * WAL_WRITE_BEHIND_BYTES / value.len();
+            let blocked = async {
+                for i in n..n + past {
+                    e.put(ks, format!("k{i}").as_bytes(), &value).await.unwrap();
+                }
+            };
+            let release = async {
+                for _ in 0..100 {
+                    yield_now().await;
+                }
+                let last = format!("k{}", n + past - 1);
+                assert!(
+                    e.get(ks, last.as_bytes()).await.unwrap().is_none(),
+                    "writes past the bound wait for the device"
+                );
+                storage.release_writes();
+            };
+            futures::future::join(blocked, release).await;
+            e.sync_wal().await.unwrap();
+            e.close().await.unwrap();
+            n + past
+        };
+        let ((), (), total) = futures::future::join3(write_behind, sync_timer, writers).await;
+        let after = open(&storage.crash(None), &opts).await;
+        for i in 0..total {
+            assert!(
+                after.get(ks, format!("k{i}").as_bytes()).await.unwrap().is_some(),
+                "k{i} after a sync and a crash"
+            );
+        }
     });
 }
 

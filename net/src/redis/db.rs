@@ -175,7 +175,7 @@ impl<S: Storage> Db<S> {
             return Ok(None);
         };
         let meta = Meta::decode_owned(raw).ok_or_else(|| corrupt_meta(key))?;
-        if meta.is_expired(self.now_ms()) {
+        if meta.expire_at_ms != 0 && meta.is_expired(self.now_ms()) {
             return Ok(None);
         }
         Ok(Some(meta))
@@ -188,7 +188,7 @@ impl<S: Storage> Db<S> {
             return Ok(None);
         };
         let meta = Meta::decode_owned(raw).ok_or_else(|| corrupt_meta(key))?;
-        if meta.is_expired(self.now_ms()) {
+        if meta.expire_at_ms != 0 && meta.is_expired(self.now_ms()) {
             self.delete_key(tx, key, &meta)?;
             self.expired_keys.set(self.expired_keys.get() + 1);
             return Ok(None);

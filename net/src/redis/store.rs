@@ -790,7 +790,7 @@ mod tests {
         // A batch too big for the write-behind buffer is queued; the
         // committer has not run yet, so the next write of the same key
         // must queue behind it rather than overtake it.
-        let big = vec![b'x'; lumadb_engine::db::WAL_WRITE_BEHIND_BYTES];
+        let big = vec![b'x'; lumadb_engine::db::WAL_WRITE_BEHIND_BYTES_MAX];
         let mut tx = store.tx();
         tx.put(b"mbig", &big).unwrap();
         tx.put(b"mk", b"2").unwrap();
