@@ -7,6 +7,7 @@
 
 pub mod admin_backend;
 pub mod info;
+mod join;
 pub mod pubsub;
 pub mod session;
 
@@ -527,8 +528,11 @@ impl Service for Shard {
                     }
                     // Independent commands: run them concurrently so their
                     // writes share one group commit; replies keep order.
-                    let futs = cmds.iter().map(|(spec, args)| self.run_command(spec, args, &clock));
-                    ShardResponse::Replies(futures::future::join_all(futs).await)
+                    let run = |i: usize| {
+                        let (spec, args) = &cmds[i];
+                        self.run_command(spec, args, &clock)
+                    };
+                    ShardResponse::Replies(join::join_in_order(cmds.len(), run).await)
                 }
                 ShardRequest::Lock { txid, keys, watches } => {
                     let guard = self
