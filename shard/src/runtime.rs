@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -233,6 +233,11 @@ where
     // Second barrier: every shard's listeners are open.
     let (listening_tx, listening_rx) = mpsc::channel::<bool>();
     let go = Arc::new(AtomicU8::new(0));
+    // Shards done draining and closing their engines. A shard keeps
+    // answering cross-shard requests until all are, or one still
+    // draining could wait forever on a request to a shard that is gone
+    // (a blocked pop cancels its waits on the keys' shards).
+    let stopped = Arc::new(AtomicUsize::new(0));
     let stall_log = if stall_threshold.is_zero() {
         None
     } else {
@@ -250,6 +255,7 @@ where
         let ready_tx = ready_tx.clone();
         let listening_tx = listening_tx.clone();
         let go = go.clone();
+        let stopped = stopped.clone();
         let control = control.clone();
         let config = spec.config.clone();
         let layout = spec.layout.clone();
@@ -313,6 +319,7 @@ where
                     Ok(v) => v,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
+                        stopped.fetch_add(1, Ordering::AcqRel);
                         return;
                     }
                 };
@@ -345,6 +352,17 @@ where
                     tracing::error!(shard, error = %e, "engine close failed");
                 }
                 background.join().await;
+                stopped.fetch_add(1, Ordering::AcqRel);
+                let all_stopped = glommio::timer::timeout(ctx.control.drain_timeout(), async {
+                    while stopped.load(Ordering::Acquire) < shards {
+                        glommio::timer::sleep(Duration::from_millis(2)).await;
+                    }
+                    Ok(())
+                })
+                .await;
+                if all_stopped.is_err() {
+                    tracing::warn!(shard, "drain timeout passed while other shards were still stopping");
+                }
                 ctx.router.close();
                 tracing::info!(shard, "shard stopped");
             })

@@ -71,6 +71,8 @@ pub(crate) struct Inner<S: Storage> {
     pub(crate) wal_io: Notify,
     /// The WAL's write-behind buffer is due out (relaxed sync modes).
     pub(crate) wal_due: Notify,
+    /// The commit queue went idle (no leader, nobody queued).
+    pub(crate) commit_idle: Notify,
     /// Background work (a frozen memtable, a compaction) may be available.
     pub(crate) background: Notify,
     /// A flush or compaction finished: stalled writers re-check.
@@ -491,27 +493,40 @@ impl<S: Storage> Engine<S> {
                 .any(|k| crate::compaction::pick(&k.version, &k.opts, &k.busy).is_some())
     }
 
-    /// Whether the engine was closed.
+    /// Whether the engine was closed (or is closing): writes are refused.
     pub fn is_closed(&self) -> bool {
         self.inner.state.borrow().closed
     }
 
-    /// Syncs the WAL and refuses further writes. Background loops see
-    /// [`Engine::is_closed`] and stop.
+    /// Refuses further writes, lets the writes already queued finish,
+    /// then writes out and syncs the WAL, so every write acknowledged
+    /// before the call, under any sync mode, is durable when it returns.
+    /// Background loops see [`Engine::is_closed`] and stop.
+    ///
+    /// Writes are refused first: in the relaxed modes a write is
+    /// acknowledged once it is in the WAL buffer, so one accepted while
+    /// the final sync runs would be acknowledged and then lost.
     pub async fn close(&self) -> Result<()> {
         if self.is_closed() {
             return Ok(());
         }
-        let r = if self.poisoned().is_none() {
-            self.sync_wal().await
-        } else {
-            Ok(())
-        };
         self.inner.state.borrow_mut().closed = true;
         self.inner.background.notify_all();
         self.inner.progress.notify_all();
         self.inner.wal_due.notify_all();
-        r
+        loop {
+            // Registered before the check, so the wake-up is not missed.
+            let idle = self.inner.commit_idle.notified();
+            if self.inner.commit.borrow().is_idle() {
+                break;
+            }
+            idle.await;
+        }
+        if self.poisoned().is_some() {
+            return Ok(());
+        }
+        self.write_out_wal().await?;
+        self.sync_wal_file().await
     }
 }
 

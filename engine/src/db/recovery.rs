@@ -244,6 +244,7 @@ impl<S: Storage> Engine<S> {
             wal: RefCell::new(None),
             wal_io: Notify::new(),
             wal_due: Notify::new(),
+            commit_idle: Notify::new(),
             background: Notify::new(),
             progress: Notify::new(),
             flush_lock: LocalMutex::new(),

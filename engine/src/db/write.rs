@@ -77,6 +77,13 @@ pub(crate) struct CommitQueue {
     leader_active: bool,
 }
 
+impl CommitQueue {
+    /// No group is being written and no writer waits.
+    pub(crate) fn is_idle(&self) -> bool {
+        !self.leader_active && self.pending.is_empty()
+    }
+}
+
 /// Why a writer must wait before entering the queue.
 enum Stall {
     Flush,
@@ -94,6 +101,8 @@ impl<S: Storage> Engine<S> {
         }
         self.check_keyspaces(&batch)?;
         self.wait_for_stall(&batch).await?;
+        // The engine may have closed while this writer waited.
+        self.check_writable()?;
         let bytes = batch.encoded_size() as u64;
         let r = self
             .submit(Pending {
@@ -134,7 +143,7 @@ impl<S: Storage> Engine<S> {
         }
         {
             let q = self.inner.commit.borrow();
-            if q.leader_active || !q.pending.is_empty() {
+            if !q.is_idle() {
                 return None;
             }
         }
@@ -283,7 +292,7 @@ impl<S: Storage> Engine<S> {
 
     /// fdatasyncs the WAL segment: what was written when it starts becomes
     /// durable.
-    async fn sync_wal_file(&self) -> Result<()> {
+    pub(crate) async fn sync_wal_file(&self) -> Result<()> {
         let start = self
             .inner
             .wal
@@ -396,7 +405,10 @@ impl<S: Storage> Engine<S> {
             let mut q = self.inner.commit.borrow_mut();
             match q.pending.front() {
                 Some(next) => next.slot.set(SlotMsg::Lead),
-                None => q.leader_active = false,
+                None => {
+                    q.leader_active = false;
+                    self.inner.commit_idle.notify_all();
+                }
             }
         }
         match slot.wait().await {

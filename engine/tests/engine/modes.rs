@@ -405,3 +405,51 @@ fn write_now_is_visible_at_once_in_order_and_durable_with_the_next_sync() {
         assert_matches(&after, &model, "after a crash following sync_wal").await;
     });
 }
+
+/// A graceful close in a relaxed mode: a write acknowledged before the
+/// call is durable when it returns, and one tried while its final WAL
+/// write is out is refused, never acknowledged and then lost.
+#[test]
+fn close_refuses_writes_before_its_final_sync_so_none_acknowledged_is_lost() {
+    for mode in [SyncMode::Interval { interval_ms: 100 }, SyncMode::None] {
+        run(async {
+            let storage = MemStorage::new();
+            let mut opts = tiny_options(CompactionStyle::Leveled);
+            opts.memtable_size = 64 << 20;
+            opts.sync_mode = mode;
+            let e = open(&storage, &opts).await;
+            let ks = e.keyspace("default").unwrap();
+            let mut batch = lumadb_engine::WriteBatch::new();
+            batch.put(ks, b"before", b"1").unwrap();
+            assert!(
+                matches!(e.try_write_now(&batch), Some(Ok(_))),
+                "{mode:?}: applied at once"
+            );
+            storage.hold_writes();
+            let close = e.close();
+            let meanwhile = async {
+                // The final WAL write is out (held).
+                while storage.writes_waiting() == 0 {
+                    yield_now().await;
+                }
+                assert!(e.is_closed());
+                let mut late = lumadb_engine::WriteBatch::new();
+                late.put(ks, b"late", b"2").unwrap();
+                assert!(
+                    matches!(e.try_write_now(&late), Some(Err(lumadb_engine::Error::Closed))),
+                    "{mode:?}: a write during the close is refused"
+                );
+                assert!(matches!(
+                    e.put(ks, b"late", b"2").await,
+                    Err(lumadb_engine::Error::Closed)
+                ));
+                storage.release_writes();
+            };
+            let (closed, ()) = futures::future::join(close, meanwhile).await;
+            closed.unwrap();
+            let after = open(&storage.crash(None), &opts).await;
+            assert_eq!(after.get(ks, b"before").await.unwrap().as_deref(), Some(&b"1"[..]));
+            assert_eq!(after.get(ks, b"late").await.unwrap(), None);
+        });
+    }
+}

@@ -248,6 +248,12 @@ impl Session {
             if n == 0 {
                 return Ok(());
             }
+            // A graceful stop runs what was in flight when it began, and
+            // nothing read after that: the shard is about to close its
+            // engine, which would refuse the writes.
+            if self.shard.stopping.get() {
+                return Ok(());
+            }
         }
     }
 

@@ -331,3 +331,41 @@ fn read_only_mode_refuses_blocking_pops() {
     }
     assert_eq!(c.call(&["LLEN", "l"]), Value::Int(1));
 }
+
+/// A graceful stop while clients block on keys of both shards: the stop
+/// ends their waits and the server exits at once, not after the drain
+/// timeout (30 s). The wait on the connection's own shard ends first,
+/// and its shard still answers the other shard's cancellation.
+#[test]
+fn a_graceful_stop_ends_blocked_pops_on_any_shard_promptly() {
+    let mut s = server();
+    let (a, b) = two_shard_keys("stopblock");
+    // Several connections on each key, so that both shards serve some
+    // and some wait on a key of the other shard.
+    let waiters: Vec<_> = (0..6)
+        .map(|i| spawn_call(s.redis_port(), &["BLPOP", if i % 2 == 0 { &a } else { &b }, "0"]))
+        .collect();
+    wait_blocked(&s, 6);
+    let asked = Instant::now();
+    s.signal("TERM");
+    let status = s.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", s.output());
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "the stop waited {:?} for blocked clients\n{}",
+        asked.elapsed(),
+        s.output()
+    );
+    assert!(
+        !s.output().contains("drain timeout passed"),
+        "a shard waited out the drain timeout\n{}",
+        s.output()
+    );
+    for w in waiters {
+        // A blocked client gets its nil reply, or (if the stop closed the
+        // connection first) a read error, which fails `spawn_call`'s thread.
+        if let Ok((raw, _, _)) = w.join() {
+            assert_eq!(raw, b"*-1\r\n");
+        }
+    }
+}
