@@ -53,12 +53,10 @@ pub fn lock_set<'a>(spec: &'static CommandSpec, args: &'a [Bytes]) -> impl Itera
 /// queues its writes, releases the locks, and waits until the writes are
 /// durable before answering.
 pub async fn run_one<S: Storage>(db: &Db<S>, spec: &'static CommandSpec, args: &[Bytes]) -> crate::resp::Reply {
+    // A pipeline's commands run back to back without awaiting (writes go
+    // to the engine at once in the relaxed modes); the shard offers the
+    // core between them (`server::join`), never here with the locks held.
     let guard = db.store.locks.lock(lock_set(spec, args)).await;
-    // A pipeline's commands can run back to back without awaiting (writes
-    // go to the engine at once in the relaxed modes): offer the core once
-    // the time slice is used up. Only with the key locks held, so a later
-    // command on the same keys still queues behind this one.
-    db.store.engine().yield_if_needed().await;
     let mut tx = db.store.tx();
     let result = execute(db, &mut tx, spec, args).await;
     if spec.is_write() && !tx.is_empty() {

@@ -21,9 +21,17 @@ use std::task::Poll;
 /// back in index order. The order of first polls is what keeps a
 /// pipeline's commands on one key in request order: each takes its key
 /// locks (FIFO) on its first poll.
-pub async fn join_in_order<F, T>(n: usize, mut make: impl FnMut(usize) -> F) -> Vec<T>
+///
+/// Before starting each future but the first, `offer()` is polled: the
+/// executor's "yield if the time slice is used up". While it is pending
+/// no further future starts, so a long pipeline offers the core between
+/// commands, never inside one (a command that yielded holding its key
+/// locks would queue every other client's commands on those keys behind
+/// a task switch each: a convoy on a hot key).
+pub async fn join_in_order<F, T, Y>(n: usize, mut make: impl FnMut(usize) -> F, mut offer: impl FnMut() -> Y) -> Vec<T>
 where
     F: Future<Output = T>,
+    Y: Future<Output = ()>,
 {
     let mut outputs: Vec<Option<T>> = (0..n).map(|_| None).collect();
     // Futures that returned `Pending`, with their index, in index order.
@@ -42,6 +50,13 @@ where
             Poll::Pending => true,
         });
         while started < n {
+            if started > 0 {
+                // A pending offer has scheduled this task to run again.
+                let offered = std::pin::pin!(offer());
+                if offered.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
             let fut = make(started);
             let mut slot = match spare.take() {
                 Some(mut slot) => {
@@ -99,15 +114,19 @@ mod tests {
     fn outputs_keep_index_order_and_first_polls_run_in_index_order() {
         let events = RefCell::new(Vec::new());
         // Odd commands wait (odd) times; even ones finish at once.
-        let out = futures::executor::block_on(join_in_order(7, |i| {
-            let events = &events;
-            async move {
-                events.borrow_mut().push(format!("start {i}"));
-                YieldTimes(i % 2 * i).await;
-                events.borrow_mut().push(format!("end {i}"));
-                i * 10
-            }
-        }));
+        let out = futures::executor::block_on(join_in_order(
+            7,
+            |i| {
+                let events = &events;
+                async move {
+                    events.borrow_mut().push(format!("start {i}"));
+                    YieldTimes(i % 2 * i).await;
+                    events.borrow_mut().push(format!("end {i}"));
+                    i * 10
+                }
+            },
+            || async {},
+        ));
         assert_eq!(out, vec![0, 10, 20, 30, 40, 50, 60]);
         let events = events.into_inner();
         let starts: Vec<&String> = events.iter().filter(|e| e.starts_with("start")).collect();
@@ -128,7 +147,7 @@ mod tests {
 
     #[test]
     fn nothing_to_run_is_ready_at_once() {
-        let out: Vec<u8> = futures::executor::block_on(join_in_order(0, |_| async { 1u8 }));
+        let out: Vec<u8> = futures::executor::block_on(join_in_order(0, |_| async { 1u8 }, || async {}));
         assert!(out.is_empty());
     }
 
@@ -136,14 +155,55 @@ mod tests {
     fn a_finished_futures_slot_is_reused_and_its_state_dropped() {
         use std::rc::Rc;
         let token = Rc::new(());
-        let out = futures::executor::block_on(join_in_order(5, |i| {
-            let held = token.clone();
-            async move {
-                let _held = held;
-                i
-            }
-        }));
+        let out = futures::executor::block_on(join_in_order(
+            5,
+            |i| {
+                let held = token.clone();
+                async move {
+                    let _held = held;
+                    i
+                }
+            },
+            || async {},
+        ));
         assert_eq!(out, vec![0, 1, 2, 3, 4]);
         assert_eq!(Rc::strong_count(&token), 1, "every future's state was dropped");
+    }
+
+    #[test]
+    fn a_pending_offer_stops_starting_commands_until_it_is_ready() {
+        use std::cell::Cell;
+        let events = RefCell::new(Vec::new());
+        let offers = Cell::new(0);
+        let out = futures::executor::block_on(join_in_order(
+            4,
+            |i| {
+                events.borrow_mut().push(format!("start {i}"));
+                async move { i }
+            },
+            || {
+                offers.set(offers.get() + 1);
+                // The second offer (before command 2) is pending once.
+                let pending = offers.get() == 2;
+                events
+                    .borrow_mut()
+                    .push(format!("offer {}", if pending { "pending" } else { "ready" }));
+                YieldTimes(usize::from(pending))
+            },
+        ));
+        assert_eq!(out, vec![0, 1, 2, 3]);
+        assert_eq!(
+            events.into_inner(),
+            [
+                "start 0",
+                "offer ready",
+                "start 1",
+                "offer pending",
+                "offer ready",
+                "start 2",
+                "offer ready",
+                "start 3"
+            ]
+        );
     }
 }

@@ -532,7 +532,8 @@ impl Service for Shard {
                         let (spec, args) = &cmds[i];
                         self.run_command(spec, args, &clock)
                     };
-                    ShardResponse::Replies(join::join_in_order(cmds.len(), run).await)
+                    let offer = || self.db.store.engine().yield_if_needed();
+                    ShardResponse::Replies(join::join_in_order(cmds.len(), run, offer).await)
                 }
                 ShardRequest::Lock { txid, keys, watches } => {
                     let guard = self
