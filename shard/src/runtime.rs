@@ -151,6 +151,10 @@ pub trait ShardApp: Service {
     /// Shutdown: stop accepting and resolve once in-flight requests are
     /// answered. The runtime bounds the wait by the drain timeout.
     fn drain(self: &Rc<Self>) -> impl Future<Output = ()>;
+    /// Shutdown, once every shard has drained (so no request from another
+    /// shard's client can arrive any more): finish what is queued for the
+    /// engine. The engine is closed after this resolves.
+    fn quiesce(self: &Rc<Self>) -> impl Future<Output = ()>;
 }
 
 /// What the server runs with.
@@ -233,10 +237,15 @@ where
     // Second barrier: every shard's listeners are open.
     let (listening_tx, listening_rx) = mpsc::channel::<bool>();
     let go = Arc::new(AtomicU8::new(0));
-    // Shards done draining and closing their engines. A shard keeps
-    // answering cross-shard requests until all are, or one still
-    // draining could wait forever on a request to a shard that is gone
-    // (a blocked pop cancels its waits on the keys' shards).
+    // A graceful stop goes in two steps, each a barrier across shards:
+    // every shard drains (stops reading requests, answers those in
+    // flight, which may call other shards) before any closes its engine,
+    // and every shard has closed its engine before any stops answering
+    // cross-shard requests. Otherwise a request from a client of a shard
+    // still draining would reach a closed engine (an error reply), or a
+    // shard that is gone (a wait that never ends: a blocked pop cancels
+    // its waits on the keys' shards as it ends).
+    let drained = Arc::new(AtomicUsize::new(0));
     let stopped = Arc::new(AtomicUsize::new(0));
     let stall_log = if stall_threshold.is_zero() {
         None
@@ -255,6 +264,7 @@ where
         let ready_tx = ready_tx.clone();
         let listening_tx = listening_tx.clone();
         let go = go.clone();
+        let drained = drained.clone();
         let stopped = stopped.clone();
         let control = control.clone();
         let config = spec.config.clone();
@@ -319,6 +329,7 @@ where
                     Ok(v) => v,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
+                        drained.fetch_add(1, Ordering::AcqRel);
                         stopped.fetch_add(1, Ordering::AcqRel);
                         return;
                     }
@@ -340,27 +351,21 @@ where
                     let _ = listening_tx.send(started.is_ok());
                 }
                 ctx.stopping().await;
-                let drained = glommio::timer::timeout(ctx.control.drain_timeout(), async {
-                    app.drain().await;
-                    Ok(())
-                })
-                .await;
-                if drained.is_err() {
+                let deadline = std::time::Instant::now() + ctx.control.drain_timeout();
+                if within(deadline, app.drain()).await.is_none() {
                     tracing::warn!(shard, "drain timeout passed with requests still in flight");
+                }
+                if within(deadline, all_reach(&drained, shards)).await.is_none() {
+                    tracing::warn!(shard, "drain timeout passed while other shards were still draining");
+                }
+                if within(deadline, app.quiesce()).await.is_none() {
+                    tracing::warn!(shard, "drain timeout passed with writes still queued");
                 }
                 if let Err(e) = ctx.engine.close().await {
                     tracing::error!(shard, error = %e, "engine close failed");
                 }
                 background.join().await;
-                stopped.fetch_add(1, Ordering::AcqRel);
-                let all_stopped = glommio::timer::timeout(ctx.control.drain_timeout(), async {
-                    while stopped.load(Ordering::Acquire) < shards {
-                        glommio::timer::sleep(Duration::from_millis(2)).await;
-                    }
-                    Ok(())
-                })
-                .await;
-                if all_stopped.is_err() {
+                if within(deadline, all_reach(&stopped, shards)).await.is_none() {
                     tracing::warn!(shard, "drain timeout passed while other shards were still stopping");
                 }
                 ctx.router.close();
@@ -457,6 +462,20 @@ fn classify_executor_error(shard: usize, e: glommio::GlommioError<()>) -> Runtim
             shard,
             message: format!("cannot start its executor: {text}"),
         }
+    }
+}
+
+/// Runs `f` until `deadline`; `None` if the deadline came first.
+async fn within<T>(deadline: std::time::Instant, f: impl Future<Output = T>) -> Option<T> {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    glommio::timer::timeout(left, async { Ok(f.await) }).await.ok()
+}
+
+/// Counts this shard in `count`, then waits until all `shards` are.
+async fn all_reach(count: &AtomicUsize, shards: usize) {
+    count.fetch_add(1, Ordering::AcqRel);
+    while count.load(Ordering::Acquire) < shards {
+        glommio::timer::sleep(Duration::from_millis(2)).await;
     }
 }
 

@@ -700,6 +700,12 @@ impl ShardApp for Shard {
             while s.in_flight.get() > 0 {
                 lumadb_shard::conn::sleep(Duration::from_millis(5)).await;
             }
+        }
+    }
+
+    fn quiesce(self: &Rc<Self>) -> impl std::future::Future<Output = ()> {
+        let s = self.clone();
+        async move {
             s.db.store.close();
             while s.db.store.queued() > 0 {
                 lumadb_shard::conn::sleep(Duration::from_millis(5)).await;
