@@ -14,7 +14,6 @@
 //! write is already durable.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -160,7 +159,10 @@ pub trait ShardApp: Service {
 /// What the server runs with.
 pub struct RuntimeSpec {
     pub config: Config,
-    pub data_dir: PathBuf,
+    /// The data directory, opened and locked ([`DataDir::open`]) by the
+    /// caller before it sets up logging, so that a start refused for a
+    /// directory in use writes nothing into the running server's logs.
+    pub data: DataDir,
     pub layout: Vec<ShardSlot>,
 }
 
@@ -226,7 +228,12 @@ where
 {
     let shards = spec.layout.len();
     assert!(shards > 0);
-    let data = DataDir::open(&spec.data_dir, shards)?;
+    assert_eq!(
+        spec.data.shards(),
+        shards,
+        "the data directory was opened for this layout"
+    );
+    let data = spec.data;
     let io_memory = executor_io_memory(shards)?;
     let opts = shard_engine_options(&spec.config, shards)?;
     let depth = spec.config.shards.xcore_queue_depth as usize;

@@ -13,6 +13,7 @@ use clap::Args;
 use lumadb_engine::config::SyncModeName;
 use lumadb_net::server::{ServerSettings, Shard};
 use lumadb_shard::config::Config;
+use lumadb_shard::datadir::DataDir;
 use lumadb_shard::logging::Logging;
 use lumadb_shard::runtime::{self, Control, RuntimeSpec, ShardSlot, StopMode};
 
@@ -108,9 +109,10 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     for a in [redis_addr, http_addr].into_iter().flatten() {
         lumadb_shard::conn::probe_port(a)?;
     }
-    // Fail before logging is set up if the data directory is unusable.
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("{}: cannot create the data directory", args.data_dir.display()))?;
+    // Fail before logging is set up if the data directory is unusable,
+    // in use by another server (whose logs these would be) or laid out
+    // for another shard count.
+    let data = DataDir::open(&args.data_dir, layout.len())?;
     let log_dir = if config.server.log_dir.is_empty() {
         args.data_dir.join("log")
     } else {
@@ -155,11 +157,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         redis_addr,
         http_addr,
     };
-    let spec = RuntimeSpec {
-        config,
-        data_dir: args.data_dir.clone(),
-        layout,
-    };
+    let spec = RuntimeSpec { config, data, layout };
     let result = runtime::run(
         spec,
         control,

@@ -534,6 +534,7 @@ fn start_refuses_another_shard_count() {
 fn start_refuses_a_busy_port_or_data_dir() {
     let s = LumaServer::start(ServerOptions::default());
     // Same data dir, other ports.
+    let logs_before = (s.log("server"), s.log("error"));
     let ports = free_ports(2);
     let (code, out) = run_to_exit(s.start_command(ports[0], ports[1]));
     assert_ne!(code, Some(0), "a second server started on the same data dir:\n{out}");
@@ -541,6 +542,16 @@ fn start_refuses_a_busy_port_or_data_dir() {
         out.contains("in use by another lumadb process"),
         "unclear error for a busy data dir:\n{out}"
     );
+    // The refused start is refused before it sets up logging: the running
+    // server's logs are its own (it may have logged something itself).
+    for (name, before) in [("server", &logs_before.0), ("error", &logs_before.1)] {
+        let now = s.log(name);
+        let added = now.strip_prefix(before.as_str()).unwrap_or(&now);
+        assert!(
+            !added.contains("starting") && !added.contains("in use by another"),
+            "the refused start wrote into the running server's {name}.log:\n{added}"
+        );
+    }
     // Same Redis port, another data dir.
     let other = tempfile::tempdir().expect("tempdir");
     let mut cmd = Command::new(lumadb_tests::lumadb_bin());
