@@ -478,11 +478,14 @@ async fn within<T>(deadline: std::time::Instant, f: impl Future<Output = T>) -> 
     glommio::timer::timeout(left, async { Ok(f.await) }).await.ok()
 }
 
-/// Counts this shard in `count`, then waits until all `shards` are.
-async fn all_reach(count: &AtomicUsize, shards: usize) {
+/// Counts this shard in `count` (at once, even if the wait below is cut
+/// short), and returns the wait until all `shards` are counted.
+fn all_reach(count: &AtomicUsize, shards: usize) -> impl Future<Output = ()> + '_ {
     count.fetch_add(1, Ordering::AcqRel);
-    while count.load(Ordering::Acquire) < shards {
-        glommio::timer::sleep(Duration::from_millis(2)).await;
+    async move {
+        while count.load(Ordering::Acquire) < shards {
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
     }
 }
 
