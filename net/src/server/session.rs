@@ -88,6 +88,7 @@ async fn serve(shard: Rc<Shard>, mut conn: Connection) {
         multi_failed: false,
         watches: Vec::new(),
         quit: false,
+        close_unanswered: false,
         probe: conn.probe(),
         subs: None,
     };
@@ -129,6 +130,10 @@ struct Session {
     /// WATCHed keys: key, owning shard, stamp at WATCH time.
     watches: Vec<(Vec<u8>, usize, u64)>,
     quit: bool,
+    /// The server is stopping and the command in hand ends without a
+    /// reply: the connection closes (as Redis closes a client blocked in
+    /// BLPOP at SHUTDOWN, rather than answer a timeout that cannot be).
+    close_unanswered: bool,
     /// Whether the client is still connected (checked while blocked).
     probe: lumadb_shard::conn::PeerProbe,
     /// Pub/Sub state, from the first (P)SUBSCRIBE on.
@@ -317,6 +322,10 @@ impl Session {
                     *self.info.last_command.borrow_mut() = name;
                     let reply = self.session_command(args).await;
                     self.record(name, &reply, started);
+                    if self.close_unanswered {
+                        self.quit = true;
+                        return;
+                    }
                     reply.encode(self.resp3, out);
                     if self.quit {
                         return;

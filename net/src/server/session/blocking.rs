@@ -255,7 +255,8 @@ fn popped_reply(p: Popped, multi: bool) -> Reply {
 enum Wake {
     /// A key became non-empty: attempt again.
     Ready,
-    /// Deadline, disconnect or shutdown: answer nil.
+    /// Deadline or disconnect: answer nil. (At shutdown the connection
+    /// closes with no reply.)
     Over,
     Failed(Reply),
 }
@@ -295,6 +296,12 @@ impl Session {
             }
             blocked.get_or_insert_with(|| Blocked::new(&info));
             match self.wait_ready(&op, deadline).await {
+                // The server is stopping: the client's connection closes
+                // with no reply (a nil would read as a timeout).
+                _ if self.shard.stopping.get() => {
+                    self.close_unanswered = true;
+                    return op.nil(false);
+                }
                 // Pop only for a client still there to receive it.
                 Wake::Ready if !self.probe.closed() => {}
                 Wake::Ready | Wake::Over => return op.nil(false),
