@@ -343,7 +343,7 @@ fn a_graceful_stop_ends_blocked_pops_on_any_shard_promptly() {
     // Several connections on each key, so that both shards serve some
     // and some wait on a key of the other shard.
     let port = s.redis_port();
-    let waiters: Vec<_> = (0..6)
+    let waiters: Vec<_> = (0..10)
         .map(|i| {
             let key = if i % 2 == 0 { a.clone() } else { b.clone() };
             std::thread::spawn(move || {
@@ -353,7 +353,7 @@ fn a_graceful_stop_ends_blocked_pops_on_any_shard_promptly() {
             })
         })
         .collect();
-    wait_blocked(&s, 6);
+    wait_blocked(&s, 10);
     let asked = Instant::now();
     s.signal("TERM");
     let status = s.wait_exit(Duration::from_secs(20));

@@ -297,8 +297,10 @@ impl Session {
             blocked.get_or_insert_with(|| Blocked::new(&info));
             match self.wait_ready(&op, deadline).await {
                 // The server is stopping: the client's connection closes
-                // with no reply (a nil would read as a timeout).
-                _ if self.shard.stopping.get() => {
+                // with no reply (a nil would read as a timeout). The
+                // process-wide flag, not this shard's: the shard owning the
+                // key may have noticed the stop, and ended the wait, first.
+                _ if self.shard.stopping.get() || self.shard.ctx.control.stop_requested() => {
                     self.close_unanswered = true;
                     return op.nil(false);
                 }
