@@ -130,14 +130,8 @@ mod tests {
         assert_eq!(out, vec![0, 10, 20, 30, 40, 50, 60]);
         let events = events.into_inner();
         let starts: Vec<&String> = events.iter().filter(|e| e.starts_with("start")).collect();
-        assert_eq!(
-            starts,
-            (0..7)
-                .map(|i| format!("start {i}"))
-                .collect::<Vec<_>>()
-                .iter()
-                .collect::<Vec<_>>()
-        );
+        let expected: Vec<String> = (0..7).map(|i| format!("start {i}")).collect();
+        assert_eq!(starts, expected.iter().collect::<Vec<_>>());
         // Every command started before any waiting one finished: they ran
         // concurrently, as a batch's writes must to share a group commit.
         let first_waiting_end = events.iter().position(|e| e == "end 1").expect("command 1 ends");
@@ -152,7 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn a_finished_futures_slot_is_reused_and_its_state_dropped() {
+    fn every_futures_state_is_dropped_when_its_slot_is_reused_or_freed() {
         use std::rc::Rc;
         let token = Rc::new(());
         let out = futures::executor::block_on(join_in_order(

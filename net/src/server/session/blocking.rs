@@ -298,9 +298,10 @@ impl Session {
             match self.wait_ready(&op, deadline).await {
                 // The server is stopping: the client's connection closes
                 // with no reply (a nil would read as a timeout). The
-                // process-wide flag, not this shard's: the shard owning the
-                // key may have noticed the stop, and ended the wait, first.
-                _ if self.shard.stopping.get() || self.shard.ctx.control.stop_requested() => {
+                // process-wide flag (a shard's own `stopping` is set only
+                // after it): the shard owning the key may have noticed the
+                // stop, and ended the wait, before this one did.
+                _ if self.shard.ctx.control.stop_requested() => {
                     self.close_unanswered = true;
                     return op.nil(false);
                 }
