@@ -54,6 +54,11 @@ impl Versions {
 /// of small entries stopped the core for 2–5 ms per resize.
 const HASH_PARTITIONS: usize = 1024;
 
+/// [`MemTable::survivors_of_delete`] replaces memtables of at least this
+/// many entries, when a delete leaves at most `SURVIVORS_MAX` keys.
+const DISCARD_ENTRIES_MIN: u64 = 4096;
+const SURVIVORS_MAX: usize = 1024;
+
 /// Keys of the ordered index freed per [`MemTable::release_step`].
 const RELEASE_STEP_KEYS: usize = 16 << 10;
 
@@ -423,6 +428,41 @@ impl MemTable {
             }
         }
         self.account(key.len() + value.len(), seq);
+    }
+
+    /// A delete of `[start, end)` that leaves at most
+    /// [`SURVIVORS_MAX`] keys of a large memtable visible: a new memtable
+    /// (for the same WAL segments) holding just those keys' versions and
+    /// the range tombstones outside the range, so that the caller can set
+    /// this one aside instead of carrying and flushing what nobody can
+    /// read any more. `None` when the delete leaves more, or the memtable
+    /// is too small to be worth it. For callers that know no snapshot
+    /// reads older versions (as for [`History::Drop`]).
+    pub fn survivors_of_delete(&self, start: &[u8], end: &[u8]) -> Option<MemTable> {
+        if self.entries.get() < DISCARD_ENTRIES_MIN {
+            return None;
+        }
+        let keys = self.keys.borrow();
+        let outside = || {
+            keys.range((Bound::Unbounded, Bound::Excluded(start)))
+                .chain(keys.range((Bound::Included(end), Bound::Unbounded)))
+        };
+        if outside().nth(SURVIVORS_MAX).is_some() {
+            return None;
+        }
+        let kept = MemTable::new(self.first_segment);
+        for (key, versions) in outside() {
+            let oldest_first: Vec<&Version> = versions.newest_first().collect();
+            for v in oldest_first.into_iter().rev() {
+                kept.insert(key, v.seq, v.kind, &v.value, History::Keep);
+            }
+        }
+        for t in self.range_dels.borrow().iter() {
+            if !(start <= t.start.as_slice() && t.end.as_slice() <= end) {
+                kept.add_range_delete(&t.start, &t.end, t.seq);
+            }
+        }
+        Some(kept)
     }
 
     pub fn add_range_delete(&self, start: &[u8], end: &[u8], seq: SeqNo) {

@@ -47,10 +47,16 @@ impl<S: Storage> Engine<S> {
         }
     }
 
-    /// Flushes the oldest frozen memtable, if any. Returns whether it did.
+    /// Frees one set-aside memtable, or else flushes the oldest frozen
+    /// one, if any. Returns whether it did either.
     pub async fn flush_once(&self) -> Result<bool> {
         let _guard = self.inner.flush_lock.lock().await;
         self.check_writable()?;
+        let discarded = self.inner.state.borrow_mut().discarded.pop();
+        if let Some(mem) = discarded {
+            self.release(mem).await;
+            return Ok(true);
+        }
         let picked = {
             let st = self.inner.state.borrow();
             st.keyspaces
@@ -62,14 +68,18 @@ impl<S: Storage> Engine<S> {
         if let Err(e) = self.flush_memtable(ks, &mem).await {
             return Err(self.poison(e));
         }
-        // Free the flushed memtable in steps unless a reader still holds
-        // it (then the last reader frees it).
+        self.release(mem).await;
+        Ok(true)
+    }
+
+    /// Frees a frozen memtable in steps, offering the core between them,
+    /// unless a reader still holds it (then the last reader frees it).
+    async fn release(&self, mem: Rc<MemTable>) {
         if Rc::strong_count(&mem) == 1 {
             while mem.release_step() {
                 self.inner.storage.yield_if_needed().await;
             }
         }
-        Ok(true)
     }
 
     async fn flush_memtable(&self, ks: KeyspaceId, mem: &Rc<MemTable>) -> Result<()> {

@@ -103,6 +103,10 @@ pub(crate) struct State<S: Storage> {
     pub(crate) closed: bool,
     /// Open readers of every live table.
     pub(crate) tables: HashMap<u64, Rc<Table<S::File>>>,
+    /// Memtables whose every entry a range delete made unreachable
+    /// (FLUSHALL, or a dropped collection that was all a memtable held):
+    /// set aside at once, freed in steps by the flush loop.
+    pub(crate) discarded: Vec<Rc<MemTable>>,
     pub(crate) stats: Counters,
     pub(crate) recovery: RecoveryReport,
 }
@@ -480,7 +484,7 @@ impl<S: Storage> Engine<S> {
     /// Whether a frozen memtable waits for flush.
     pub fn has_flush_work(&self) -> bool {
         let st = self.inner.state.borrow();
-        st.poisoned.is_none() && st.keyspaces.values().any(|k| !k.imm.is_empty())
+        st.poisoned.is_none() && (!st.discarded.is_empty() || st.keyspaces.values().any(|k| !k.imm.is_empty()))
     }
 
     /// Whether the compaction planner would pick something now.

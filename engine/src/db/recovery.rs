@@ -233,6 +233,7 @@ impl<S: Storage> Engine<S> {
             poisoned: None,
             closed: false,
             tables,
+            discarded: Vec::new(),
             stats: Counters::default(),
             recovery: RecoveryReport::default(),
         };

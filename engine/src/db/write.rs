@@ -517,11 +517,28 @@ impl<S: Storage> Engine<S> {
         } else {
             History::Keep
         };
+        let st = &mut *st;
         for batch in batches {
             for op in batch.iter() {
-                let ks = st.keyspaces.get(&op.keyspace).expect("keyspace checked at submit");
+                let ks = st.keyspaces.get_mut(&op.keyspace).expect("keyspace checked at submit");
                 match op.kind {
-                    ValueKind::RangeDelete => ks.mem.add_range_delete(op.key, op.value, seq),
+                    ValueKind::RangeDelete => {
+                        // A delete of nearly everything the memtable holds
+                        // (FLUSHALL) leaves little in it that a reader could
+                        // see: move that to a new table and set the old one
+                        // aside, so the writes after it neither share a table
+                        // with the dead data nor pay its flush. The WAL
+                        // segments the new table pins still hold it all, and
+                        // the tombstone, so a replay ends the same.
+                        if history == History::Drop {
+                            if let Some(kept) = ks.mem.survivors_of_delete(op.key, op.value) {
+                                let old = std::mem::replace(&mut ks.mem, Rc::new(kept));
+                                old.freeze();
+                                st.discarded.push(old);
+                            }
+                        }
+                        ks.mem.add_range_delete(op.key, op.value, seq)
+                    }
                     kind => ks.mem.insert(op.key, seq, kind, op.value, history),
                 }
                 seq += 1;

@@ -144,3 +144,72 @@ fn writes_reach_deep_levels_through_flush_and_compaction() {
         assert_eq!(all.len(), 10_000);
     });
 }
+
+/// A range delete of nearly everything in a large memtable sets the
+/// memtable aside: what survives moves to a new one, and neither reads,
+/// a snapshot taken before, a flush nor a replay after a crash can tell.
+#[test]
+fn a_delete_of_nearly_everything_in_the_memtable_keeps_every_answer() {
+    run(async {
+        let storage = MemStorage::new();
+        let opts = lumadb_engine::EngineOptions {
+            memtable_size: 64 << 20,
+            ..tiny_options(CompactionStyle::Leveled)
+        };
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        // Older data in a table, under both the survivors' range and the deleted one.
+        e.put(ks, b"d-old", b"flushed").await.unwrap();
+        e.put(ks, b"a-old", b"flushed").await.unwrap();
+        e.flush().await.unwrap();
+        // Survivors around the range, and an earlier tombstone outside it
+        // that must keep hiding `a-old`.
+        e.put(ks, b"a-keep", b"1").await.unwrap();
+        e.delete_range(ks, b"a-o", b"a-p").await.unwrap();
+        e.put(ks, b"z-keep", b"2").await.unwrap();
+        e.put(ks, b"z-keep", b"3").await.unwrap();
+        for i in 0..20_000u32 {
+            e.put(ks, format!("d{i:06}").as_bytes(), b"dead").await.unwrap();
+        }
+        let before = e.stats().keyspaces[0].memtable_bytes;
+        let snap = e.snapshot();
+        e.delete_range(ks, b"d", b"e").await.unwrap();
+        // With a snapshot registered the memtable is kept.
+        assert!(e.stats().keyspaces[0].memtable_bytes >= before);
+        assert_eq!(
+            e.get_at(ks, b"d000007", &snap).await.unwrap().as_deref(),
+            Some(&b"dead"[..])
+        );
+        drop(snap);
+        // Without one, the next such delete sets it aside.
+        e.put(ks, b"d000007", b"again").await.unwrap();
+        e.delete_range(ks, b"d", b"e").await.unwrap();
+        let after = e.stats().keyspaces[0].memtable_bytes;
+        assert!(after < before / 100, "memtable went from {before} to {after} bytes");
+        e.put(ks, b"d000001", b"new").await.unwrap();
+
+        let expect = |e: lumadb_engine::db::Engine<MemStorage>, context: &'static str| async move {
+            let all = e
+                .scan_collect(ks, Bound::Unbounded, Bound::Unbounded, usize::MAX)
+                .await
+                .unwrap();
+            let want: Vec<(Vec<u8>, Vec<u8>)> = [("a-keep", "1"), ("d000001", "new"), ("z-keep", "3")]
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect();
+            assert_eq!(all, want, "{context}");
+            assert_eq!(e.get(ks, b"a-old").await.unwrap(), None, "{context}");
+            assert_eq!(e.get(ks, b"d-old").await.unwrap(), None, "{context}");
+            assert_eq!(e.get(ks, b"d000007").await.unwrap(), None, "{context}");
+        };
+        expect(e.clone(), "after the delete").await;
+        // Replay from the WAL alone, then after a flush.
+        let crashed = storage.crash(None);
+        let e2 = open(&crashed, &opts).await;
+        expect(e2.clone(), "after a crash and replay").await;
+        e2.flush().await.unwrap();
+        expect(e2.clone(), "after a flush").await;
+        e.flush().await.unwrap();
+        expect(e, "the first engine after its flush").await;
+    });
+}

@@ -17,6 +17,9 @@
 //! 'V'                                      -> u64 LE: versions reserved so far
 //! ```
 //!
+//! Everything from 'd' through 'x' is user data, so that FLUSHDB deletes
+//! it with one range tombstone; nothing else may use a prefix in between.
+//!
 //! A collection's elements carry its generation (`version`), unique on
 //! the shard for all time: deleting or replacing a collection writes a new
 //! meta (or none) and range-deletes the old generation's elements in the
