@@ -400,6 +400,40 @@ impl Session {
             .map_err(|e| Reply::error(format!("ERR {e}")))
     }
 
+    /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: a graceful stop, as
+    /// SIGTERM starts. The WAL is written out and synced whichever options
+    /// are given (there is no snapshot for NOSAVE to skip, nor replicas
+    /// for NOW to stop waiting for); as in Redis, the client gets no reply
+    /// and its connection closes. A stop cannot be called back once it has
+    /// begun, and a connection that can still send ABORT saw none begin.
+    fn shutdown(&mut self, args: &[Bytes]) -> Reply {
+        let (mut save, mut nosave, mut abort, mut other) = (false, false, false, false);
+        for a in &args[1..] {
+            match a.to_ascii_lowercase().as_slice() {
+                b"save" => save = true,
+                b"nosave" => nosave = true,
+                b"now" | b"force" => other = true,
+                b"abort" => abort = true,
+                _ => return Reply::error(errors::SYNTAX),
+            }
+        }
+        if (abort && (save || nosave || other)) || (save && nosave) {
+            return Reply::error(errors::SYNTAX);
+        }
+        if abort {
+            return Reply::error(errors::NO_SHUTDOWN_IN_PROGRESS);
+        }
+        tracing::warn!(client = self.info.id, "SHUTDOWN: shutting down gracefully");
+        self.shard
+            .ctx
+            .control
+            .request_stop(lumadb_shard::runtime::StopMode::Graceful {
+                timeout: lumadb_shard::runtime::DRAIN_TIMEOUT_DEFAULT,
+            });
+        self.close_unanswered = true;
+        Reply::ok()
+    }
+
     async fn call_all(&self, make: impl Fn() -> ShardRequest) -> Vec<Result<ShardResponse, Reply>> {
         let futs = (0..self.shard.shards()).map(|s| self.call(s, make()));
         futures::future::join_all(futs).await
@@ -436,6 +470,10 @@ impl Session {
                 self.multi_failed = true;
             }
             return pubsub::refused_when_subscribed(command_name(&args));
+        }
+        if self.multi.is_some() && spec.has_flag("no_multi") && !matches!(spec.name, "multi" | "watch") {
+            self.multi_failed = true;
+            return Reply::error(errors::NOT_IN_MULTI);
         }
         if self.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
             // As a read-only Redis replica does: a write is refused when it
@@ -474,6 +512,7 @@ impl Session {
                 self.quit = true;
                 Reply::ok()
             }
+            "shutdown" => self.shutdown(&args),
             "select" => match crate::resp::num::parse_i64(&args[1]) {
                 Some(0) => Reply::ok(),
                 Some(_) => Reply::error(errors::DB_INDEX_OUT_OF_RANGE),

@@ -567,3 +567,54 @@ fn start_refuses_a_busy_port_or_data_dir() {
     );
     assert_pings(s.redis_port(), "the refused starts");
 }
+
+/// SHUTDOWN stops the server as SIGTERM does: in `none` mode, where only
+/// the stop's final WAL sync keeps the writes, every acknowledged one is
+/// there after a restart. Its client gets no reply, as from Redis, and the
+/// process exits 0. Bad options get Redis's errors and stop nothing.
+#[test]
+fn the_shutdown_command_stops_gracefully_and_keeps_every_write() {
+    let mut s = LumaServer::start(ServerOptions::default().shards(2).sync_mode("none"));
+    let mut c = s.conn();
+    let err = |v: Value| {
+        String::from_utf8(match v {
+            Value::Error(e) => e,
+            other => panic!("expected an error, got {other:?}"),
+        })
+        .expect("utf-8")
+    };
+    assert_eq!(err(c.cmd("SHUTDOWN BOGUS")), "ERR syntax error");
+    assert_eq!(err(c.cmd("SHUTDOWN SAVE NOSAVE")), "ERR syntax error");
+    assert_eq!(err(c.cmd("SHUTDOWN ABORT NOW")), "ERR syntax error");
+    assert_eq!(err(c.cmd("SHUTDOWN ABORT")), "ERR No shutdown in progress.");
+    assert_eq!(c.cmd("MULTI"), Value::Simple(b"OK".to_vec()));
+    assert_eq!(err(c.cmd("SHUTDOWN")), "ERR Command not allowed inside a transaction");
+    assert!(err(c.cmd("EXEC")).starts_with("EXECABORT"));
+    for i in 0..200 {
+        assert_eq!(c.cmd(&format!("SET k{i} v{i}")), Value::Simple(b"OK".to_vec()));
+    }
+    assert_eq!(
+        c.cmd("PING"),
+        Value::Simple(b"PONG".to_vec()),
+        "nothing above stopped the server"
+    );
+    let other = s.conn();
+    c.send(&["SHUTDOWN", "NOSAVE"]);
+    assert!(
+        c.read_reply().is_err(),
+        "SHUTDOWN answers nothing; the connection closes"
+    );
+    let status = s.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "exit status\n{}", s.output());
+    drop(other);
+    s.restart();
+    let mut c = s.conn();
+    for i in 0..200 {
+        assert_eq!(
+            c.cmd(&format!("GET k{i}")),
+            Value::Bulk(format!("v{i}").into_bytes()),
+            "k{i}\n{}",
+            s.output()
+        );
+    }
+}
