@@ -69,6 +69,11 @@ pub struct ServerConfig {
     pub slow_query_ms: u64,
     /// Start in read-only mode: writes fail with Redis's READONLY error.
     pub read_only: bool,
+    /// Switch transparent huge pages off for this process, as Redis's
+    /// `disable-thp` does. A huge-page fault zeroes 2 MiB at once, and the
+    /// core serves no client meanwhile: milliseconds in a virtual machine
+    /// whose host backs memory on first touch. Default true.
+    pub disable_thp: bool,
 }
 
 /// Largest `max_clients`: one file descriptor each, and the kernel's
@@ -90,6 +95,7 @@ impl Default for ServerConfig {
             log_level: "info".to_string(),
             slow_query_ms: 100,
             read_only: false,
+            disable_thp: true,
         }
     }
 }

@@ -120,6 +120,19 @@ impl Control {
     }
 }
 
+/// Switches transparent huge pages off for the whole process (every
+/// mapping, existing and future), as Redis's `disable-thp` does; see
+/// `server.disable_thp`.
+pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// What every shard gets at start.
 pub struct ShardCtx<S: Service> {
     pub slot: ShardSlot,

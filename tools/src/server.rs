@@ -119,6 +119,11 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         PathBuf::from(&config.server.log_dir)
     };
     let logging = Logging::init(&log_dir, &config.server.log_level, true)?;
+    if config.server.disable_thp {
+        if let Err(e) = runtime::disable_transparent_huge_pages() {
+            tracing::warn!(error = %e, "cannot switch transparent huge pages off (server.disable_thp); latency may spike on huge-page faults");
+        }
+    }
 
     let sync = match config.engine_options()?.sync_mode {
         lumadb_engine::SyncMode::Sync => "sync (a write is answered after its WAL group is fdatasynced)".to_string(),

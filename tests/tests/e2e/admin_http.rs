@@ -226,3 +226,29 @@ fn slow_queries_are_logged() {
         std::fs::read_dir(s.log_dir()).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect::<Vec<_>>())
     );
 }
+
+/// `server.disable_thp` (default on) switches transparent huge pages off
+/// for the process, as the kernel reports it, and CONFIG GET shows it
+/// under Redis's name.
+#[test]
+fn transparent_huge_pages_are_off_unless_configured_on() {
+    let thp = |s: &LumaServer| {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:").map(|v| v.trim().to_string()))
+            .expect("THP_enabled line")
+    };
+    let s = LumaServer::start(ServerOptions::default());
+    assert_eq!(thp(&s), "0");
+    assert_eq!(
+        s.cli(&["config", "get", "disable-thp"]),
+        "1) \"disable-thp\"\n2) \"yes\"\n"
+    );
+    let s = LumaServer::start(ServerOptions::default().config("[server]\ndisable_thp = false\n"));
+    assert_eq!(thp(&s), "1");
+    assert_eq!(
+        s.cli(&["config", "get", "disable-thp"]),
+        "1) \"disable-thp\"\n2) \"no\"\n"
+    );
+}
