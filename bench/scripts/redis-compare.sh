@@ -11,6 +11,10 @@
 #        LUMADB_SYNC (sync; "interval" matches Redis's appendfsync everysec;
 #        a list such as "sync interval" runs LumaDB once per mode),
 #        SKIP_REDIS (set to skip the redis-server half),
+#        REDIS_FSYNC (everysec; a list such as "everysec always" runs
+#        redis-server once per appendfsync setting: `always`, an fsync
+#        before the replies of each event-loop pass, is the match for
+#        LumaDB's `sync` mode),
 #        WARM_MEMORY_GB (0; N touches N GiB once before the first server
 #        starts: see below).
 #
@@ -43,6 +47,7 @@ ROUNDS=${ROUNDS:-1}
 LUMADB_SHARDS=${LUMADB_SHARDS:-1}
 LUMADB_SYNC=${LUMADB_SYNC:-sync}
 SKIP_REDIS=${SKIP_REDIS:-}
+REDIS_FSYNC=${REDIS_FSYNC:-everysec}
 WARM_MEMORY_GB=${WARM_MEMORY_GB:-0}
 LUMA_PORT=${LUMA_PORT:-7501}
 LUMA_HTTP=${LUMA_HTTP:-7502}
@@ -126,13 +131,15 @@ for _ in $(seq 1 "$ROUNDS"); do
     done
 
     [[ -n $SKIP_REDIS ]] && continue
-    rm -rf "$work/redis" && mkdir -p "$work/redis"
-    taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --dir "$work/redis" --save '' \
-        --appendonly yes --appendfsync everysec --daemonize no >"$work/redis.log" 2>&1 &
-    redis_pid=$!
-    wait_port "$REDIS_PORT"
-    run_tests "redis-aof-everysec" "$REDIS_PORT" "$redis_pid"
-    kill "$redis_pid"
-    wait "$redis_pid" || true
-    redis_pid=
+    for fsync in $REDIS_FSYNC; do
+        rm -rf "$work/redis" && mkdir -p "$work/redis"
+        taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --dir "$work/redis" --save '' \
+            --appendonly yes --appendfsync "$fsync" --daemonize no >"$work/redis.log" 2>&1 &
+        redis_pid=$!
+        wait_port "$REDIS_PORT"
+        run_tests "redis-aof-$fsync" "$REDIS_PORT" "$redis_pid"
+        kill "$redis_pid"
+        wait "$redis_pid" || true
+        redis_pid=
+    done
 done

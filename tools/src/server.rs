@@ -60,7 +60,14 @@ pub struct StartArgs {
 
 pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
+        Some(path) => match Config::load(path) {
+            Ok(config) => config,
+            Err(error) => {
+                // As `lumadb config validate` reports it, with its status.
+                eprintln!("error: {error}");
+                return Ok(ExitCode::from(crate::config::EXIT_INVALID));
+            }
+        },
         None => Config::default(),
     };
     if let Some(p) = args.redis_port {

@@ -367,13 +367,6 @@ impl<S: Storage> Db<S> {
         }
     }
 
-    /// Records that everything changed (FLUSHDB/FLUSHALL) for WATCH.
-    pub fn touch_all(&self) {
-        for e in self.watched.borrow_mut().values_mut() {
-            e.1 += 1;
-        }
-    }
-
     /// Wakes blocked clients waiting on `key` (a write just made it a
     /// non-empty list or sorted set).
     pub fn signal_key(&self, key: &[u8]) {

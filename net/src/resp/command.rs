@@ -202,6 +202,38 @@ pub fn command_reply() -> Reply {
     Reply::Array(COMMANDS.iter().map(|c| c.info.to_reply()).collect())
 }
 
+/// `COMMAND GETKEYS command [arg ...]`: the keys a command line names,
+/// with Redis's errors for an unknown command, a wrong arity, a command
+/// without keys and a key count that the arguments do not hold.
+pub fn command_getkeys_reply(line: &[Bytes]) -> Reply {
+    let Some(spec) = line.first().and_then(|name| lookup(name)) else {
+        return Reply::error("ERR Invalid command specified");
+    };
+    let movable = numkeys_layout(spec.name);
+    if spec.first_key == 0 && movable.is_none() {
+        return Reply::error("ERR The command has no key arguments");
+    }
+    if !spec.check_arity(line.len()) {
+        return Reply::error("ERR Invalid number of arguments specified for command");
+    }
+    if let Some((_, count_at)) = movable {
+        let count = line.get(count_at).and_then(|a| super::num::parse_i64(a));
+        let room = (line.len() - count_at - 1) as i64;
+        if !count.is_some_and(|n| n >= 1 && n <= room) {
+            return Reply::error("ERR Invalid arguments specified for command");
+        }
+    }
+    let keys: Vec<Reply> = spec
+        .key_indexes(line)
+        .filter_map(|i| line.get(i))
+        .map(|k| Reply::Bulk(k.clone()))
+        .collect();
+    if keys.is_empty() {
+        return Reply::error("ERR Invalid arguments specified for command");
+    }
+    Reply::Array(keys)
+}
+
 /// `COMMAND COUNT`.
 pub fn command_count_reply() -> Reply {
     Reply::Int(COMMANDS.len() as i64)

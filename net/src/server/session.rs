@@ -534,6 +534,8 @@ impl Session {
                 b"count" => command::command_count_reply(),
                 b"info" => command::command_info_reply(&args[2..]),
                 b"docs" => command::command_docs_reply(&args[2..]),
+                b"getkeys" if args.len() >= 4 => command::command_getkeys_reply(&args[2..]),
+                b"getkeys" => Reply::Error(errors::wrong_arity("command|getkeys")),
                 _ => Reply::Error(errors::unknown_subcommand("COMMAND", &args[1])),
             },
             "config" => self.config(&args).await,
@@ -1271,15 +1273,17 @@ impl Session {
         match sub.as_slice() {
             b"get" if args.len() >= 3 => {
                 let params = info::config_params(&self.shard);
+                let mut matched: Vec<&str> = Vec::new();
                 let mut out = Vec::new();
                 for pattern in &args[2..] {
+                    // As Redis: a name without glob characters is answered
+                    // spelled as the client spelled it.
+                    let exact = !pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
                     for (k, v) in &params {
-                        if crate::glob::glob_match(pattern, k.as_bytes(), true)
-                            && !out
-                                .iter()
-                                .any(|(a, _): &(Reply, Reply)| matches!(a, Reply::Bulk(b) if b == k.as_bytes()))
-                        {
-                            out.push((Reply::bulk(k.clone()), Reply::bulk(v.clone())));
+                        if crate::glob::glob_match(pattern, k.as_bytes(), true) && !matched.contains(&k.as_str()) {
+                            matched.push(k);
+                            let name = if exact { pattern.clone() } else { Bytes::from(k.clone()) };
+                            out.push((Reply::Bulk(name), Reply::bulk(v.clone())));
                         }
                     }
                 }

@@ -246,3 +246,21 @@ fn bench_engine_rejects_an_unknown_workload() {
     assert_ne!(out.status.code(), Some(0));
     assert!(text(&out.stderr).contains("teleport"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn start_with_an_invalid_config_reports_it_as_validate_does() {
+    let (dir, path) = config_file("config.toml", "[server]\ndisable_thp = \"yes\"\n");
+    let data = dir.path().join("data");
+    let out = lumadb(&[
+        "start",
+        "--config",
+        path.to_str().expect("UTF-8 temp path"),
+        "--data-dir",
+        data.to_str().expect("UTF-8 temp path"),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(EXIT_INVALID), "{stderr}");
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(stderr.contains("invalid type"), "{stderr}");
+    assert!(!data.exists(), "a refused start created the data dir");
+}

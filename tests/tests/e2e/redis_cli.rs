@@ -526,6 +526,20 @@ fn multi_exec_across_shards_and_watch_abort() {
         Value::Array(vec![Value::Simple(b"OK".to_vec())])
     );
     check(&s, &format!("GET {a}"), "\"from-tx\"");
+    // As in Redis 7, FLUSHALL aborts the EXEC of a watched key that
+    // existed, and not of one that did not.
+    let missing = keys_on_shard("tmissing", 1, SHARDS, 1).remove(0);
+    for (key, expected) in [
+        (missing.as_str(), Value::Array(vec![Value::Simple(b"OK".to_vec())])),
+        (a.as_str(), Value::Nil),
+    ] {
+        assert_eq!(watcher.call(&["WATCH", key]), Value::Simple(b"OK".to_vec()));
+        check(&s, "FLUSHALL", "OK");
+        watcher.call(&["MULTI"]);
+        watcher.call(&["SET", key, "after-flush"]);
+        assert_eq!(watcher.call(&["EXEC"]), expected, "EXEC watching {key} over a FLUSHALL");
+        check(&s, &format!("SET {a} 1"), "OK");
+    }
 }
 
 #[test]

@@ -544,6 +544,11 @@ pub async fn flush_local<S: Storage>(db: &Db<S>) -> Result<(), CmdError> {
             from = successor(last.0.clone());
             let done = rows.len() < KEYSPACE_SCAN_BATCH_MAX;
             for (k, _) in rows {
+                if prefix == keys::META_PREFIX {
+                    // As Redis: a flush invalidates the WATCH of a key that
+                    // existed, not of one that did not.
+                    db.touch(keys::user_key_of_meta(&k));
+                }
                 tx.delete(&k)?;
             }
             if done {
@@ -556,7 +561,6 @@ pub async fn flush_local<S: Storage>(db: &Db<S>) -> Result<(), CmdError> {
     const _: () = assert!(keys::DATA_PREFIX < keys::META_PREFIX && keys::META_PREFIX < keys::EXPIRE_PREFIX);
     tx.delete_unreachable_range(&[keys::DATA_PREFIX], &[keys::EXPIRE_PREFIX + 1])?;
     db.reset_counts();
-    db.touch_all();
     tx.commit().wait().await?;
     Ok(())
 }
