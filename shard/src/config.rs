@@ -69,6 +69,10 @@ pub struct ServerConfig {
     pub slow_query_ms: u64,
     /// Start in read-only mode: writes fail with Redis's READONLY error.
     pub read_only: bool,
+    /// The password clients give with AUTH (or HELLO ... AUTH) before any
+    /// other command, as Redis's `requirepass`; empty means none is asked.
+    /// It is the default user's: `AUTH default <password>` works too.
+    pub requirepass: String,
     /// Switch transparent huge pages off for this process, as Redis's
     /// `disable-thp` does. A huge-page fault zeroes 2 MiB at once, and the
     /// core serves no client meanwhile: milliseconds in a virtual machine
@@ -95,6 +99,7 @@ impl Default for ServerConfig {
             log_level: "info".to_string(),
             slow_query_ms: 100,
             read_only: false,
+            requirepass: String::new(),
             disable_thp: true,
         }
     }

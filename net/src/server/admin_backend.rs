@@ -198,6 +198,10 @@ impl AdminBackend for Admin {
             server.insert("slow_query_ms".into(), json!(self.shard.slow_query_ms.get()));
             server.insert("read_only".into(), json!(self.shard.read_only.get()));
             server.insert("max_clients".into(), json!(self.shard.max_clients.get()));
+            // The admin API asks no password; it does not hand one out.
+            if !self.shard.ctx.config.server.requirepass.is_empty() {
+                server.insert("requirepass".into(), json!("(set)"));
+            }
         }
         v
     }

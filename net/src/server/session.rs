@@ -84,6 +84,7 @@ async fn serve(shard: Rc<Shard>, mut conn: Connection) {
         info,
         name: Bytes::new(),
         resp3: false,
+        authenticated: shard.ctx.config.server.requirepass.is_empty(),
         multi: None,
         multi_failed: false,
         watches: Vec::new(),
@@ -134,6 +135,9 @@ struct Session {
     /// reply: the connection closes (as Redis closes a client blocked in
     /// BLPOP at SHUTDOWN, rather than answer a timeout that cannot be).
     close_unanswered: bool,
+    /// Whether the client may run commands: it gave the password
+    /// (`server.requirepass`), or none is asked.
+    authenticated: bool,
     /// Whether the client is still connected (checked while blocked).
     probe: lumadb_shard::conn::PeerProbe,
     /// Pub/Sub state, from the first (P)SUBSCRIBE on.
@@ -263,7 +267,7 @@ impl Session {
     }
 
     fn plan(&self, args: &[Bytes]) -> Plan {
-        if self.multi.is_some() || self.pubsub_restricted() {
+        if self.multi.is_some() || self.pubsub_restricted() || !self.authenticated {
             return Plan::Session;
         }
         let Some(spec) = command::lookup(&args[0]) else {
@@ -465,6 +469,9 @@ impl Session {
             }
             return Reply::Error(errors::wrong_arity(spec.name));
         }
+        if !self.authenticated && !spec.has_flag("no_auth") {
+            return Reply::error(errors::NOAUTH);
+        }
         if self.pubsub_restricted() && !pubsub::allowed_when_subscribed(spec.name) {
             if self.multi.is_some() {
                 self.multi_failed = true;
@@ -528,6 +535,7 @@ impl Session {
                 ])
             }
             "hello" => self.hello(&args),
+            "auth" => self.auth(&args),
             "client" => self.client(&args).await,
             "command" => match upper(1).as_slice() {
                 b"" => command::command_reply(),
@@ -1189,24 +1197,74 @@ impl Session {
         }
     }
 
+    /// AUTH [username] password, against `server.requirepass` (the
+    /// default user's password), with Redis's replies.
+    fn auth(&mut self, args: &[Bytes]) -> Reply {
+        let (user, password) = match args {
+            [_, password] => {
+                if self.shard.ctx.config.server.requirepass.is_empty() {
+                    return Reply::error(errors::AUTH_WITHOUT_PASSWORD);
+                }
+                (None, password)
+            }
+            [_, user, password] => (Some(user), password),
+            _ => return Reply::error(errors::SYNTAX),
+        };
+        if self.password_matches(user, password) {
+            self.authenticated = true;
+            Reply::ok()
+        } else {
+            tracing::warn!(client = self.info.id, addr = %self.info.addr, "AUTH failed");
+            Reply::error(errors::WRONGPASS)
+        }
+    }
+
+    /// Whether `user` (the default user when absent) and `password` may
+    /// log in. With no password configured the default user takes any, as
+    /// Redis's `nopass` default user does. The comparison takes the same
+    /// time wherever the first differing byte is.
+    fn password_matches(&self, user: Option<&Bytes>, password: &[u8]) -> bool {
+        if user.is_some_and(|u| u.as_ref() != b"default") {
+            return false;
+        }
+        let expected = self.shard.ctx.config.server.requirepass.as_bytes();
+        if expected.is_empty() {
+            return true;
+        }
+        let differ = expected.len() ^ password.len();
+        let bytes = expected
+            .iter()
+            .zip(password.iter().cycle())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        differ == 0 && bytes == 0
+    }
+
     fn hello(&mut self, args: &[Bytes]) -> Reply {
         let mut i = 1;
+        let mut resp3 = self.resp3;
         if let Some(v) = args.get(1) {
             match crate::resp::num::parse_i64(v) {
-                Some(2) => self.resp3 = false,
-                Some(3) => self.resp3 = true,
+                Some(2) => resp3 = false,
+                Some(3) => resp3 = true,
                 Some(_) => return Reply::error(errors::NOPROTO),
                 None => return Reply::error("ERR Protocol version is not an integer or out of range"),
             }
             i = 2;
         }
+        let (mut name, mut credentials) = (None, None);
         while i < args.len() {
             match args[i].to_ascii_lowercase().as_slice() {
                 b"setname" if i + 1 < args.len() => {
-                    self.name = args[i + 1].clone();
+                    if args[i + 1].iter().any(|&c| c <= b' ' || c > b'~') {
+                        return Reply::error(errors::CLIENT_NAME_INVALID);
+                    }
+                    name = Some(args[i + 1].clone());
                     i += 2;
                 }
-                b"auth" if i + 2 < args.len() => i += 3,
+                b"auth" if i + 2 < args.len() => {
+                    credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
+                    i += 3;
+                }
                 _ => {
                     return Reply::error(format!(
                         "ERR Syntax error in HELLO option '{}'",
@@ -1215,6 +1273,20 @@ impl Session {
                 }
             }
         }
+        if let Some((user, password)) = credentials {
+            if !self.password_matches(Some(&user), &password) {
+                return Reply::error(errors::WRONGPASS);
+            }
+            self.authenticated = true;
+        }
+        if !self.authenticated {
+            return Reply::error(errors::HELLO_NOAUTH);
+        }
+        if let Some(name) = name {
+            self.name = name;
+            self.shard.set_client_name(self.info.id, self.name.clone());
+        }
+        self.resp3 = resp3;
         self.info.resp3.set(self.resp3);
         Reply::Map(vec![
             (Reply::bulk("server"), Reply::bulk("redis")),
@@ -1232,7 +1304,7 @@ impl Session {
         match sub.as_slice() {
             b"setname" if args.len() == 3 => {
                 if args[2].iter().any(|&c| c <= b' ' || c > b'~') {
-                    return Reply::error("ERR Client names cannot contain spaces, newlines or special characters.");
+                    return Reply::error(errors::CLIENT_NAME_INVALID);
                 }
                 self.name = args[2].clone();
                 self.shard.set_client_name(self.info.id, self.name.clone());

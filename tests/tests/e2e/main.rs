@@ -5,6 +5,7 @@ mod bench_net;
 mod boundaries;
 mod cli;
 mod engine_kill;
+mod redis_auth;
 mod redis_blocking;
 mod redis_cli;
 mod redis_diff;
