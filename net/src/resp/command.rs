@@ -291,7 +291,7 @@ mod tests {
             assert_eq!(info[1], StaticReply::Int(i64::from(c.arity)));
             assert!(!c.summary.is_empty(), "{}", c.name);
         }
-        assert_eq!(all().len(), 157);
+        assert_eq!(all().len(), 158);
     }
 
     #[test]
@@ -374,6 +374,6 @@ mod tests {
             command_docs_reply(&[Bytes::from_static(b"nosuch")]).to_bytes(false),
             b"*0\r\n"
         );
-        assert_eq!(command_count_reply(), Reply::Int(157));
+        assert_eq!(command_count_reply(), Reply::Int(158));
     }
 }

@@ -536,6 +536,22 @@ impl Session {
             }
             "hello" => self.hello(&args),
             "auth" => self.auth(&args),
+            "reset" => {
+                // As Redis: the connection as it was when it opened.
+                self.multi = None;
+                self.multi_failed = false;
+                self.info.multi.set(-1);
+                self.unwatch_all().await;
+                self.pubsub_leave();
+                self.info.sub.set(0);
+                self.info.psub.set(0);
+                self.resp3 = false;
+                self.info.resp3.set(false);
+                self.name = Bytes::new();
+                self.shard.set_client_name(self.info.id, Bytes::new());
+                self.authenticated = self.shard.ctx.config.server.requirepass.is_empty();
+                Reply::Simple(Bytes::from_static(b"RESET"))
+            }
             "client" => self.client(&args).await,
             "command" => match upper(1).as_slice() {
                 b"" => command::command_reply(),

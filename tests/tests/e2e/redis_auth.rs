@@ -72,6 +72,8 @@ fn a_password_is_asked_before_any_command_and_replies_match_redis() {
             &["GET", "k"],
             &["AUTH", "default", "wrong"],
             &["GET", "k"],
+            &["RESET"],
+            &["GET", "k"],
         ],
     );
     same_replies(
