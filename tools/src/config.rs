@@ -37,10 +37,15 @@ fn validate(file: PathBuf) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
+    let mut shown = config.clone();
+    if !shown.server.requirepass.is_empty() {
+        // Settings get pasted into tickets and CI logs; the password stays out.
+        shown.server.requirepass = "(set)".to_string();
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: ok", file.display())
         .and_then(|()| writeln!(out, "# effective settings (defaults filled in)"))
-        .and_then(|()| write!(out, "{}", config.to_toml()))
+        .and_then(|()| write!(out, "{}", shown.to_toml()))
         .context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
 }

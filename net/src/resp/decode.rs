@@ -41,13 +41,24 @@ pub struct Limits {
     pub inline_bytes_max: usize,
     /// Most bytes a client may have buffered (`client-query-buffer-limit`).
     pub query_buffer_bytes_max: usize,
+    /// The client has not logged in yet (`server.requirepass`): as Redis,
+    /// refuse a frame of more than [`UNAUTHENTICATED_ARGS_MAX`] arguments
+    /// or a bulk over [`UNAUTHENTICATED_BULK_BYTES_MAX`] bytes, so that a
+    /// client without the password cannot make the server buffer much.
+    pub unauthenticated: bool,
 }
+
+/// Most arguments in a frame before the client has logged in (Redis's).
+pub const UNAUTHENTICATED_ARGS_MAX: i64 = 10;
+/// Largest bulk before the client has logged in (Redis's).
+pub const UNAUTHENTICATED_BULK_BYTES_MAX: i64 = 16384;
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             bulk_bytes_max: BULK_BYTES_MAX_DEFAULT,
             multibulk_count_max: MULTIBULK_COUNT_MAX_DEFAULT,
+            unauthenticated: false,
             inline_bytes_max: INLINE_BYTES_MAX_DEFAULT,
             query_buffer_bytes_max: QUERY_BUFFER_BYTES_MAX_DEFAULT,
         }
@@ -81,6 +92,10 @@ pub enum ProtocolError {
     TooBigInline,
     #[error("Protocol error: unbalanced quotes in request")]
     UnbalancedQuotes,
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
     /// The client buffered more than `query_buffer_bytes_max`; Redis logs
     /// and closes the connection without a reply.
     #[error("query buffer of {buffered_bytes} bytes exceeds the limit of {limit_bytes} bytes")]
@@ -181,6 +196,9 @@ fn decode_inner(
             Some(n) if n <= i64::from(i32::MAX) && (n <= 0 || n as u64 <= limits.multibulk_count_max as u64) => n,
             _ => return Err(ProtocolError::InvalidMultibulkLength),
         };
+        if limits.unauthenticated && count > UNAUTHENTICATED_ARGS_MAX {
+            return Err(ProtocolError::UnauthenticatedMultibulkLength);
+        }
         if count <= 0 {
             buf.advance(next);
             continue;
@@ -273,6 +291,9 @@ fn parse_bulks(
             Some(n) if n >= 0 && n as u64 <= limits.bulk_bytes_max as u64 => n as usize,
             _ => return Err(ProtocolError::InvalidBulkLength),
         };
+        if limits.unauthenticated && len as i64 > UNAUTHENTICATED_BULK_BYTES_MAX {
+            return Err(ProtocolError::UnauthenticatedBulkLength);
+        }
         if buf.len() - next < len + 2 {
             return Ok(false);
         }

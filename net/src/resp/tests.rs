@@ -93,6 +93,7 @@ fn limits_reject_headers_before_payload() {
         multibulk_count_max: 3,
         inline_bytes_max: 16,
         query_buffer_bytes_max: 64,
+        unauthenticated: false,
     };
     assert_eq!(decode_all(b"*1\r\n$11\r\n", &l), Err(ProtocolError::InvalidBulkLength));
     assert!(decode_all(b"*1\r\n$10\r\n", &l).unwrap().is_empty());
@@ -264,6 +265,7 @@ fn garbage_never_panics() {
         multibulk_count_max: 16,
         inline_bytes_max: 32,
         query_buffer_bytes_max: 256,
+        unauthenticated: false,
     };
     for _ in 0..20_000 {
         let len = rng.gen_range(0..80);
@@ -434,5 +436,30 @@ fn pairs_are_flat_in_resp2_and_nested_in_resp3() {
     assert_eq!(
         r.to_bytes(true),
         b"*2\r\n*2\r\n$1\r\na\r\n,1.5\r\n*2\r\n$1\r\nb\r\n,2\r\n".to_vec()
+    );
+}
+
+#[test]
+fn an_unauthenticated_client_gets_small_frames_only() {
+    let l = Limits {
+        unauthenticated: true,
+        ..Limits::default()
+    };
+    assert_eq!(
+        decode_all(b"*11\r\n", &l),
+        Err(ProtocolError::UnauthenticatedMultibulkLength)
+    );
+    assert!(decode_all(b"*10\r\n", &l).unwrap().is_empty());
+    assert_eq!(
+        decode_all(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n", &l),
+        Err(ProtocolError::UnauthenticatedBulkLength)
+    );
+    let big = format!("*2\r\n$4\r\nAUTH\r\n$16384\r\n{}\r\n", "p".repeat(16384));
+    assert_eq!(decode_all(big.as_bytes(), &l).unwrap().len(), 1);
+    assert_eq!(
+        ProtocolError::UnauthenticatedBulkLength.to_reply(),
+        Some(crate::resp::Reply::error(
+            "ERR Protocol error: unauthenticated bulk length"
+        ))
     );
 }

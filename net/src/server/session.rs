@@ -193,11 +193,23 @@ impl Session {
         let mut decoder = Decoder::new();
         let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
         let idle = self.shard.ctx.config.server.idle_timeout_secs;
+        let unauthenticated_limits = crate::resp::Limits {
+            unauthenticated: true,
+            ..self.shard.limits.clone()
+        };
         loop {
             let mut batch = Vec::new();
             let mut fatal = None;
-            while batch.len() < PIPELINE_BATCH_MAX {
-                match decoder.decode(&mut buf, &self.shard.limits) {
+            // Before the client logs in, one command at a time: the next
+            // frame is decoded under the login's limits only once the
+            // AUTH before it has run.
+            let (limits, batch_max) = if self.authenticated {
+                (&self.shard.limits, PIPELINE_BATCH_MAX)
+            } else {
+                (&unauthenticated_limits, 1)
+            };
+            while batch.len() < batch_max {
+                match decoder.decode(&mut buf, limits) {
                     Ok(Some(req)) => {
                         if !req.args.is_empty() {
                             batch.push(req.args);
@@ -210,6 +222,10 @@ impl Session {
                     }
                 }
             }
+            // A full batch may have left complete requests in the buffer:
+            // run those before waiting for more bytes, which the client,
+            // waiting for its replies, may never send.
+            let more_buffered = batch.len() == batch_max;
             if !batch.is_empty() {
                 self.shard.in_flight.set(self.shard.in_flight.get() + 1);
                 self.execute_batch(batch, &mut out).await;
@@ -239,6 +255,9 @@ impl Session {
             }
             if self.quit || self.shard.stopping.get() {
                 return Ok(());
+            }
+            if more_buffered {
+                continue;
             }
             let n = if self.subscribed() {
                 // Subscribed clients never time out (as Redis).
@@ -1267,18 +1286,23 @@ impl Session {
             }
             i = 2;
         }
-        let (mut name, mut credentials) = (None, None);
+        // Options apply in order, as in Redis: a failing one leaves those
+        // before it applied (a login, a name).
         while i < args.len() {
             match args[i].to_ascii_lowercase().as_slice() {
                 b"setname" if i + 1 < args.len() => {
                     if args[i + 1].iter().any(|&c| c <= b' ' || c > b'~') {
                         return Reply::error(errors::CLIENT_NAME_INVALID);
                     }
-                    name = Some(args[i + 1].clone());
+                    self.name = args[i + 1].clone();
+                    self.shard.set_client_name(self.info.id, self.name.clone());
                     i += 2;
                 }
                 b"auth" if i + 2 < args.len() => {
-                    credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
+                    if !self.password_matches(Some(&args[i + 1]), &args[i + 2]) {
+                        return Reply::error(errors::WRONGPASS);
+                    }
+                    self.authenticated = true;
                     i += 3;
                 }
                 _ => {
@@ -1289,18 +1313,8 @@ impl Session {
                 }
             }
         }
-        if let Some((user, password)) = credentials {
-            if !self.password_matches(Some(&user), &password) {
-                return Reply::error(errors::WRONGPASS);
-            }
-            self.authenticated = true;
-        }
         if !self.authenticated {
             return Reply::error(errors::HELLO_NOAUTH);
-        }
-        if let Some(name) = name {
-            self.name = name;
-            self.shard.set_client_name(self.info.id, self.name.clone());
         }
         self.resp3 = resp3;
         self.info.resp3.set(self.resp3);
@@ -1368,7 +1382,12 @@ impl Session {
                     // spelled as the client spelled it.
                     let exact = !pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
                     for (k, v) in &params {
-                        if crate::glob::glob_match(pattern, k.as_bytes(), true) && !matched.contains(&k.as_str()) {
+                        let hit = if exact {
+                            pattern.eq_ignore_ascii_case(k.as_bytes())
+                        } else {
+                            crate::glob::glob_match(pattern, k.as_bytes(), true)
+                        };
+                        if hit && !matched.contains(&k.as_str()) {
                             matched.push(k);
                             let name = if exact { pattern.clone() } else { Bytes::from(k.clone()) };
                             out.push((Reply::Bulk(name), Reply::bulk(v.clone())));
@@ -1435,10 +1454,11 @@ impl Session {
                 Reply::ok()
             }
             b"resetstat" if args.len() == 2 => Reply::ok(),
-            b"get" | b"set" | b"resetstat" => Reply::error(format!(
-                "ERR Unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
-                String::from_utf8_lossy(&args[1])
-            )),
+            b"set" if args.len() >= 4 => Reply::error(errors::SYNTAX),
+            b"get" | b"set" | b"resetstat" => Reply::Error(errors::wrong_arity(&format!(
+                "config|{}",
+                String::from_utf8_lossy(&sub)
+            ))),
             _ => Reply::Error(errors::unknown_subcommand(
                 "CONFIG",
                 args.get(1).map_or(&b""[..], |a| a),

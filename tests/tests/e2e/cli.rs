@@ -264,3 +264,13 @@ fn start_with_an_invalid_config_reports_it_as_validate_does() {
     assert!(stderr.contains("invalid type"), "{stderr}");
     assert!(!data.exists(), "a refused start created the data dir");
 }
+
+#[test]
+fn validate_does_not_print_the_password() {
+    let (_dir, path) = config_file("config.toml", "[server]\nrequirepass = \"hunter2-secret\"\n");
+    let out = validate(&path);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("requirepass = \"(set)\""), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+}

@@ -85,6 +85,20 @@ fn a_password_is_asked_before_any_command_and_replies_match_redis() {
             &["GET", "k"],
         ],
     );
+    // HELLO applies its options in order: what came before a failing one stays.
+    same_replies(
+        s.redis_port(),
+        redis.port(),
+        &[
+            &["HELLO", "3", "AUTH", "default", "wrong", "SETNAME", "x y"],
+            &["HELLO", "3", "AUTH", "default", PASSWORD, "SETNAME", "x y"],
+            &["PING"],
+            &["HELLO", "2", "SETNAME", "ok", "AUTH", "default", "wrong"],
+            &["CLIENT", "GETNAME"],
+            &["HELLO", "2", "SETNAME", "ok2", "SETNAME"],
+            &["CLIENT", "GETNAME"],
+        ],
+    );
     // Pipelined: a command before AUTH is refused, the ones after run.
     let mut c = RespConn::open(s.redis_port());
     c.send_raw(format!("GET k\r\nAUTH \"{PASSWORD}\"\r\nGET k\r\n").as_bytes());
@@ -147,4 +161,43 @@ print("auth ok")
     // The admin API, which asks no password, does not show it.
     let config = s.http("GET", "/admin/config", None).json();
     assert_eq!(config["server"]["requirepass"], "(set)");
+}
+
+/// Before logging in a client may send only small frames, as with Redis:
+/// more than 10 arguments or a bulk over 16 KiB gets Redis's protocol
+/// error and the connection closes, so no one without the password can
+/// make the server buffer much. After AUTH, in the same pipeline, large
+/// values are fine.
+#[test]
+fn before_login_only_small_frames_are_read() {
+    let s = server();
+    let mut c = RespConn::open(s.redis_port());
+    c.send_raw(b"*2\r\n$4\r\nAUTH\r\n$100000000\r\n");
+    assert_eq!(
+        c.read_reply().expect("reply").1,
+        Value::Error(b"ERR Protocol error: unauthenticated bulk length".to_vec())
+    );
+    assert!(c.is_closed());
+    let mut c = RespConn::open(s.redis_port());
+    c.send_raw(b"*1000000\r\n");
+    assert_eq!(
+        c.read_reply().expect("reply").1,
+        Value::Error(b"ERR Protocol error: unauthenticated multibulk length".to_vec())
+    );
+    assert!(c.is_closed());
+    let big = "v".repeat(100_000);
+    let mut c = RespConn::open(s.redis_port());
+    let mut frames = lumadb_tests::resp::encode(&["AUTH", PASSWORD]);
+    frames.extend_from_slice(&lumadb_tests::resp::encode(&["SET", "big", big.as_str()]));
+    frames.extend_from_slice(&lumadb_tests::resp::encode(&["STRLEN", "big"]));
+    c.send_raw(&frames);
+    let replies: Vec<Value> = (0..3).map(|_| c.read_reply().expect("reply").1).collect();
+    assert_eq!(
+        replies,
+        vec![
+            Value::Simple(b"OK".to_vec()),
+            Value::Simple(b"OK".to_vec()),
+            Value::Int(100_000)
+        ]
+    );
 }

@@ -684,3 +684,37 @@ fn zunionstore_across_shards() {
     // No temporary copy of a gathered input is left behind.
     check(&s, "DBSIZE", "(integer) 4");
 }
+
+/// A pipeline longer than one decode batch (1,024 requests), sent in one
+/// write, is answered in full: the server runs what it has buffered
+/// before waiting for more bytes that the client, waiting for its
+/// replies, never sends.
+#[test]
+fn a_pipeline_longer_than_a_batch_sent_at_once_is_answered_in_full() {
+    let s = server();
+    let mut c = s.conn();
+    c.set_read_timeout(Some(Duration::from_secs(20)));
+    let n = 5000;
+    let mut frames = Vec::new();
+    for i in 0..n {
+        frames.extend_from_slice(&lumadb_tests::resp::encode(&[
+            "SET",
+            &format!("pipe{i}"),
+            &i.to_string(),
+        ]));
+        frames.extend_from_slice(&lumadb_tests::resp::encode(&["GET", &format!("pipe{i}")]));
+    }
+    c.send_raw(&frames);
+    for i in 0..n {
+        assert_eq!(
+            c.read_reply().expect("SET reply").1,
+            Value::Simple(b"OK".to_vec()),
+            "SET {i}"
+        );
+        assert_eq!(
+            c.read_reply().expect("GET reply").1,
+            Value::Bulk(i.to_string().into_bytes()),
+            "GET {i}"
+        );
+    }
+}

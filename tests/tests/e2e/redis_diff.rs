@@ -760,6 +760,11 @@ CONFIG GET maxclients
 CONFIG GET MaxClients
 CONFIG GET MAXCLIENTS maxclients
 CONFIG GET maxclient*
+CONFIG GET m\axclients
+CONFIG GET
+CONFIG SET maxclients
+CONFIG SET maxclients 10 timeout
+CONFIG RESETSTAT x
 CONFIG GET nosuchparam
 COMMAND GETKEYS SET a b
 COMMAND GETKEYS MSET a 1 b 2 c 3
