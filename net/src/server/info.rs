@@ -135,6 +135,18 @@ pub fn client_line(shard: &Shard, c: &ClientInfo) -> String {
     )
 }
 
+/// The `id=` of a [`client_line`].
+pub fn line_client_id(line: &str) -> Option<i64> {
+    line.strip_prefix("id=")?.split(' ').next()?.parse().ok()
+}
+
+/// Whether a [`client_line`] is a client in Pub/Sub mode (flag `P`).
+pub fn line_is_pubsub(line: &str) -> bool {
+    line.split(' ')
+        .find_map(|field| field.strip_prefix("flags="))
+        .is_some_and(|f| f.contains('P'))
+}
+
 /// CLIENT LIST `flags=`: Redis's letters in its order, `N` for none.
 fn flags(c: &ClientInfo) -> String {
     let mut f = String::new();

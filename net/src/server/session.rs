@@ -1350,10 +1350,39 @@ impl Session {
             b"id" if args.len() == 2 => Reply::Int(self.info.id as i64),
             b"setinfo" if args.len() == 4 => Reply::ok(),
             b"list" => {
+                // CLIENT LIST [TYPE normal|master|replica|slave|pubsub] [ID id ...]
+                let option = args.get(2).map(|a| a.to_ascii_lowercase());
+                let keep: Box<dyn Fn(&str) -> bool> = match (option.as_deref(), args.len()) {
+                    (None, _) => Box::new(|_| true),
+                    (Some(b"type"), 4) => match args[3].to_ascii_lowercase().as_slice() {
+                        b"normal" => Box::new(|line| !info::line_is_pubsub(line)),
+                        b"pubsub" => Box::new(info::line_is_pubsub),
+                        b"master" | b"replica" | b"slave" => Box::new(|_| false),
+                        _ => {
+                            return Reply::error(format!(
+                                "ERR Unknown client type '{}'",
+                                String::from_utf8_lossy(&args[3])
+                            ))
+                        }
+                    },
+                    (Some(b"id"), n) if n > 3 => {
+                        let mut ids = Vec::new();
+                        for a in &args[3..] {
+                            match crate::resp::num::parse_i64(a) {
+                                Some(id) => ids.push(id),
+                                None => return Reply::error("ERR Invalid client ID"),
+                            }
+                        }
+                        Box::new(move |line| info::line_client_id(line).is_some_and(|id| ids.contains(&id)))
+                    }
+                    _ => return Reply::error(errors::SYNTAX),
+                };
                 let mut text = String::new();
                 for r in self.call_all(|| ShardRequest::ClientList).await {
                     if let Ok(ShardResponse::Text(t)) = r {
-                        text.push_str(&t);
+                        for line in t.split_inclusive('\n').filter(|l| keep(l)) {
+                            text.push_str(line);
+                        }
                     }
                 }
                 Reply::Bulk(Bytes::from(text))

@@ -718,3 +718,35 @@ fn a_pipeline_longer_than_a_batch_sent_at_once_is_answered_in_full() {
         );
     }
 }
+
+#[test]
+fn client_list_filters_by_id_and_type() {
+    let s = server();
+    let mut me = s.conn();
+    let mut sub = s.conn();
+    let Value::Int(my_id) = me.call(&["CLIENT", "ID"]) else {
+        panic!("CLIENT ID")
+    };
+    let Value::Int(sub_id) = sub.call(&["CLIENT", "ID"]) else {
+        panic!("CLIENT ID")
+    };
+    sub.call(&["SUBSCRIBE", "listch"]);
+    let text = |v: Value| {
+        String::from_utf8(match v {
+            Value::Bulk(b) => b,
+            other => panic!("{other:?}"),
+        })
+        .expect("utf-8")
+    };
+    let mine = text(me.call(&["CLIENT", "LIST", "ID", &my_id.to_string(), "999999"]));
+    assert_eq!(mine.lines().count(), 1, "{mine}");
+    assert!(mine.starts_with(&format!("id={my_id} ")), "{mine}");
+    let pubsub = text(me.call(&["CLIENT", "LIST", "TYPE", "pubsub"]));
+    assert_eq!(pubsub.lines().count(), 1, "{pubsub}");
+    assert!(pubsub.starts_with(&format!("id={sub_id} ")), "{pubsub}");
+    let normal = text(me.call(&["CLIENT", "LIST", "TYPE", "normal"]));
+    assert!(
+        normal.contains(&format!("id={my_id} ")) && !normal.contains(&format!("id={sub_id} ")),
+        "{normal}"
+    );
+}
