@@ -130,6 +130,10 @@ pub struct NetBenchArgs {
     /// Seed of the key and operation choices (default: random, printed).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Redis password (`--protocol resp`): each connection sends
+    /// `AUTH <password>` first, as `redis-benchmark -a` does.
+    #[arg(long)]
+    pub password: Option<String>,
     /// PostgreSQL user.
     #[arg(long, default_value = "postgres")]
     pub pg_user: String,
@@ -346,7 +350,7 @@ pub fn plan(args: &NetBenchArgs, target: &str) -> Result<Plan, BenchError> {
     }
     let prefix = args.key_prefix.as_bytes();
     let codec = match args.protocol {
-        Protocol::Resp => Codec::Resp(RespCodec::new(prefix)),
+        Protocol::Resp => Codec::Resp(RespCodec::new(prefix, args.password.as_deref())),
         Protocol::Http => {
             let route = |t: &str, body: Option<&str>| Route::parse(t, body);
             Codec::Http(Box::new(HttpCodec::new(

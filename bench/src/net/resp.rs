@@ -13,6 +13,8 @@ pub const REPLY_DEPTH_MAX: usize = 32;
 #[derive(Debug, Clone)]
 pub struct RespCodec {
     prefix: Vec<u8>,
+    /// Sent with AUTH when a connection opens.
+    pub(crate) password: Option<String>,
 }
 
 fn header(out: &mut Vec<u8>, tag: u8, n: usize) {
@@ -37,10 +39,23 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 impl RespCodec {
-    pub fn new(prefix: &[u8]) -> RespCodec {
+    pub fn new(prefix: &[u8], password: Option<&str>) -> RespCodec {
         RespCodec {
             prefix: prefix.to_vec(),
+            password: password.map(str::to_string),
         }
+    }
+
+    /// The AUTH frame a connection opens with, if a password is set.
+    pub(crate) fn auth_frame(&self) -> Option<Vec<u8>> {
+        let password = self.password.as_deref()?;
+        let mut out = Vec::new();
+        header(&mut out, b'*', 2);
+        out.extend_from_slice(b"$4\r\nAUTH\r\n");
+        header(&mut out, b'$', password.len());
+        out.extend_from_slice(password.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        Some(out)
     }
 
     fn bulk_key(&self, out: &mut Vec<u8>, key: u64) {
@@ -190,7 +205,7 @@ mod tests {
 
     #[test]
     fn encodes_commands() {
-        let mut c = RespCodec::new(b"key:");
+        let mut c = RespCodec::new(b"key:", None);
         let mut out = Vec::new();
         let req = Request {
             op: OpKind::Set,

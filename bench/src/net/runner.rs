@@ -233,6 +233,11 @@ async fn open(plan: &Plan, run_setup: bool) -> Result<Sock, BenchError> {
         target: plan.target.to_string(),
         cause,
     })?;
+    if let Codec::Resp(resp) = &plan.codec {
+        if let Some(frame) = resp.auth_frame() {
+            resp_login(&sock, frame, plan).await?;
+        }
+    }
     if let Codec::Postgres(pg) = &plan.codec {
         // A server that is not PostgreSQL may never answer the startup
         // message: the handshake gets `--timeout` like any request.
@@ -256,6 +261,45 @@ async fn open(plan: &Plan, run_setup: bool) -> Result<Sock, BenchError> {
         }
     }
     Ok(sock)
+}
+
+/// Sends AUTH and waits (at most `--timeout`) for its `+OK`.
+async fn resp_login(sock: &Sock, frame: Vec<u8>, plan: &Plan) -> Result<(), BenchError> {
+    let failed = |message: String| BenchError::Connect {
+        target: plan.target.to_string(),
+        cause: std::io::Error::other(message),
+    };
+    let login = async {
+        sock.send_all(frame)
+            .await
+            .map_err(|e| failed(format!("sending AUTH: {e}")))?;
+        let mut buf = Vec::new();
+        while !buf.ends_with(b"\r\n") {
+            if buf.len() > 4096 {
+                return Err(failed("the answer to AUTH is not a RESP line".into()));
+            }
+            if sock
+                .recv_into(&mut buf)
+                .await
+                .map_err(|e| failed(format!("reading the answer to AUTH: {e}")))?
+                == 0
+            {
+                return Err(failed("the server closed the connection after AUTH".into()));
+            }
+        }
+        match buf.as_slice() {
+            b"+OK\r\n" => Ok(()),
+            other => Err(failed(format!(
+                "AUTH refused: {}",
+                String::from_utf8_lossy(other).trim_end()
+            ))),
+        }
+    };
+    let expire = async {
+        glommio::timer::sleep(plan.timeout).await;
+        Err(failed("no answer to AUTH within --timeout".into()))
+    };
+    futures_lite::future::or(login, expire).await
 }
 
 async fn core_main(

@@ -899,3 +899,31 @@ fn bad_arguments_and_wrong_targets_fail_clearly_and_on_time() {
         "the handshake did not give up"
     );
 }
+
+#[test]
+fn resp_load_logs_in_with_password_and_a_wrong_one_is_a_clear_error() {
+    let server = LumaServer::start(ServerOptions::default().config("[server]\nrequirepass = \"bench-pw\"\n"));
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let t = target(server.redis_port());
+    let common = [
+        "--target",
+        t.as_str(),
+        "--connections",
+        "2",
+        "--duration",
+        "0.5",
+        "--preload",
+        "--keyspace",
+        "500",
+        "--verify",
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--password", "bench-pw"]);
+    let v = bench_ok(&args, &dir.path().join("auth.json"));
+    assert_clean(&v);
+    let mut args = common.to_vec();
+    args.extend(["--password", "wrong"]);
+    let out = bench(&args);
+    assert!(!out.status.success(), "a wrong password passed: {}", text(&out));
+    assert!(text(&out).contains("AUTH refused: -WRONGPASS"), "{}", text(&out));
+}
