@@ -120,6 +120,25 @@ impl CommandSpec {
         }
     }
 
+    /// The full names (`config|get`, ...) of a container command's
+    /// subcommands, from its COMMAND INFO entry; none for other commands.
+    pub fn subcommand_names(&self) -> impl Iterator<Item = &'static str> {
+        let subs: &'static [StaticReply] = match self.info {
+            StaticReply::Array(fields) => match fields.get(9) {
+                Some(StaticReply::Array(subs)) => subs,
+                _ => &[],
+            },
+            _ => &[],
+        };
+        subs.iter().filter_map(|sub| match sub {
+            StaticReply::Array(entry) => match entry.first() {
+                Some(StaticReply::Bulk(name)) => Some(*name),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+
     pub fn has_flag(&self, flag: &str) -> bool {
         self.flags.contains(&flag)
     }
@@ -209,6 +228,20 @@ pub fn command_getkeys_reply(line: &[Bytes]) -> Reply {
     let Some(spec) = line.first().and_then(|name| lookup(name)) else {
         return Reply::error("ERR Invalid command specified");
     };
+    // A container (CONFIG, CLIENT, ...) names its subcommand next; an
+    // unknown one is an unknown command, as in Redis.
+    let mut subcommands = spec.subcommand_names().peekable();
+    if subcommands.peek().is_some() {
+        let known = line.get(1).is_some_and(|sub| {
+            subcommands.any(|full| {
+                full.split_once('|')
+                    .is_some_and(|(_, name)| name.as_bytes().eq_ignore_ascii_case(sub))
+            })
+        });
+        if !known {
+            return Reply::error("ERR Invalid command specified");
+        }
+    }
     let movable = numkeys_layout(spec.name);
     if spec.first_key == 0 && movable.is_none() {
         return Reply::error("ERR The command has no key arguments");
