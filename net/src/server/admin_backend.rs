@@ -199,9 +199,8 @@ impl AdminBackend for Admin {
             server.insert("read_only".into(), json!(self.shard.read_only.get()));
             server.insert("max_clients".into(), json!(self.shard.max_clients.get()));
             // The admin API asks no password; it does not hand one out.
-            if !self.shard.ctx.config.server.requirepass.is_empty() {
-                server.insert("requirepass".into(), json!("(set)"));
-            }
+            let set = !self.shard.requirepass.borrow().is_empty();
+            server.insert("requirepass".into(), json!(if set { "(set)" } else { "" }));
         }
         v
     }
@@ -216,6 +215,10 @@ impl AdminBackend for Admin {
             "slow_query_ms" => match value.as_u64() {
                 Some(_) => ConfigChange::Applied,
                 None => ConfigChange::Invalid("slow_query_ms must be a non-negative integer".into()),
+            },
+            "requirepass" => match value.as_str() {
+                Some(_) => ConfigChange::Applied,
+                None => ConfigChange::Invalid("requirepass must be a string (empty: no password)".into()),
             },
             "max_clients" => match value.as_u64() {
                 Some(n) if (1..=lumadb_shard::config::MAX_CLIENTS_MAX).contains(&n) => ConfigChange::Applied,
@@ -262,6 +265,20 @@ impl AdminBackend for Admin {
                 }
                 ConfigChange::Applied
             }
+            "requirepass" => match value.as_str() {
+                Some(password) => {
+                    for s in 0..self.shard.shards() {
+                        let router = self.shard.ctx.router.clone();
+                        let password = password.to_string();
+                        lumadb_shard::conn::spawn(async move {
+                            let _ = router.call(s, ShardRequest::SetRequirePass(password)).await;
+                        });
+                    }
+                    tracing::warn!("requirepass changed through the admin API");
+                    ConfigChange::Applied
+                }
+                None => ConfigChange::Invalid("requirepass must be a string (empty: no password)".into()),
+            },
             "max_clients" => match value.as_u64() {
                 Some(n) if (1..=lumadb_shard::config::MAX_CLIENTS_MAX).contains(&n) => {
                     for s in 0..self.shard.shards() {

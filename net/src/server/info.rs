@@ -207,7 +207,7 @@ pub fn config_params(shard: &Shard) -> Vec<(String, String)> {
                 .map_or_else(|| "notice".into(), |l| l.level()),
         ),
         ("dir".into(), shard.ctx.config.server.log_dir.clone()),
-        ("requirepass".into(), s.requirepass.clone()),
+        ("requirepass".into(), shard.requirepass.borrow().to_string()),
         ("disable-thp".into(), if s.disable_thp { "yes" } else { "no" }.into()),
     ]
 }

@@ -107,6 +107,8 @@ pub enum ShardRequest {
     SetReadOnly(bool),
     Compact,
     SetSlowLog(u64),
+    /// A new `requirepass` (empty: none).
+    SetRequirePass(String),
     /// `maxclients` over the whole server (CONFIG SET, PATCH /admin/config).
     SetMaxClients(u64),
     ClientList,
@@ -201,6 +203,10 @@ pub struct Shard {
     pub limits: crate::resp::Limits,
     pub read_only: Cell<bool>,
     pub slow_query_ms: Cell<u64>,
+    /// The password AUTH asks for (`server.requirepass`; empty: none).
+    /// CONFIG SET changes it on every shard; clients already logged in
+    /// stay logged in, as with Redis.
+    pub requirepass: RefCell<Rc<str>>,
     pub clients: RefCell<BTreeMap<u64, Rc<ClientInfo>>>,
     next_client: Cell<u64>,
     pub connections_total: Cell<u64>,
@@ -249,6 +255,7 @@ impl Shard {
         let shard = Rc::new(Shard {
             read_only: Cell::new(server.read_only),
             slow_query_ms: Cell::new(server.slow_query_ms),
+            requirepass: RefCell::new(Rc::from(server.requirepass.as_str())),
             limits,
             ctx,
             db,
@@ -651,6 +658,10 @@ impl Service for Shard {
                 },
                 ShardRequest::SetSlowLog(ms) => {
                     self.slow_query_ms.set(ms);
+                    ShardResponse::Done
+                }
+                ShardRequest::SetRequirePass(password) => {
+                    *self.requirepass.borrow_mut() = Rc::from(password.as_str());
                     ShardResponse::Done
                 }
                 ShardRequest::SetMaxClients(n) => {

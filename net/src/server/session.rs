@@ -84,7 +84,7 @@ async fn serve(shard: Rc<Shard>, mut conn: Connection) {
         info,
         name: Bytes::new(),
         resp3: false,
-        authenticated: shard.ctx.config.server.requirepass.is_empty(),
+        authenticated: shard.requirepass.borrow().is_empty(),
         multi: None,
         multi_failed: false,
         watches: Vec::new(),
@@ -568,7 +568,7 @@ impl Session {
                 self.info.resp3.set(false);
                 self.name = Bytes::new();
                 self.shard.set_client_name(self.info.id, Bytes::new());
-                self.authenticated = self.shard.ctx.config.server.requirepass.is_empty();
+                self.authenticated = self.shard.requirepass.borrow().is_empty();
                 Reply::Simple(Bytes::from_static(b"RESET"))
             }
             "client" => self.client(&args).await,
@@ -1237,7 +1237,7 @@ impl Session {
     fn auth(&mut self, args: &[Bytes]) -> Reply {
         let (user, password) = match args {
             [_, password] => {
-                if self.shard.ctx.config.server.requirepass.is_empty() {
+                if self.shard.requirepass.borrow().is_empty() {
                     return Reply::error(errors::AUTH_WITHOUT_PASSWORD);
                 }
                 (None, password)
@@ -1262,7 +1262,8 @@ impl Session {
         if user.is_some_and(|u| u.as_ref() != b"default") {
             return false;
         }
-        let expected = self.shard.ctx.config.server.requirepass.as_bytes();
+        let expected = self.shard.requirepass.borrow().clone();
+        let expected = expected.as_bytes();
         if expected.is_empty() {
             return true;
         }
@@ -1441,6 +1442,11 @@ impl Session {
                                 ))
                             }
                         },
+                        "requirepass" => {
+                            let password = value.clone();
+                            for _ in self.call_all(|| ShardRequest::SetRequirePass(password.clone())).await {}
+                            tracing::warn!(client = self.info.id, "requirepass changed with CONFIG SET");
+                        }
                         "maxclients" => match value.parse::<u64>() {
                             Ok(n) if (1..=lumadb_shard::config::MAX_CLIENTS_MAX).contains(&n) => {
                                 for _ in self.call_all(|| ShardRequest::SetMaxClients(n)).await {}

@@ -201,3 +201,58 @@ fn before_login_only_small_frames_are_read() {
         ]
     );
 }
+
+/// CONFIG SET requirepass and `PATCH /admin/config` change the password
+/// on every shard at once; clients already logged in stay logged in, as
+/// with Redis, and an empty password asks none.
+#[test]
+fn the_password_changes_at_runtime() {
+    let s = server();
+    let mut admin = RespConn::open(s.redis_port());
+    assert_eq!(admin.call(&["AUTH", PASSWORD]), Value::Simple(b"OK".to_vec()));
+    assert_eq!(
+        admin.call(&["CONFIG", "SET", "requirepass", "second"]),
+        Value::Simple(b"OK".to_vec())
+    );
+    assert_eq!(
+        admin.call(&["PING"]),
+        Value::Simple(b"PONG".to_vec()),
+        "still logged in"
+    );
+    // Many connections, so that both shards' listeners are exercised.
+    for _ in 0..8 {
+        let mut c = RespConn::open(s.redis_port());
+        assert_eq!(
+            c.call(&["AUTH", PASSWORD]),
+            Value::Error(b"WRONGPASS invalid username-password pair or user is disabled.".to_vec())
+        );
+        assert_eq!(c.call(&["AUTH", "second"]), Value::Simple(b"OK".to_vec()));
+    }
+    assert_eq!(
+        admin.call(&["CONFIG", "GET", "requirepass"]),
+        Value::Array(vec![
+            Value::Bulk(b"requirepass".to_vec()),
+            Value::Bulk(b"second".to_vec())
+        ])
+    );
+    let r = s.http("PATCH", "/admin/config", Some(r#"{"requirepass":"third"}"#));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(lumadb_tests::server::eventually(
+        std::time::Duration::from_secs(5),
+        || { RespConn::open(s.redis_port()).call(&["AUTH", "third"]) == Value::Simple(b"OK".to_vec()) }
+    ));
+    assert_eq!(
+        s.http("GET", "/admin/config", None).json()["server"]["requirepass"],
+        "(set)"
+    );
+    assert_eq!(
+        admin.call(&["CONFIG", "SET", "requirepass", ""]),
+        Value::Simple(b"OK".to_vec())
+    );
+    for _ in 0..8 {
+        assert_eq!(
+            RespConn::open(s.redis_port()).call(&["PING"]),
+            Value::Simple(b"PONG".to_vec())
+        );
+    }
+}
