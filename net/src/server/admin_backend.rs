@@ -198,6 +198,7 @@ impl AdminBackend for Admin {
             server.insert("slow_query_ms".into(), json!(self.shard.slow_query_ms.get()));
             server.insert("read_only".into(), json!(self.shard.read_only.get()));
             server.insert("max_clients".into(), json!(self.shard.max_clients.get()));
+            server.insert("idle_timeout_secs".into(), json!(self.shard.idle_timeout_secs.get()));
             // The admin API asks no password; it does not hand one out.
             let set = !self.shard.requirepass.borrow().is_empty();
             server.insert("requirepass".into(), json!(if set { "(set)" } else { "" }));
@@ -215,6 +216,10 @@ impl AdminBackend for Admin {
             "slow_query_ms" => match value.as_u64() {
                 Some(_) => ConfigChange::Applied,
                 None => ConfigChange::Invalid("slow_query_ms must be a non-negative integer".into()),
+            },
+            "idle_timeout_secs" => match value.as_u64() {
+                Some(n) if n <= i32::MAX as u64 => ConfigChange::Applied,
+                _ => ConfigChange::Invalid("idle_timeout_secs must be a whole number of seconds (0: never)".into()),
             },
             "requirepass" => match value.as_str() {
                 Some(_) => ConfigChange::Applied,
@@ -265,6 +270,18 @@ impl AdminBackend for Admin {
                 }
                 ConfigChange::Applied
             }
+            "idle_timeout_secs" => match value.as_u64() {
+                Some(secs) if secs <= i32::MAX as u64 => {
+                    for s in 0..self.shard.shards() {
+                        let router = self.shard.ctx.router.clone();
+                        lumadb_shard::conn::spawn(async move {
+                            let _ = router.call(s, ShardRequest::SetIdleTimeout(secs)).await;
+                        });
+                    }
+                    ConfigChange::Applied
+                }
+                _ => ConfigChange::Invalid("idle_timeout_secs must be a whole number of seconds (0: never)".into()),
+            },
             "requirepass" => match value.as_str() {
                 Some(password) => {
                     for s in 0..self.shard.shards() {

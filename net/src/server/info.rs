@@ -180,7 +180,7 @@ pub fn config_params(shard: &Shard) -> Vec<(String, String)> {
     };
     vec![
         ("maxclients".into(), shard.max_clients.get().to_string()),
-        ("timeout".into(), s.idle_timeout_secs.to_string()),
+        ("timeout".into(), shard.idle_timeout_secs.get().to_string()),
         ("proto-max-bulk-len".into(), s.max_bulk_bytes.0.to_string()),
         (
             "client-query-buffer-limit".into(),

@@ -109,6 +109,8 @@ pub enum ShardRequest {
     SetSlowLog(u64),
     /// A new `requirepass` (empty: none).
     SetRequirePass(String),
+    /// A new idle timeout, in seconds (0: none).
+    SetIdleTimeout(u64),
     /// `maxclients` over the whole server (CONFIG SET, PATCH /admin/config).
     SetMaxClients(u64),
     ClientList,
@@ -207,6 +209,9 @@ pub struct Shard {
     /// CONFIG SET changes it on every shard; clients already logged in
     /// stay logged in, as with Redis.
     pub requirepass: RefCell<Rc<str>>,
+    /// Seconds an idle client is kept (`server.idle_timeout_secs`, Redis's
+    /// `timeout`; 0: forever); CONFIG SET changes it.
+    pub idle_timeout_secs: Cell<u64>,
     pub clients: RefCell<BTreeMap<u64, Rc<ClientInfo>>>,
     next_client: Cell<u64>,
     pub connections_total: Cell<u64>,
@@ -256,6 +261,7 @@ impl Shard {
             read_only: Cell::new(server.read_only),
             slow_query_ms: Cell::new(server.slow_query_ms),
             requirepass: RefCell::new(Rc::from(server.requirepass.as_str())),
+            idle_timeout_secs: Cell::new(server.idle_timeout_secs),
             limits,
             ctx,
             db,
@@ -658,6 +664,10 @@ impl Service for Shard {
                 },
                 ShardRequest::SetSlowLog(ms) => {
                     self.slow_query_ms.set(ms);
+                    ShardResponse::Done
+                }
+                ShardRequest::SetIdleTimeout(secs) => {
+                    self.idle_timeout_secs.set(secs);
                     ShardResponse::Done
                 }
                 ShardRequest::SetRequirePass(password) => {

@@ -192,7 +192,6 @@ impl Session {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut decoder = Decoder::new();
         let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
-        let idle = self.shard.ctx.config.server.idle_timeout_secs;
         let unauthenticated_limits = crate::resp::Limits {
             unauthenticated: true,
             ..self.shard.limits.clone()
@@ -265,8 +264,9 @@ impl Session {
                     Some(n) => n,
                     None => return Ok(()),
                 }
-            } else if idle > 0 {
-                match lumadb_shard::conn::timeout(Duration::from_secs(idle), conn.read(&mut buf)).await {
+            } else if self.shard.idle_timeout_secs.get() > 0 {
+                let idle = Duration::from_secs(self.shard.idle_timeout_secs.get());
+                match lumadb_shard::conn::timeout(idle, conn.read(&mut buf)).await {
                     Some(r) => r?,
                     None => return Ok(()),
                 }
@@ -1437,6 +1437,24 @@ impl Session {
                                 for _ in self.call_all(|| ShardRequest::SetSlowLog(ms)).await {}
                             }
                             _ => {
+                                return Reply::error(format!(
+                                    "ERR CONFIG SET failed (possibly related to argument '{key}') - argument couldn't be parsed into an integer"
+                                ))
+                            }
+                        },
+                        // A client already waiting for a request keeps the
+                        // timeout it started waiting with.
+                        "timeout" => match value.parse::<i64>() {
+                            Ok(secs) if (0..=i64::from(i32::MAX)).contains(&secs) => {
+                                let secs = secs as u64;
+                                for _ in self.call_all(|| ShardRequest::SetIdleTimeout(secs)).await {}
+                            }
+                            Ok(_) => {
+                                return Reply::error(format!(
+                                    "ERR CONFIG SET failed (possibly related to argument '{key}') - argument must be between 0 and 2147483647 inclusive"
+                                ))
+                            }
+                            Err(_) => {
                                 return Reply::error(format!(
                                     "ERR CONFIG SET failed (possibly related to argument '{key}') - argument couldn't be parsed into an integer"
                                 ))

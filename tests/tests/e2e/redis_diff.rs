@@ -763,6 +763,10 @@ CONFIG GET maxclient*
 CONFIG GET m\axclients
 CONFIG GET
 CONFIG SET maxclients
+CONFIG SET timeout abc
+CONFIG SET timeout -1
+CONFIG SET timeout 0
+CONFIG GET timeout
 CONFIG SET maxclients 10 timeout
 CONFIG RESETSTAT x
 CONFIG GET nosuchparam

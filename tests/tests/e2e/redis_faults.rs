@@ -451,6 +451,17 @@ fn idle_clients_are_closed() {
         "closed before the idle timeout"
     );
     assert_pings(s.redis_port(), "closing an idle client");
+    // CONFIG SET timeout 0 keeps the next idle client, as Redis.
+    let mut setter = s.conn();
+    assert_eq!(setter.call_raw(&["CONFIG", "SET", "timeout", "0"]).0, b"+OK\r\n");
+    let mut kept = s.conn();
+    assert_eq!(kept.call_raw(&["PING"]).0, b"+PONG\r\n");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        kept.call_raw(&["PING"]).0,
+        b"+PONG\r\n",
+        "a client idle past the old timeout was closed"
+    );
 }
 
 #[test]
