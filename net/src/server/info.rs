@@ -58,10 +58,13 @@ pub fn render(shard: &Shard, stats: &[ShardStats], pubsub: (usize, usize), secti
         );
     }
     if want("persistence") {
+        // LumaDB's own names (CONFIG GET appendfsync answers Redis's).
         let sync = match shard.ctx.engine.options().sync_mode {
-            lumadb_engine::SyncMode::Sync => "always",
-            lumadb_engine::SyncMode::Interval { .. } => "everysec",
-            lumadb_engine::SyncMode::None => "no",
+            lumadb_engine::SyncMode::Sync => "sync".to_string(),
+            lumadb_engine::SyncMode::Interval { interval_ms } => {
+                format!("interval\r\nwal_sync_interval_ms:{interval_ms}")
+            }
+            lumadb_engine::SyncMode::None => "none".to_string(),
         };
         let _ = write!(
             out,

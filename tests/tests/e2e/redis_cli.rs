@@ -406,6 +406,8 @@ fn server_commands() {
     );
     let keyspace = c(&s, "INFO keyspace");
     assert!(keyspace.contains("db0:keys=1,"), "{keyspace}");
+    let persistence = c(&s, "INFO persistence");
+    assert!(persistence.contains("wal_sync_mode:sync"), "{persistence}");
     check(&s, "CONFIG GET maxclients", "1) \"maxclients\"\n2) \"10000\"");
     let id = c(&s, "CLIENT ID");
     assert!(id.starts_with("(integer) "), "{id}");
@@ -551,6 +553,11 @@ fn interval_mode_writes_behind_and_keeps_data_across_shutdown_and_its_sync() {
         check(&s, &format!("SET w{i} {i}"), "OK");
     }
     check(&s, "RPUSH wl a b c", "(integer) 3");
+    let persistence = c(&s, "INFO persistence");
+    assert!(
+        persistence.contains("wal_sync_mode:interval") && persistence.contains("wal_sync_interval_ms:100"),
+        "{persistence}"
+    );
     s.stop();
     s.restart();
     check(&s, "DBSIZE", "(integer) 201");
