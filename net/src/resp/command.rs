@@ -251,7 +251,7 @@ pub fn command_getkeys_reply(line: &[Bytes]) -> Reply {
     }
     if let Some((_, count_at)) = movable {
         let count = line.get(count_at).and_then(|a| super::num::parse_i64(a));
-        let room = (line.len() - count_at - 1) as i64;
+        let room = line.len().saturating_sub(count_at + 1) as i64;
         if !count.is_some_and(|n| n >= 1 && n <= room) {
             return Reply::error("ERR Invalid arguments specified for command");
         }
