@@ -63,6 +63,18 @@ impl Admin {
             lumadb_engine::SyncMode::None => "none".into(),
         }
     }
+
+    /// Sends a setting to every shard (this one included) without waiting
+    /// for the answers: a PATCH is answered once the value is accepted.
+    fn on_every_shard(&self, request: impl Fn() -> ShardRequest) {
+        for s in 0..self.shard.shards() {
+            let router = self.shard.ctx.router.clone();
+            let request = request();
+            lumadb_shard::conn::spawn(async move {
+                let _ = router.call(s, request).await;
+            });
+        }
+    }
 }
 
 impl AdminBackend for Admin {
@@ -260,53 +272,33 @@ impl AdminBackend for Admin {
                 tracing::info!(level, "log level changed");
                 ConfigChange::Applied
             }
+            // `check_config` has accepted the value (see `AdminBackend`).
             "slow_query_ms" => {
                 let ms = value.as_u64().unwrap_or(100);
-                for s in 0..self.shard.shards() {
-                    let router = self.shard.ctx.router.clone();
-                    lumadb_shard::conn::spawn(async move {
-                        let _ = router.call(s, ShardRequest::SetSlowLog(ms)).await;
-                    });
-                }
+                self.on_every_shard(|| ShardRequest::SetSlowLog(ms));
                 ConfigChange::Applied
             }
             "idle_timeout_secs" => match value.as_u64() {
-                Some(secs) if secs <= i32::MAX as u64 => {
-                    for s in 0..self.shard.shards() {
-                        let router = self.shard.ctx.router.clone();
-                        lumadb_shard::conn::spawn(async move {
-                            let _ = router.call(s, ShardRequest::SetIdleTimeout(secs)).await;
-                        });
-                    }
+                Some(secs) => {
+                    self.on_every_shard(|| ShardRequest::SetIdleTimeout(secs));
                     ConfigChange::Applied
                 }
-                _ => ConfigChange::Invalid("idle_timeout_secs must be a whole number of seconds (0: never)".into()),
+                None => self.check_config(key, value),
             },
             "requirepass" => match value.as_str() {
                 Some(password) => {
-                    for s in 0..self.shard.shards() {
-                        let router = self.shard.ctx.router.clone();
-                        let password = password.to_string();
-                        lumadb_shard::conn::spawn(async move {
-                            let _ = router.call(s, ShardRequest::SetRequirePass(password)).await;
-                        });
-                    }
+                    self.on_every_shard(|| ShardRequest::SetRequirePass(password.to_string()));
                     tracing::warn!("requirepass changed through the admin API");
                     ConfigChange::Applied
                 }
-                None => ConfigChange::Invalid("requirepass must be a string (empty: no password)".into()),
+                None => self.check_config(key, value),
             },
             "max_clients" => match value.as_u64() {
-                Some(n) if (1..=lumadb_shard::config::MAX_CLIENTS_MAX).contains(&n) => {
-                    for s in 0..self.shard.shards() {
-                        let router = self.shard.ctx.router.clone();
-                        lumadb_shard::conn::spawn(async move {
-                            let _ = router.call(s, ShardRequest::SetMaxClients(n)).await;
-                        });
-                    }
+                Some(n) => {
+                    self.on_every_shard(|| ShardRequest::SetMaxClients(n));
                     ConfigChange::Applied
                 }
-                _ => ConfigChange::Invalid("max_clients must be a whole number from 1 to 1048576".into()),
+                None => self.check_config(key, value),
             },
             _ => self.check_config(key, value),
         }
