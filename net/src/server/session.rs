@@ -1436,11 +1436,7 @@ impl Session {
                                 let ms = (us as u64).div_ceil(1000);
                                 for _ in self.call_all(|| ShardRequest::SetSlowLog(ms)).await {}
                             }
-                            _ => {
-                                return Reply::error(format!(
-                                    "ERR CONFIG SET failed (possibly related to argument '{key}') - argument couldn't be parsed into an integer"
-                                ))
-                            }
+                            _ => return config_set_failed(&key, "argument couldn't be parsed into an integer"),
                         },
                         // A client already waiting for a request keeps the
                         // timeout it started waiting with.
@@ -1450,15 +1446,9 @@ impl Session {
                                 for _ in self.call_all(|| ShardRequest::SetIdleTimeout(secs)).await {}
                             }
                             Ok(_) => {
-                                return Reply::error(format!(
-                                    "ERR CONFIG SET failed (possibly related to argument '{key}') - argument must be between 0 and 2147483647 inclusive"
-                                ))
+                                return config_set_failed(&key, "argument must be between 0 and 2147483647 inclusive")
                             }
-                            Err(_) => {
-                                return Reply::error(format!(
-                                    "ERR CONFIG SET failed (possibly related to argument '{key}') - argument couldn't be parsed into an integer"
-                                ))
-                            }
+                            Err(_) => return config_set_failed(&key, "argument couldn't be parsed into an integer"),
                         },
                         "requirepass" => {
                             let password = value.clone();
@@ -1469,11 +1459,7 @@ impl Session {
                             Ok(n) if (1..=lumadb_shard::config::MAX_CLIENTS_MAX).contains(&n) => {
                                 for _ in self.call_all(|| ShardRequest::SetMaxClients(n)).await {}
                             }
-                            _ => {
-                                return Reply::error(format!(
-                                    "ERR CONFIG SET failed (possibly related to argument '{key}') - argument couldn't be parsed into an integer"
-                                ))
-                            }
+                            _ => return config_set_failed(&key, "argument couldn't be parsed into an integer"),
                         },
                         "loglevel" => {
                             let level = match value.as_str() {
@@ -1486,16 +1472,15 @@ impl Session {
                             match self.shard.settings.logging.as_ref().map(|l| l.set_level(level)) {
                                 Some(Ok(())) | None => {}
                                 Some(Err(_)) => {
-                                    return Reply::error(format!(
-                                        "ERR CONFIG SET failed (possibly related to argument '{key}') - argument(s) must be one of the following: debug, verbose, notice, warning"
-                                    ))
+                                    return config_set_failed(
+                                        &key,
+                                        "argument(s) must be one of the following: debug, verbose, notice, warning",
+                                    )
                                 }
                             }
                         }
                         k if info::config_params(&self.shard).iter().any(|(n, _)| n == k) => {
-                            return Reply::error(format!(
-                                "ERR CONFIG SET failed (possibly related to argument '{k}') - can't set immutable config"
-                            ))
+                            return config_set_failed(k, "can't set immutable config")
                         }
                         k => {
                             return Reply::error(format!(
@@ -1549,4 +1534,11 @@ async fn run_group(router: &lumadb_shard::router::Router<Shard>, s: usize, cmds:
         Ok(_) => vec![Reply::error("ERR internal routing error"); n],
         Err(e) => vec![Reply::error(format!("ERR {e}")); n],
     }
+}
+
+/// Redis's reply to a CONFIG SET that failed on parameter `name`.
+fn config_set_failed(name: &str, why: &str) -> Reply {
+    Reply::error(format!(
+        "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+    ))
 }
