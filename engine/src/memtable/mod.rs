@@ -2,30 +2,27 @@
 //! with every version kept (newest last) until the table is flushed.
 //! Range tombstones are kept in a list beside the map.
 //!
-//! Keys are indexed twice: an ordered map for scans and the flush, and a
-//! hash map for point reads and writes, which dominate (every Redis write
-//! reads its key's metadata first). A long key is stored once and shared
-//! by both indexes; a short one is also copied into its hash slot.
+//! Keys are indexed twice ([`keys`]): a hash index for point reads and
+//! writes, which dominate (every Redis write reads its key's metadata
+//! first), and an ordered index for scans and the flush. Both refer to
+//! one record per key, which holds the key and its versions.
 //!
 //! Access is by short synchronous calls that copy out what they return
 //! ([`MemTable::visible_after`] hands out chunks), so no borrow is ever
 //! held across an `.await` and iterators stay valid while writers insert:
 //! entries newer than an iterator's snapshot are simply not visible to it.
 
+mod keys;
+
 use crate::key::{RangeTombstone, SeqNo, ValueKind};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
-use std::hash::BuildHasher;
-
-use hashbrown::HashTable;
 use std::ops::Bound;
-use std::rc::Rc;
 
-use xxhash_rust::xxh3::xxh3_64_with_seed;
+use keys::Keys;
 
-/// Bytes charged per entry on top of key and value (ordered-index entry
-/// with its key head, hash slot, vec header).
-const ENTRY_OVERHEAD_BYTES: usize = 120;
+/// Bytes charged per entry on top of key and value (its record, hash
+/// slot and ordered-index entry).
+const ENTRY_OVERHEAD_BYTES: usize = 160;
 
 /// A user key's versions: the newest inline, so that the common read
 /// (the newest version) touches no further allocation.
@@ -34,25 +31,19 @@ struct Versions {
     newest: Version,
     /// Older versions, oldest first. Boxed: most keys never have one
     /// (older versions are kept only while a snapshot may read them), and
-    /// a pointer keeps every hash slot 16 bytes smaller than a `Vec`.
+    /// a pointer keeps every record 16 bytes smaller than a `Vec`.
     #[allow(clippy::box_collection)]
     older: Option<Box<Vec<Version>>>,
 }
+
+// One per key in the memtable: with its key, most of a small entry's memory.
+const _: () = assert!(std::mem::size_of::<Versions>() <= 48);
 
 impl Versions {
     fn newest_first(&self) -> impl Iterator<Item = &Version> {
         std::iter::once(&self.newest).chain(self.older.iter().flat_map(|older| older.iter().rev()))
     }
 }
-
-/// Partitions of the hash index. Each grows on its own, so a resize moves
-/// a 1/1024th of the keys: one big table would stop the core for a rehash
-/// of millions of entries (200 ms was seen). A resize also touches its new
-/// table's memory for the first time, and fresh pages are what a growing
-/// memtable stalls on: up to 13 µs each in a virtual machine whose host
-/// backs guest memory on first use. With 64 partitions a 64 MiB memtable
-/// of small entries stopped the core for 2–5 ms per resize.
-const HASH_PARTITIONS: usize = 1024;
 
 /// [`MemTable::survivors_of_delete`] replaces memtables of at least this
 /// many entries, when a delete leaves at most `SURVIVORS_MAX` keys.
@@ -62,38 +53,29 @@ const SURVIVORS_MAX: usize = 1024;
 /// Keys of the ordered index freed per [`MemTable::release_step`].
 const RELEASE_STEP_KEYS: usize = 16 << 10;
 
-/// A hash index entry: the key's hash (kept, so that a resize never reads
-/// the key again), the key, and its versions.
-#[derive(Debug)]
-struct Slot {
-    hash: u64,
-    key: SlotKey,
-    versions: Versions,
-}
+/// Values up to this many bytes are kept inside their version: 23 bytes
+/// with the length, so that with a pointer-sized alternative the enum
+/// holding them stays 24 bytes.
+const VALUE_INLINE_BYTES: usize = 22;
 
-// One per key in the memtable: its size is most of a small entry's memory.
-const _: () = assert!(std::mem::size_of::<Slot>() <= 80);
-
-/// Keys and values up to this many bytes are kept inside their hash slot.
-const INLINE_BYTES: usize = 22;
-
-/// Up to [`INLINE_BYTES`] bytes stored in place: 23 bytes, so that with
-/// a pointer-sized alternative the enum holding it stays 24 bytes.
+/// Up to `N` bytes stored in place.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct InlineBytes {
+pub struct InlineBytes<const N: usize> {
     len: u8,
-    bytes: [u8; INLINE_BYTES],
+    bytes: [u8; N],
 }
 
-const _: () = assert!(INLINE_BYTES <= u8::MAX as usize);
+impl<const N: usize> InlineBytes<N> {
+    const FITS_LEN: () = assert!(N <= u8::MAX as usize);
 
-impl InlineBytes {
     /// `v` in place, if it fits.
     fn new(v: &[u8]) -> Option<Self> {
-        if v.len() > INLINE_BYTES {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::FITS_LEN;
+        if v.len() > N {
             return None;
         }
-        let mut bytes = [0u8; INLINE_BYTES];
+        let mut bytes = [0u8; N];
         bytes[..v.len()].copy_from_slice(v);
         Some(InlineBytes {
             len: v.len() as u8,
@@ -107,143 +89,9 @@ impl InlineBytes {
     }
 }
 
-/// A slot's copy of its key. A short key (most Redis keys) sits in the
-/// slot itself, so a probe that finds its slot compares the key without
-/// another cache miss; a longer one shares the ordered index's allocation.
-#[derive(Debug)]
-enum SlotKey {
-    Inline(InlineBytes),
-    Shared(Rc<[u8]>),
-}
-
-const _: () = assert!(std::mem::size_of::<SlotKey>() <= 24);
-
-impl SlotKey {
-    fn new(shared: &Rc<[u8]>) -> Self {
-        match InlineBytes::new(shared) {
-            Some(inline) => SlotKey::Inline(inline),
-            None => SlotKey::Shared(shared.clone()),
-        }
-    }
-
-    #[inline]
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            SlotKey::Inline(b) => b.as_bytes(),
-            SlotKey::Shared(k) => k,
-        }
-    }
-}
-
-impl std::fmt::Debug for InlineBytes {
+impl<const N: usize> std::fmt::Debug for InlineBytes<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("InlineBytes").field(&self.as_bytes()).finish()
-    }
-}
-
-/// Bytes of a key kept beside it in the ordered index.
-const ORD_HEAD_BYTES: usize = 32;
-
-/// A key in the ordered index, with its first 32 bytes beside it as two
-/// big-endian integers. Most comparisons in a descent end on those, so an
-/// insert reads the index's nodes and not the key of every entry it
-/// passes (each one another cache miss). 32 bytes cover a Redis key of
-/// the usual shape (`key:000000123456`) behind its one-byte tag, and a
-/// collection element's tag, key length, key and generation.
-#[derive(Debug, Clone)]
-struct OrdKey {
-    head: (u128, u128),
-    key: Rc<[u8]>,
-}
-
-impl OrdKey {
-    fn new(key: Rc<[u8]>) -> Self {
-        let mut head = [0u8; ORD_HEAD_BYTES];
-        let n = key.len().min(ORD_HEAD_BYTES);
-        head[..n].copy_from_slice(&key[..n]);
-        let (hi, lo) = head.split_at(16);
-        OrdKey {
-            head: (
-                u128::from_be_bytes(hi.try_into().expect("16 bytes")),
-                u128::from_be_bytes(lo.try_into().expect("16 bytes")),
-            ),
-            key,
-        }
-    }
-}
-
-// Byte order: heads compare as the zero-padded first 32 bytes. Unequal
-// heads differ at a byte where the keys differ, or where the shorter key
-// has ended (and is then the smaller), so the head decides as the bytes
-// would; equal heads fall back to the whole keys.
-impl Ord for OrdKey {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.head
-            .cmp(&other.head)
-            .then_with(|| self.key.as_ref().cmp(other.key.as_ref()))
-    }
-}
-
-impl PartialOrd for OrdKey {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for OrdKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.head == other.head && self.key == other.key
-    }
-}
-
-impl Eq for OrdKey {}
-
-/// Both indexes over the keys. The version lists live in the hash index's
-/// entries: a point read is one probe.
-#[derive(Debug)]
-struct Keys {
-    seed: u64,
-    by_hash: Vec<HashTable<Slot>>,
-    ordered: BTreeSet<OrdKey>,
-}
-
-impl Keys {
-    fn new() -> Self {
-        // A per-process seed, so that clients cannot choose keys that
-        // collide in the hash index.
-        let seed = std::collections::hash_map::RandomState::new().hash_one(0x6c75_6d61u64);
-        Keys {
-            seed,
-            by_hash: (0..HASH_PARTITIONS).map(|_| HashTable::new()).collect(),
-            ordered: BTreeSet::new(),
-        }
-    }
-
-    fn hash(&self, key: &[u8]) -> u64 {
-        xxh3_64_with_seed(key, self.seed)
-    }
-
-    fn partition(hash: u64) -> usize {
-        // hashbrown places an entry by the hash's low bits and filters
-        // probes by its top seven; bits 32..42 are used by neither, so the
-        // partitions do not thin out either.
-        (hash >> 32) as usize % HASH_PARTITIONS
-    }
-
-    fn get(&self, key: &[u8]) -> Option<&Versions> {
-        let hash = self.hash(key);
-        self.by_hash[Self::partition(hash)]
-            .find(hash, |slot| slot.hash == hash && slot.key.as_bytes() == key)
-            .map(|slot| &slot.versions)
-    }
-
-    fn range<'a>(&'a self, range: (Bound<&[u8]>, Bound<&[u8]>)) -> impl Iterator<Item = (&'a [u8], &'a Versions)> + 'a {
-        let probe = |b: Bound<&[u8]>| b.map(|k| OrdKey::new(k.into()));
-        let (lower, upper) = (probe(range.0), probe(range.1));
-        self.ordered.range((lower, upper)).map(move |k| {
-            let versions = self.get(&k.key).expect("both indexes hold the same keys");
-            (&*k.key, versions)
-        })
     }
 }
 
@@ -267,11 +115,11 @@ pub struct Version {
 
 /// A version's bytes. A short value (a Redis key's metadata with a small
 /// string, a hash field, a set member's empty value) sits in the version
-/// itself, which sits in the hash slot: a point read then copies it out
+/// itself, which sits in its key's record: a point read then copies it out
 /// without another cache miss, and a write allocates nothing for it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoredValue {
-    Inline(InlineBytes),
+    Inline(InlineBytes<VALUE_INLINE_BYTES>),
     Boxed(Box<[u8]>),
 }
 
@@ -317,7 +165,7 @@ pub struct Entry {
 /// (never mutated again) when it is full.
 #[derive(Debug)]
 pub struct MemTable {
-    keys: RefCell<Keys>,
+    keys: RefCell<Keys<Versions>>,
     range_dels: RefCell<Vec<RangeTombstone>>,
     size_bytes: Cell<usize>,
     entries: Cell<u64>,
@@ -390,11 +238,9 @@ impl MemTable {
             kind,
             value: value.into(),
         };
-        let hash = keys.hash(key);
-        let table = &mut keys.by_hash[Keys::partition(hash)];
-        match table.find_mut(hash, |slot| slot.hash == hash && slot.key.as_bytes() == key) {
-            Some(slot) => {
-                let versions = &mut slot.versions;
+        let at = keys.locate(key);
+        match keys.get_mut_at(at, key) {
+            Some(versions) => {
                 assert!(versions.newest.seq < seq, "memtable versions out of order");
                 let previous = std::mem::replace(&mut versions.newest, version);
                 match history {
@@ -410,22 +256,14 @@ impl MemTable {
                     }
                 }
             }
-            None => {
-                let shared: Rc<[u8]> = key.into();
-                table.insert_unique(
-                    hash,
-                    Slot {
-                        hash,
-                        key: SlotKey::new(&shared),
-                        versions: Versions {
-                            newest: version,
-                            older: None,
-                        },
-                    },
-                    |slot| slot.hash,
-                );
-                keys.ordered.insert(OrdKey::new(shared));
-            }
+            None => keys.insert_new(
+                at,
+                key,
+                Versions {
+                    newest: version,
+                    older: None,
+                },
+            ),
         }
         self.account(key.len() + value.len(), seq);
     }
@@ -563,19 +401,7 @@ impl MemTable {
     /// of milliseconds; the flush frees them in steps between yields.
     pub fn release_step(&self) -> bool {
         assert!(self.frozen.get(), "only a frozen memtable is released");
-        let mut keys = self.keys.borrow_mut();
-        if let Some(part) = keys.by_hash.iter_mut().find(|t| !t.is_empty()) {
-            let part = std::mem::take(part);
-            drop(keys);
-            drop(part);
-            return true;
-        }
-        for _ in 0..RELEASE_STEP_KEYS {
-            if keys.ordered.pop_first().is_none() {
-                return false;
-            }
-        }
-        true
+        self.keys.borrow_mut().release_step(RELEASE_STEP_KEYS)
     }
 
     /// Every range tombstone held.
@@ -628,7 +454,7 @@ mod tests {
         while m.release_step() {
             steps += 1;
         }
-        assert!(steps > HASH_PARTITIONS, "{steps} steps");
+        assert!(steps > keys::HASH_PARTITIONS, "{steps} steps");
         assert_eq!(m.get(&7u32.to_be_bytes(), u64::MAX), None);
     }
 
