@@ -57,6 +57,26 @@ impl<S: Storage> Engine<S> {
         Ok(self.get_entry(ks, key, None).await?.map(|e| e.value))
     }
 
+    /// Starts loading what point reads of `keys` will touch in the
+    /// keyspace's active memtable, where a hot key lives: a hint for a
+    /// caller about to read several keys one after another, so that
+    /// their cache misses overlap. Finds nothing, fails on nothing.
+    pub fn prefetch<'k>(&self, ks: KeyspaceId, keys: impl Iterator<Item = &'k [u8]> + Clone) {
+        let st = self.inner.state.borrow();
+        if let Some(k) = st.keyspaces.get(&ks) {
+            k.mem.prefetch(keys);
+        }
+    }
+
+    /// `f` of `key`'s newest value in the keyspace's active memtable, if
+    /// it is a plain put there: for a caller choosing what to
+    /// [`Engine::prefetch`] next, never an answer (it sees no snapshot,
+    /// range tombstone or older table).
+    pub fn peek_newest<R>(&self, ks: KeyspaceId, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let st = self.inner.state.borrow();
+        st.keyspaces.get(&ks)?.mem.peek_newest(key, f)
+    }
+
     /// The value of `key` as of `snapshot`.
     pub async fn get_at(&self, ks: KeyspaceId, key: &[u8], snapshot: &Snapshot) -> Result<Option<Vec<u8>>> {
         Ok(self.get_entry(ks, key, Some(snapshot)).await?.map(|e| e.value))

@@ -368,6 +368,26 @@ impl<V> Keys<V> {
         assert!(inserted, "a key missing from the hash index was in the ordered index");
     }
 
+    /// Starts loading what point reads of `keys` will touch: every key's
+    /// first slot line at once, then, as those arrive, the records their
+    /// tags point at. Reads of a batch's keys then overlap their cache
+    /// misses instead of taking them one after another.
+    pub(super) fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k [u8]> + Clone) {
+        for key in keys.clone() {
+            let at = self.locate(key);
+            let part = &self.by_hash[at.partition];
+            if !part.slots.is_empty() {
+                prefetch(&part.slots[at.tag as usize & (part.slots.len() - 1)] as *const u64 as *const u8);
+            }
+        }
+        for key in keys {
+            let at = self.locate(key);
+            if let Some(id) = self.by_hash[at.partition].find(at.tag, |_| true) {
+                self.arena.prefetch(id);
+            }
+        }
+    }
+
     /// Keys in `range`, in order, each with its value.
     pub(super) fn range<'a>(
         &'a self,

@@ -327,6 +327,20 @@ impl MemTable {
         found
     }
 
+    /// Starts loading what point reads of `keys` will touch (a hint: no
+    /// answer, no effect on what a read finds).
+    pub fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k [u8]> + Clone) {
+        self.keys.borrow().prefetch(keys);
+    }
+
+    /// `f` of the newest version of `key`, if that is a plain put: a peek
+    /// for hints, blind to snapshots and range tombstones.
+    pub fn peek_newest<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let keys = self.keys.borrow();
+        let newest = &keys.get(key)?.newest;
+        (newest.kind == ValueKind::Put).then(|| f(&newest.value))
+    }
+
     /// The highest sequence number <= `snapshot` of a range tombstone
     /// covering `key`, or 0.
     pub fn covering_tombstone_seq(&self, key: &[u8], snapshot: SeqNo) -> SeqNo {

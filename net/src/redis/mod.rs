@@ -7,6 +7,7 @@
 //! - [`db`]: the helpers every command uses (type checks, counters,
 //!   expiry, WATCH stamps).
 //! - [`blocking`]: blocked clients waiting for keys on this shard.
+//! - [`prefetch`]: hints that start loading what a batch will read.
 //! - [`cmd`]: the command families; [`exec`] dispatches one command whose
 //!   keys all live on this shard.
 //!
@@ -18,6 +19,7 @@ pub mod cmd;
 pub mod db;
 pub mod exec;
 pub mod keys;
+pub mod prefetch;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testkit;

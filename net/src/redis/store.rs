@@ -240,6 +240,17 @@ impl<S: Storage> Store<S> {
         }
     }
 
+    /// Hints that `keys` are about to be read (see [`Engine::prefetch`]).
+    pub fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k [u8]> + Clone) {
+        self.engine.prefetch(self.ks, keys);
+    }
+
+    /// `f` of the newest value of `key` if the engine's active memtable
+    /// has it (see [`Engine::peek_newest`]): a hint, never an answer.
+    pub fn peek<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        self.engine.peek_newest(self.ks, key, f)
+    }
+
     /// The newest value of `key`: pending writes first, then the engine.
     pub async fn get(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
         {

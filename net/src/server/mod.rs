@@ -31,6 +31,7 @@ use crate::redis::cmd::{keyspace, list, zset};
 use crate::redis::db::{CmdError, Db};
 use crate::redis::exec;
 use crate::redis::keys::Kind;
+use crate::redis::prefetch;
 use crate::redis::store::{LockGuard, Store};
 use crate::resp::{command, CommandSpec, Reply};
 
@@ -539,6 +540,7 @@ impl Service for Shard {
                     if let [(spec, args)] = &cmds[..] {
                         return ShardResponse::Reply(self.run_command(spec, args, &clock).await);
                     }
+                    prefetch::prefetch_batch(&self.db.store, &cmds);
                     // Independent commands: run them concurrently so their
                     // writes share one group commit; replies keep order.
                     let run = |i: usize| {
