@@ -83,7 +83,10 @@ async fn hset<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, name: &str, args: &[By
         }
         tx.put(&ek, &pair[1])?;
     }
-    db.save_meta(tx, key, &meta, existed)?;
+    // Fields only overwritten leave the metadata as it was.
+    if !existed || added > 0 {
+        db.save_meta(tx, key, &meta, existed)?;
+    }
     Ok(if name == "hmset" {
         Reply::ok()
     } else {

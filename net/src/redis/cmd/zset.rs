@@ -261,7 +261,10 @@ async fn zadd<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> Cmd
             AddOutcome::Skipped => last = None,
         }
     }
-    db.save_or_delete(tx, key, &meta, existed)?;
+    // Scores only changed leave the metadata as it was.
+    if !existed || added > 0 {
+        db.save_or_delete(tx, key, &meta, existed)?;
+    }
     if added > 0 {
         db.signal_key(key);
     }
@@ -289,7 +292,9 @@ async fn zincrby<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> 
         ..AddFlags::default()
     };
     let out = add_one(tx, key, &mut meta, member, current, by, &f)?;
-    db.save_or_delete(tx, key, &meta, existed)?;
+    if !existed || matches!(out, AddOutcome::Added(_)) {
+        db.save_or_delete(tx, key, &meta, existed)?;
+    }
     if matches!(out, AddOutcome::Added(_)) {
         db.signal_key(key);
     }
