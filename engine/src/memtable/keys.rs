@@ -413,10 +413,19 @@ impl<V> Keys<V> {
             return true;
         }
         if !self.ordered.is_empty() {
-            for _ in 0..ordered_keys_per_step {
-                if self.ordered.pop_first().is_none() {
-                    break;
+            // Cut the first keys off whole (a walk and one split) rather
+            // than popping them one by one (a descent and rebalance each).
+            match self
+                .ordered
+                .iter()
+                .nth(ordered_keys_per_step)
+                .map(|k| self.arena.get(k.id).key())
+            {
+                Some(cut) => {
+                    let rest = self.ordered.split_off(&OrdKey::bound(cut));
+                    drop(std::mem::replace(&mut self.ordered, rest));
                 }
+                None => self.ordered.clear(),
             }
             return true;
         }

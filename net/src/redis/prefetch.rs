@@ -6,12 +6,16 @@
 //! engine to start loading them all at once: first every command's
 //! metadata, then, for commands that name members of a hash, set or
 //! sorted set, the members' elements (their generation read from the
-//! metadata that has just arrived). Hints only: no answer depends on them.
+//! metadata that has just arrived), and for sorted-set writes the
+//! score-order entries of those members (named by the scores that have
+//! just arrived). Hints only: no answer depends on them.
 
 use bytes::Bytes;
 use lumadb_engine::storage::Storage;
 
-use super::keys::{element_key, meta_key, Kind, Meta, MetaKey, TAG_HASH, TAG_SET, TAG_ZMEMBER};
+use super::keys::{
+    element_key, meta_key, sortable_score, Kind, Meta, MetaKey, TAG_HASH, TAG_SET, TAG_ZMEMBER, TAG_ZSCORE,
+};
 use super::store::Store;
 use crate::resp::command::CommandSpec;
 
@@ -30,6 +34,9 @@ pub fn prefetch_batch<S: Storage>(store: &Store<S>, cmds: &[(&'static CommandSpe
         .collect();
     store.prefetch(metas.iter().map(|(k, _)| &**k));
     let mut elements: Vec<Vec<u8>> = Vec::new();
+    // Sorted-set members whose score-order entry a write will replace:
+    // key, generation, member, and the member's entry in `elements`.
+    let mut rescored: Vec<(&[u8], u64, &[u8], usize)> = Vec::new();
     for (meta, i) in &metas {
         let (spec, args) = &cmds[*i];
         let Some((kind, members)) = members(spec.name, args) else {
@@ -45,15 +52,29 @@ pub fn prefetch_batch<S: Storage>(store: &Store<S>, cmds: &[(&'static CommandSpe
             _ => TAG_ZMEMBER,
         };
         let key = &args[1];
-        elements.extend(
-            members
-                .take(MEMBERS_PER_COMMAND_MAX)
-                .map(|m| element_key(key, version, tag, m)),
-        );
+        for m in members.take(MEMBERS_PER_COMMAND_MAX) {
+            if matches!(spec.name, "zadd" | "zincrby" | "zrem") {
+                rescored.push((key, version, m, elements.len()));
+            }
+            elements.push(element_key(key, version, tag, m));
+        }
     }
-    if !elements.is_empty() {
-        store.prefetch(elements.iter().map(Vec::as_slice));
+    if elements.is_empty() {
+        return;
     }
+    store.prefetch(elements.iter().map(Vec::as_slice));
+    // A sorted-set write then replaces the member's score-order entry,
+    // named by the score that has just been asked for.
+    let by_score: Vec<Vec<u8>> = rescored
+        .into_iter()
+        .filter_map(|(key, version, member, at)| {
+            let bits: [u8; 8] = store.peek(&elements[at], |v| v.try_into().ok())??;
+            let score = f64::from_bits(u64::from_be_bytes(bits));
+            let rest = [&sortable_score(score)[..], member].concat();
+            Some(element_key(key, version, TAG_ZSCORE, &rest))
+        })
+        .collect();
+    store.prefetch(by_score.iter().map(Vec::as_slice));
 }
 
 /// The collection kind and members a command reads by name, if it is
