@@ -1,17 +1,23 @@
 //! Flush: a frozen memtable becomes an L0 table. One flush runs at a time
 //! (oldest frozen memtable first, across keyspaces, so WAL segments are
 //! released in order); writers keep writing to the new memtable meanwhile.
+//!
+//! A flush also drops the tables that the memtable's range tombstones
+//! delete whole (see [`covered_by_range_deletes`]): a FLUSHALL over
+//! gigabytes costs a manifest edit, not a compaction that reads them all
+//! to write nothing.
 
 use super::compact::{GcFilter, OutputWriter};
 use super::Engine;
 use crate::batch::KeyspaceId;
-use crate::key::{self, SeqNo};
+use crate::key::{self, RangeTombstone, SeqNo};
 use crate::memtable::MemTable;
 use crate::sst::Table;
 use crate::storage::Storage;
 use crate::version::FileMeta;
 use crate::wal;
 use crate::Result;
+use std::collections::HashSet;
 use std::rc::Rc;
 
 /// Keys copied out of a frozen memtable per step of a flush.
@@ -83,6 +89,7 @@ impl<S: Storage> Engine<S> {
     }
 
     async fn flush_memtable(&self, ks: KeyspaceId, mem: &Rc<MemTable>) -> Result<()> {
+        let tombstones = mem.all_range_tombstones();
         let output = self.write_memtable(ks, mem).await?;
         let mut opened = None;
         if let Some((meta, file)) = output {
@@ -90,13 +97,21 @@ impl<S: Storage> Engine<S> {
             opened = Some((meta, t));
         }
         let _m = self.inner.manifest_lock.lock().await;
+        let dropped;
         let old = {
             let mut st = self.inner.state.borrow_mut();
+            let oldest_snapshot = st.snapshots.borrow().keys().next().copied();
             let k = st.keyspaces.get_mut(&ks).expect("keyspace exists");
             assert!(Rc::ptr_eq(&k.imm[0], mem), "flushes run oldest first");
             let old_version = k.version.clone();
+            let mut v = (*k.version).clone();
+            // The tables dropped must leave the version in the same
+            // manifest edit that adds the table holding the tombstones.
+            dropped = match &opened {
+                Some(_) => covered_by_range_deletes(&mut v, &tombstones, oldest_snapshot, &k.busy),
+                None => Vec::new(),
+            };
             if let Some((meta, _)) = &opened {
-                let mut v = (*k.version).clone();
                 add_to_l0(&mut v, meta.clone());
                 v.check_invariants();
                 k.version = Rc::new(v);
@@ -115,6 +130,22 @@ impl<S: Storage> Engine<S> {
             k.version = old.0;
             k.imm.insert(0, old.1);
             return Err(e);
+        }
+        if !dropped.is_empty() {
+            let bytes: u64 = dropped.iter().map(|f| f.size).sum();
+            tracing::info!(
+                keyspace = ks,
+                tables = dropped.len(),
+                bytes,
+                "range delete dropped whole tables"
+            );
+            let mut st = self.inner.state.borrow_mut();
+            for f in &dropped {
+                st.tables.remove(&f.number);
+            }
+            st.stats.tables_dropped_by_range_delete += dropped.len() as u64;
+            drop(st);
+            self.delete_files(dropped.iter().map(|f| f.file_name())).await;
         }
         self.delete_obsolete_wal_segments().await;
         self.inner.progress.notify_all();
@@ -176,6 +207,37 @@ impl<S: Storage> Engine<S> {
         }
         self.delete_files(obsolete.into_iter().map(wal::wal_file_name)).await;
     }
+}
+
+/// Removes from `v`, and returns, every table that one of `tombstones`
+/// deletes whole: all its keys in the tombstone's range, all its versions
+/// older than it, none of them readable by a snapshot (none is registered
+/// below the tombstone), and no compaction reading it (`busy`). Every
+/// answer stays the same: the tombstone, flushed in the same edit, hid
+/// those versions already.
+pub(crate) fn covered_by_range_deletes(
+    v: &mut crate::version::Version,
+    tombstones: &[RangeTombstone],
+    oldest_snapshot: Option<SeqNo>,
+    busy: &HashSet<u64>,
+) -> Vec<Rc<FileMeta>> {
+    let covers = |t: &RangeTombstone, f: &FileMeta| {
+        oldest_snapshot.is_none_or(|s| s >= t.seq)
+            && f.largest_seq < t.seq
+            && t.start.as_slice() <= key::user_key(&f.smallest)
+            && key::user_key(&f.largest) < t.end.as_slice()
+    };
+    let mut dropped = Vec::new();
+    for level in &mut v.levels {
+        level.retain(|f| {
+            let gone = !busy.contains(&f.number) && tombstones.iter().any(|t| covers(t, f));
+            if gone {
+                dropped.push(f.clone());
+            }
+            !gone
+        });
+    }
+    dropped
 }
 
 /// Inserts a freshly flushed file into L0, keeping L0 newest first.

@@ -137,6 +137,8 @@ pub struct Counters {
     pub compactions: u64,
     pub compaction_bytes_read: u64,
     pub compaction_bytes_written: u64,
+    /// Tables a flushed range tombstone deleted whole (dropped unread).
+    pub tables_dropped_by_range_delete: u64,
     pub write_stalls: u64,
 }
 

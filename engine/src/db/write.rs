@@ -315,6 +315,14 @@ impl<S: Storage> Engine<S> {
         done.map_err(|e| self.poison(e))
     }
 
+    /// Freezes `ks`'s memtable so that the background flush writes it out
+    /// next, without waiting for that flush as [`Engine::flush`] does. A
+    /// large range delete wants its tombstone in a table soon: that flush
+    /// drops the tables it covers.
+    pub async fn freeze(&self, ks: KeyspaceId) -> Result<()> {
+        self.freeze_memtables(Some(vec![ks])).await
+    }
+
     /// Freezes the memtables of `keyspaces` (all when `None`) so the next
     /// flushes write them out.
     pub(crate) async fn freeze_memtables(&self, keyspaces: Option<Vec<KeyspaceId>>) -> Result<()> {

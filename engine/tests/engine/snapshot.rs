@@ -213,3 +213,61 @@ fn a_delete_of_nearly_everything_in_the_memtable_keeps_every_answer() {
         expect(e, "the first engine after its flush").await;
     });
 }
+
+#[test]
+fn a_flushed_range_delete_drops_the_tables_it_covers_whole() {
+    run(async {
+        let storage = MemStorage::new();
+        let opts = tiny_options(CompactionStyle::Leveled);
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        let tables = |e: &lumadb_engine::db::Engine<MemStorage>| -> usize {
+            e.stats().keyspaces[0].levels.iter().map(|l| l.files).sum()
+        };
+        e.put(ks, b"a-keep", b"1").await.unwrap();
+        for i in 0..3_000u32 {
+            e.put(ks, format!("d{i:06}").as_bytes(), b"doomed").await.unwrap();
+        }
+        e.put(ks, b"z-keep", b"2").await.unwrap();
+        e.flush().await.unwrap();
+        e.compact_all().await.unwrap();
+        let before = tables(&e);
+        assert!(before > 4, "{before} tables");
+
+        // A snapshot below the delete keeps every table it may read.
+        let snap = e.snapshot();
+        e.delete_range(ks, b"d", b"e").await.unwrap();
+        e.flush().await.unwrap();
+        assert_eq!(e.stats().counters.tables_dropped_by_range_delete, 0);
+        assert_eq!(
+            e.get_at(ks, b"d000007", &snap).await.unwrap().as_deref(),
+            Some(&b"doomed"[..])
+        );
+        drop(snap);
+
+        // Without one, the next flushed delete drops them unread.
+        e.delete_range(ks, b"d", b"e").await.unwrap();
+        e.flush().await.unwrap();
+        let dropped = e.stats().counters.tables_dropped_by_range_delete;
+        assert!(dropped > 0, "no table dropped");
+        assert!(tables(&e) < before, "{} tables, {before} before", tables(&e));
+
+        let expect = |e: lumadb_engine::db::Engine<MemStorage>, context: &'static str| async move {
+            let all = e
+                .scan_collect(ks, Bound::Unbounded, Bound::Unbounded, usize::MAX)
+                .await
+                .unwrap();
+            let want: Vec<(Vec<u8>, Vec<u8>)> =
+                vec![(b"a-keep".to_vec(), b"1".to_vec()), (b"z-keep".to_vec(), b"2".to_vec())];
+            assert_eq!(all, want, "{context}");
+            assert_eq!(e.get(ks, b"d000007").await.unwrap(), None, "{context}");
+        };
+        expect(e.clone(), "after the drop").await;
+        // The drop and the tombstone's table are one manifest edit.
+        let crashed = storage.crash(None);
+        let e2 = open(&crashed, &opts).await;
+        expect(e2.clone(), "after a crash").await;
+        e2.compact_all().await.unwrap();
+        expect(e2, "after a full compaction").await;
+    });
+}

@@ -149,7 +149,7 @@ pub fn render(report: &MetricsReport) -> String {
     }
 
     type CounterField = fn(&lumadb_engine::db::Counters) -> u64;
-    let counters: [(&str, &str, CounterField); 10] = [
+    let counters: [(&str, &str, CounterField); 11] = [
         ("lumadb_wal_syncs_total", "WAL fdatasync calls.", |c| c.wal_syncs),
         (
             "lumadb_wal_write_groups_total",
@@ -176,6 +176,11 @@ pub fn render(report: &MetricsReport) -> String {
             "lumadb_compaction_bytes_written_total",
             "Bytes written by compactions.",
             |c| c.compaction_bytes_written,
+        ),
+        (
+            "lumadb_tables_dropped_by_range_delete_total",
+            "Tables a range delete (FLUSHALL, a deleted collection) removed whole, unread.",
+            |c| c.tables_dropped_by_range_delete,
         ),
         (
             "lumadb_write_stalls_total",

@@ -74,6 +74,7 @@ fn engine_stats(shard: usize) -> EngineStats {
             compactions: 2,
             compaction_bytes_read: 300,
             compaction_bytes_written: 250,
+            tables_dropped_by_range_delete: 3,
             write_stalls: 0,
         },
         write_amplification: 4.5,

@@ -350,6 +350,11 @@ impl<S: Storage> Db<S> {
         }
     }
 
+    /// Every key some client WATCHes on this shard.
+    pub fn watched_keys(&self) -> Vec<Vec<u8>> {
+        self.watched.borrow().keys().cloned().collect()
+    }
+
     /// The write stamp of a watched key.
     pub fn watch_stamp(&self, key: &[u8]) -> u64 {
         self.watched.borrow().get(key).map_or(0, |e| e.1)

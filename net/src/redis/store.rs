@@ -251,6 +251,21 @@ impl<S: Storage> Store<S> {
         self.engine.peek_newest(self.ks, key, f)
     }
 
+    /// Hands the memtable to the background flush (see [`Engine::freeze`]).
+    pub async fn freeze_memtable(&self) -> StoreResult<()> {
+        Ok(self.engine.freeze(self.ks).await?)
+    }
+
+    /// Keys in `[lower, upper)` written by transactions that have not
+    /// reached the engine yet (their batches are queued), deletions included.
+    pub fn pending_keys_in(&self, lower: &[u8], upper: &[u8]) -> Vec<Vec<u8>> {
+        let overlay = self.overlay.borrow();
+        if overlay.len() == 0 {
+            return Vec::new();
+        }
+        overlay.range(lower, upper).into_iter().map(|(k, _)| k).collect()
+    }
+
     /// The newest value of `key`: pending writes first, then the engine.
     pub async fn get(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
         {

@@ -252,3 +252,68 @@ fn transparent_huge_pages_are_off_unless_configured_on() {
         "1) \"disable-thp\"\n2) \"no\"\n"
     );
 }
+
+/// FLUSHALL over data already in tables drops those tables whole (a
+/// metric counts them, the data dir loses them) instead of compacting
+/// them, and nothing comes back after a kill -9.
+#[test]
+fn flushall_drops_the_tables_it_deletes() {
+    let mut s = LumaServer::start(ServerOptions::default().config("[memory]\nmemtable_size = \"1MiB\"\n"));
+    let mut c = s.conn();
+    let value = "v".repeat(200);
+    for batch in 0..40 {
+        let mut args = vec!["MSET".to_string()];
+        for i in 0..500 {
+            args.push(format!("key:{batch:03}:{i:04}"));
+            args.push(value.clone());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        c.call(&args);
+    }
+    let tables = |s: &LumaServer| {
+        walk(&s.data_dir())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "sst"))
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || tables(&s) >= 2),
+        "no tables flushed"
+    );
+    let dropped = |s: &LumaServer| -> f64 {
+        s.http("GET", "/metrics", None)
+            .body
+            .lines()
+            .filter(|l| l.starts_with("lumadb_tables_dropped_by_range_delete_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(dropped(&s), 0.0);
+    let before = tables(&s);
+    assert_eq!(s.cli(&["flushall"]), "OK\n");
+    assert!(
+        eventually(Duration::from_secs(10), || dropped(&s) > 0.0),
+        "no table dropped; {} tables left of {before}",
+        tables(&s)
+    );
+    assert_eq!(s.cli(&["dbsize"]), "(integer) 0\n");
+    assert_eq!(s.cli(&["set", "after", "1"]), "OK\n");
+    s.kill9_and_restart_on_same_ports();
+    assert_eq!(s.cli(&["dbsize"]), "(integer) 1\n");
+    assert_eq!(s.cli(&["get", "key:000:0000"]), "(nil)\n");
+    assert_eq!(s.cli(&["get", "after"]), "\"1\"\n");
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

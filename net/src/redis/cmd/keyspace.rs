@@ -528,33 +528,27 @@ pub async fn random_key_local<S: Storage>(db: &Db<S>) -> Result<Option<Bytes>, C
 /// FLUSHDB on this shard: deletes every key, its elements and expiry
 /// entries, and waits until that is durable.
 ///
-/// Meta records and expiry entries are deleted one by one (so that a
-/// pending, not yet durable write of one cannot reappear from the
-/// overlay), and their whole ranges plus every collection element are
-/// range-deleted in the engine (old generations are unreachable once
-/// their meta is gone).
+/// One range tombstone over the whole user key space, plus point deletes
+/// of the keys still queued for the engine (so that a pending, not yet
+/// durable write cannot reappear from the overlay). Then the memtable
+/// goes to the flush at once: flushing the tombstone drops every table it
+/// covers, unread, where a compaction would read them all to write nothing.
 pub async fn flush_local<S: Storage>(db: &Db<S>) -> Result<(), CmdError> {
     let mut tx = db.store.tx();
-    for prefix in [keys::META_PREFIX, keys::EXPIRE_PREFIX] {
-        let end = [prefix + 1];
-        let mut from = vec![prefix];
-        loop {
-            let rows = tx.scan(&from, &end, KEYSPACE_SCAN_BATCH_MAX).await?;
-            let Some(last) = rows.last() else { break };
-            from = successor(last.0.clone());
-            let done = rows.len() < KEYSPACE_SCAN_BATCH_MAX;
-            for (k, _) in rows {
-                if prefix == keys::META_PREFIX {
-                    // As Redis: a flush invalidates the WATCH of a key that
-                    // existed, not of one that did not.
-                    db.touch(keys::user_key_of_meta(&k));
-                }
-                tx.delete(&k)?;
-            }
-            if done {
-                break;
-            }
+    // As Redis: a flush invalidates the WATCH of a key that existed, not
+    // of one that did not.
+    for key in db.watched_keys() {
+        if tx.get(&keys::meta_key(&key)).await?.is_some() {
+            db.touch(&key);
         }
+    }
+    // Writes still queued for the engine are deleted by name too: readers
+    // look in the queue first, and must see the flush at once.
+    for key in db
+        .store
+        .pending_keys_in(&[keys::DATA_PREFIX], &[keys::EXPIRE_PREFIX + 1])
+    {
+        tx.delete(&key)?;
     }
     // One tombstone over all three ranges, which lie next to each other:
     // the engine then sees a delete of (nearly) everything it holds.
@@ -562,6 +556,7 @@ pub async fn flush_local<S: Storage>(db: &Db<S>) -> Result<(), CmdError> {
     tx.delete_unreachable_range(&[keys::DATA_PREFIX], &[keys::EXPIRE_PREFIX + 1])?;
     db.reset_counts();
     tx.commit().wait().await?;
+    db.store.freeze_memtable().await?;
     Ok(())
 }
 
