@@ -139,12 +139,13 @@ impl<S: Storage> Engine<S> {
                 bytes,
                 "range delete dropped whole tables"
             );
-            let mut st = self.inner.state.borrow_mut();
-            for f in &dropped {
-                st.tables.remove(&f.number);
+            {
+                let mut st = self.inner.state.borrow_mut();
+                for f in &dropped {
+                    st.tables.remove(&f.number);
+                }
+                st.stats.tables_dropped_by_range_delete += dropped.len() as u64;
             }
-            st.stats.tables_dropped_by_range_delete += dropped.len() as u64;
-            drop(st);
             self.delete_files(dropped.iter().map(|f| f.file_name())).await;
         }
         self.delete_obsolete_wal_segments().await;
