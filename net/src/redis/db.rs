@@ -350,6 +350,12 @@ impl<S: Storage> Db<S> {
         }
     }
 
+    /// The generations reserved so far (the value kept under
+    /// [`keys::VERSION_KEY`]).
+    pub fn reserved_versions(&self) -> u64 {
+        self.reserved_version.get()
+    }
+
     /// Every key some client WATCHes on this shard.
     pub fn watched_keys(&self) -> Vec<Vec<u8>> {
         self.watched.borrow().keys().cloned().collect()

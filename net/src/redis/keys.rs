@@ -17,8 +17,9 @@
 //! 'V'                                      -> u64 LE: versions reserved so far
 //! ```
 //!
-//! Everything from 'd' through 'x' is user data, so that FLUSHDB deletes
-//! it with one range tombstone; nothing else may use a prefix in between.
+//! Everything from 'V' through 'x' is the Redis data, so that FLUSHDB
+//! deletes it with one range tombstone (and puts 'V' back); nothing else
+//! may use a prefix in between.
 //!
 //! A collection's elements carry its generation (`version`), unique on
 //! the shard for all time: deleting or replacing a collection writes a new

@@ -92,6 +92,10 @@ struct Overlay {
     ordered: BTreeMap<Vec<u8>, Pending>,
     /// Every other key.
     points: HashMap<Vec<u8>, Pending>,
+    /// Pending deletes of whole ranges that readers must see at once
+    /// (FLUSHALL): `[start, end)` and the ticket. A key in one of them
+    /// with no newer entry above reads as deleted.
+    cleared: Vec<(Vec<u8>, Vec<u8>, u64)>,
 }
 
 impl Overlay {
@@ -105,6 +109,37 @@ impl Overlay {
         } else {
             self.points.get(key)
         }
+    }
+
+    /// What a reader sees of `key` here: `Some(None)` deleted, `None`
+    /// nothing pending (read the engine).
+    fn read(&self, key: &[u8]) -> Option<Option<&Rc<[u8]>>> {
+        if let Some(p) = self.get(key) {
+            return Some(p.value.as_ref());
+        }
+        self.is_cleared(key).then_some(None)
+    }
+
+    fn is_cleared(&self, key: &[u8]) -> bool {
+        self.cleared
+            .iter()
+            .any(|(start, end, _)| start.as_slice() <= key && key < end.as_slice())
+    }
+
+    /// Records a pending delete of `[start, end)`: every entry in it is
+    /// older, so it goes, and the range reads as deleted until `ticket`'s
+    /// batch reaches the engine.
+    fn clear(&mut self, start: &[u8], end: &[u8], ticket: u64) {
+        let inside = |k: &[u8]| start <= k && k < end;
+        self.ordered.retain(|k, _| !inside(k));
+        self.points.retain(|k, _| !inside(k));
+        self.cleared.push((start.to_vec(), end.to_vec(), ticket));
+    }
+
+    /// Forgets the pending delete of `[start, end)` by `ticket`, if any.
+    fn settle_clear(&mut self, start: &[u8], end: &[u8], ticket: u64) {
+        self.cleared
+            .retain(|(s, e, t)| !(*t == ticket && s.as_slice() == start && e.as_slice() == end));
     }
 
     /// Records `pending` for `key`, allocating no key when it is already
@@ -142,8 +177,9 @@ impl Overlay {
         }
     }
 
+    /// Pending entries, pending range deletes included.
     fn len(&self) -> usize {
-        self.ordered.len() + self.points.len()
+        self.ordered.len() + self.points.len() + self.cleared.len()
     }
 
     /// Entries in `[lower, upper)`, in key order.
@@ -237,6 +273,7 @@ impl<S: Storage> Store<S> {
             store: self,
             batch: WriteBatch::new(),
             index: None,
+            cleared: Vec::new(),
         }
     }
 
@@ -256,23 +293,13 @@ impl<S: Storage> Store<S> {
         Ok(self.engine.freeze(self.ks).await?)
     }
 
-    /// Keys in `[lower, upper)` written by transactions that have not
-    /// reached the engine yet (their batches are queued), deletions included.
-    pub fn pending_keys_in(&self, lower: &[u8], upper: &[u8]) -> Vec<Vec<u8>> {
-        let overlay = self.overlay.borrow();
-        if overlay.len() == 0 {
-            return Vec::new();
-        }
-        overlay.range(lower, upper).into_iter().map(|(k, _)| k).collect()
-    }
-
     /// The newest value of `key`: pending writes first, then the engine.
     pub async fn get(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
         {
             let overlay = self.overlay.borrow();
             if overlay.len() > 0 {
-                if let Some(p) = overlay.get(key) {
-                    return Ok(p.value.as_ref().map(|v| v.to_vec()));
+                if let Some(v) = overlay.read(key) {
+                    return Ok(v.map(|v| v.to_vec()));
                 }
             }
         }
@@ -284,7 +311,27 @@ impl<S: Storage> Store<S> {
     pub async fn scan(&self, lower: &[u8], upper: &[u8], limit: usize) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
         // Overlay entries in range, captured before the engine read (a
         // caller holding the key locks sees no change in between).
-        let pending = self.overlay.borrow().range(lower, upper);
+        let (pending, cleared) = {
+            let overlay = self.overlay.borrow();
+            let cleared: Vec<(Vec<u8>, Vec<u8>)> = overlay
+                .cleared
+                .iter()
+                .filter(|(s, e, _)| s.as_slice() < upper && lower < e.as_slice())
+                .map(|(s, e, _)| (s.clone(), e.clone()))
+                .collect();
+            (overlay.range(lower, upper), cleared)
+        };
+        if !cleared.is_empty() {
+            // Pending range deletes span whole key families (FLUSHALL),
+            // and every scan stays inside one: none hides part of a scan.
+            assert!(
+                cleared
+                    .iter()
+                    .all(|(s, e)| s.as_slice() <= lower && upper <= e.as_slice()),
+                "a pending range delete cuts through a scan"
+            );
+            return Ok(merge_rows(Vec::new(), pending, limit));
+        }
         let deleted = pending.iter().filter(|(_, v)| v.is_none()).count();
         // Enough engine rows that hidden ones cannot starve the answer.
         let want = limit.saturating_add(deleted);
@@ -371,8 +418,9 @@ impl<S: Storage> Store<S> {
                 let mut overlay = self.overlay.borrow_mut();
                 for q in &group {
                     for op in q.batch.iter() {
-                        // Unreachable ranges never entered the overlay.
-                        if op.kind != ValueKind::RangeDelete {
+                        if op.kind == ValueKind::RangeDelete {
+                            overlay.settle_clear(op.key, op.value, q.ticket);
+                        } else {
                             overlay.settle(op.key, q.ticket);
                         }
                     }
@@ -399,6 +447,8 @@ pub struct Tx<'a, S: Storage> {
     /// The batch's newest write per key, once it has more than
     /// [`TX_LINEAR_OPS_MAX`] operations.
     index: Option<TxIndex>,
+    /// Range deletes that readers must see at once ([`Tx::clear_range`]).
+    cleared: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The point writes of a transaction's batch, in order: key and value
@@ -476,6 +526,16 @@ impl<S: Storage> Tx<'_, S> {
         Ok(())
     }
 
+    /// Deletes every key in `[start, end)`, as other clients see at once
+    /// (FLUSHALL): until the batch is durable, the store's overlay answers
+    /// "deleted" for the range. This transaction's own later reads do not
+    /// see it; point writes after it in the same transaction are kept.
+    pub fn clear_range(&mut self, start: &[u8], end: &[u8]) -> StoreResult<()> {
+        self.batch.delete_range(self.store.ks, start, end)?;
+        self.cleared.push((start.to_vec(), end.to_vec()));
+        Ok(())
+    }
+
     /// Keeps the index current, building it when the batch outgrows a
     /// linear search.
     fn remember(&mut self, key: &[u8], value: Option<&[u8]>) {
@@ -512,10 +572,25 @@ impl<S: Storage> Tx<'_, S> {
         let ticket = store.next_ticket.get();
         store.next_ticket.set(ticket + 1);
         {
+            // In batch order: a write after a cleared range stays visible.
             let mut overlay = store.overlay.borrow_mut();
-            for (key, value) in point_writes(&self.batch) {
-                let value = value.map(Rc::from);
-                overlay.set(key, Pending { ticket, value });
+            for op in self.batch.iter() {
+                let value = match op.kind {
+                    ValueKind::Put => Some(Rc::from(op.value)),
+                    ValueKind::Delete => None,
+                    ValueKind::RangeDelete => {
+                        if self
+                            .cleared
+                            .iter()
+                            .any(|(s, e)| s.as_slice() == op.key && e.as_slice() == op.value)
+                        {
+                            overlay.clear(op.key, op.value, ticket);
+                        }
+                        continue;
+                    }
+                    ValueKind::PutExpiring => continue,
+                };
+                overlay.set(op.key, Pending { ticket, value });
             }
         }
         let done = Slot::new();
@@ -908,5 +983,28 @@ mod tests {
         assert!(o.get(b"dk").is_none());
         o.settle(b"mk", 2);
         assert_eq!(o.len(), 0);
+    }
+
+    #[test]
+    fn a_cleared_range_reads_deleted_until_settled_and_newer_writes_stay() {
+        let mut o = Overlay::default();
+        o.set(b"ma", pending(1, b"old"));
+        o.set(b"zz", pending(1, b"outside"));
+        o.clear(b"d", b"y", 2);
+        // Older entries in the range are gone; the range reads deleted.
+        assert_eq!(o.read(b"ma"), Some(None));
+        assert_eq!(o.read(b"mb"), Some(None));
+        assert!(o.read(b"zz").is_some_and(|v| v.is_some()));
+        assert_eq!(o.read(b"c"), None);
+        // A newer write inside the range is seen over the clear.
+        o.set(b"mb", pending(3, b"new"));
+        assert_eq!(o.read(b"mb").flatten().map(|v| v.to_vec()), Some(b"new".to_vec()));
+        // Settling ticket 1 touches nothing any more; ticket 2 lifts the clear.
+        o.settle(b"ma", 1);
+        o.settle_clear(b"d", b"y", 1);
+        assert_eq!(o.read(b"ma"), Some(None));
+        o.settle_clear(b"d", b"y", 2);
+        assert_eq!(o.read(b"ma"), None);
+        assert!(o.read(b"mb").is_some());
     }
 }

@@ -269,6 +269,9 @@ fn flushall_drops_the_tables_it_deletes() {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         c.call(&args);
+        // Collections too, so the generation counter is in the tables.
+        c.call(&["RPUSH", format!("list:{batch:03}").as_str(), "a", "b", "c"]);
+        c.call(&["HSET", format!("hash:{batch:03}").as_str(), "f", "v"]);
     }
     let tables = |s: &LumaServer| {
         walk(&s.data_dir())
@@ -297,10 +300,17 @@ fn flushall_drops_the_tables_it_deletes() {
         tables(&s)
     );
     assert_eq!(s.cli(&["dbsize"]), "(integer) 0\n");
+    assert!(
+        eventually(Duration::from_secs(10), || tables(&s) < before),
+        "{} tables left of {before}",
+        tables(&s)
+    );
     assert_eq!(s.cli(&["set", "after", "1"]), "OK\n");
+    assert_eq!(s.cli(&["rpush", "list:000", "new"]), "(integer) 1\n");
     s.kill9_and_restart_on_same_ports();
-    assert_eq!(s.cli(&["dbsize"]), "(integer) 1\n");
+    assert_eq!(s.cli(&["dbsize"]), "(integer) 2\n");
     assert_eq!(s.cli(&["get", "key:000:0000"]), "(nil)\n");
+    assert_eq!(s.cli(&["lrange", "list:000", "0", "-1"]), "1) \"new\"\n");
     assert_eq!(s.cli(&["get", "after"]), "\"1\"\n");
 }
 

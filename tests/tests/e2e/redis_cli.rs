@@ -757,3 +757,67 @@ fn client_list_filters_by_id_and_type() {
         "{normal}"
     );
 }
+
+/// FLUSHALL while other clients keep writing, in the default `sync` mode:
+/// a write after the flush must not build on a collection's pre-flush
+/// metadata (its elements are gone), so every list's LLEN equals what
+/// LRANGE returns and DBSIZE equals what SCAN finds, then and after a
+/// kill -9.
+#[test]
+fn flushall_under_concurrent_writes_leaves_consistent_collections() {
+    let mut s = LumaServer::start(ServerOptions::default());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let mut c = s.conn();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let key = format!("L:{}", (i * 7 + w) % 40);
+                    c.call(&["RPUSH", key.as_str(), "x"]);
+                    c.call(&["HSET", format!("H:{}", i % 40).as_str(), format!("f{i}").as_str(), "v"]);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let mut flusher = s.conn();
+    for _ in 0..16 {
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(flusher.call(&["FLUSHALL"]), Value::Simple(b"OK".to_vec()));
+    }
+    std::thread::sleep(Duration::from_millis(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let check = |s: &LumaServer, context: &str| {
+        let mut c = s.conn();
+        let mut scanned = 0;
+        for i in 0..40 {
+            for (kind, key) in [("list", format!("L:{i}")), ("hash", format!("H:{i}"))] {
+                let (len, items) = if kind == "list" {
+                    (
+                        c.call(&["LLEN", key.as_str()]),
+                        c.call(&["LRANGE", key.as_str(), "0", "-1"]),
+                    )
+                } else {
+                    (c.call(&["HLEN", key.as_str()]), c.call(&["HKEYS", key.as_str()]))
+                };
+                let Value::Int(len) = len else {
+                    panic!("{context}: length of {key}: {len:?}")
+                };
+                let Value::Array(items) = items else {
+                    panic!("{context}: items of {key}: {items:?}")
+                };
+                assert_eq!(len as usize, items.len(), "{context}: {key}");
+                scanned += usize::from(len > 0);
+            }
+        }
+        assert_eq!(c.call(&["DBSIZE"]), Value::Int(scanned as i64), "{context}");
+    };
+    check(&s, "after the flushes");
+    s.kill9_and_restart_on_same_ports();
+    check(&s, "after kill -9");
+}

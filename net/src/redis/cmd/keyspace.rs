@@ -528,11 +528,14 @@ pub async fn random_key_local<S: Storage>(db: &Db<S>) -> Result<Option<Bytes>, C
 /// FLUSHDB on this shard: deletes every key, its elements and expiry
 /// entries, and waits until that is durable.
 ///
-/// One range tombstone over the whole user key space, plus point deletes
-/// of the keys still queued for the engine (so that a pending, not yet
-/// durable write cannot reappear from the overlay). Then the memtable
-/// goes to the flush at once: flushing the tombstone drops every table it
-/// covers, unread, where a compaction would read them all to write nothing.
+/// One range tombstone over everything the Redis layout keeps, the
+/// generation counter included (so that the tables under it are covered
+/// whole), then the counter put back above it. Other clients see the
+/// flush at once, before it is durable: the store's overlay answers
+/// "deleted" for the range meanwhile ([`Tx::clear_range`]). Then the
+/// memtable goes to the flush at once: flushing the tombstone drops every
+/// table it covers, unread, where a compaction would read them all to
+/// write nothing.
 pub async fn flush_local<S: Storage>(db: &Db<S>) -> Result<(), CmdError> {
     let mut tx = db.store.tx();
     // As Redis: a flush invalidates the WATCH of a key that existed, not
@@ -542,18 +545,14 @@ pub async fn flush_local<S: Storage>(db: &Db<S>) -> Result<(), CmdError> {
             db.touch(&key);
         }
     }
-    // Writes still queued for the engine are deleted by name too: readers
-    // look in the queue first, and must see the flush at once.
-    for key in db
-        .store
-        .pending_keys_in(&[keys::DATA_PREFIX], &[keys::EXPIRE_PREFIX + 1])
-    {
-        tx.delete(&key)?;
-    }
-    // One tombstone over all three ranges, which lie next to each other:
-    // the engine then sees a delete of (nearly) everything it holds.
-    const _: () = assert!(keys::DATA_PREFIX < keys::META_PREFIX && keys::META_PREFIX < keys::EXPIRE_PREFIX);
-    tx.delete_unreachable_range(&[keys::DATA_PREFIX], &[keys::EXPIRE_PREFIX + 1])?;
+    const _: () = assert!(
+        keys::VERSION_KEY[0] < keys::DATA_PREFIX
+            && keys::DATA_PREFIX < keys::META_PREFIX
+            && keys::META_PREFIX < keys::EXPIRE_PREFIX
+    );
+    tx.clear_range(keys::VERSION_KEY, &[keys::EXPIRE_PREFIX + 1])?;
+    // Generations stay unique for all time: the counter survives.
+    tx.put(keys::VERSION_KEY, &db.reserved_versions().to_le_bytes())?;
     db.reset_counts();
     tx.commit().wait().await?;
     db.store.freeze_memtable().await?;
