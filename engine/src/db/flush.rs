@@ -10,7 +10,7 @@
 use super::compact::{GcFilter, OutputWriter};
 use super::Engine;
 use crate::batch::KeyspaceId;
-use crate::key::{self, RangeTombstone, SeqNo};
+use crate::key::{self, RangeTombstone, SeqNo, ValueKind};
 use crate::memtable::MemTable;
 use crate::sst::Table;
 use crate::storage::Storage;
@@ -222,11 +222,20 @@ pub(crate) fn covered_by_range_deletes(
     oldest_snapshot: Option<SeqNo>,
     busy: &HashSet<u64>,
 ) -> Vec<Rc<FileMeta>> {
+    // A table whose largest key is a range tombstone's exclusive end holds
+    // nothing at that key itself (a previous FLUSHALL's table).
+    let exclusive_end = key::pack_trailer(key::SEQ_MAX, ValueKind::RangeDelete as u8);
     let covers = |t: &RangeTombstone, f: &FileMeta| {
+        let largest = key::user_key(&f.largest);
+        let below_end = if key::trailer(&f.largest) == exclusive_end {
+            largest <= t.end.as_slice()
+        } else {
+            largest < t.end.as_slice()
+        };
         oldest_snapshot.is_none_or(|s| s >= t.seq)
             && f.largest_seq < t.seq
             && t.start.as_slice() <= key::user_key(&f.smallest)
-            && key::user_key(&f.largest) < t.end.as_slice()
+            && below_end
     };
     let mut dropped = Vec::new();
     for level in &mut v.levels {

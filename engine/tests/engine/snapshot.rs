@@ -263,6 +263,12 @@ fn a_flushed_range_delete_drops_the_tables_it_covers_whole() {
             assert_eq!(e.get(ks, b"d000007").await.unwrap(), None, "{context}");
         };
         expect(e.clone(), "after the drop").await;
+        // The next such delete also drops the table holding the last one
+        // (its largest key is that tombstone's exclusive end).
+        e.delete_range(ks, b"d", b"e").await.unwrap();
+        e.flush().await.unwrap();
+        assert!(e.stats().counters.tables_dropped_by_range_delete > dropped);
+        expect(e.clone(), "after a second drop").await;
         // The drop and the tombstone's table are one manifest edit.
         let crashed = storage.crash(None);
         let e2 = open(&crashed, &opts).await;
