@@ -219,9 +219,6 @@ pub struct Store<S: Storage> {
     pub locks: KeyLocks,
 }
 
-/// Writes in key order merged over `base` (also in key order): a write
-/// replaces the row with its key, a delete (`None`) hides it. At most
-/// `limit` rows.
 /// The parts of `[lower, upper)` outside every range of `cleared`, in
 /// key order.
 fn uncovered(lower: &[u8], upper: &[u8], cleared: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -241,6 +238,9 @@ fn uncovered(lower: &[u8], upper: &[u8], cleared: &[(Vec<u8>, Vec<u8>)]) -> Vec<
     parts
 }
 
+/// Writes in key order merged over `base` (also in key order): a write
+/// replaces the row with its key, a delete (`None`) hides it. At most
+/// `limit` rows.
 fn merge_rows(base: Vec<(Vec<u8>, Vec<u8>)>, writes: Vec<PendingEntry>, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out = Vec::with_capacity(base.len().min(limit) + writes.len());
     let mut b = base.into_iter().peekable();
