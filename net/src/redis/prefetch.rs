@@ -42,8 +42,13 @@ pub fn prefetch_batch<S: Storage>(store: &Store<S>, cmds: &[(&'static CommandSpe
         let Some((kind, members)) = members(spec.name, args) else {
             continue;
         };
-        let Some(Some(version)) = store.peek(meta, |v| Meta::decode(v).filter(|m| m.kind == kind).map(|m| m.version))
-        else {
+        // The kind byte first: a string's meta holds its whole value, which
+        // a hint must not copy.
+        let Some(Some(version)) = store.peek(meta, |v| {
+            (v.first() == Some(&(kind as u8)))
+                .then(|| Meta::decode(v).map(|m| m.version))
+                .flatten()
+        }) else {
             continue;
         };
         let tag = match kind {
