@@ -338,15 +338,12 @@ impl<S: Storage> Engine<S> {
             let mut st = self.inner.state.borrow_mut();
             st.stats.compactions += 1;
             if !trivial {
-                for f in inputs {
-                    st.tables.remove(&f.number);
-                }
                 st.stats.compaction_bytes_read += bytes_read;
                 st.stats.compaction_bytes_written += bytes_written;
             }
         }
         if !trivial {
-            self.delete_files(inputs.iter().map(|f| f.file_name())).await;
+            self.forget_tables(inputs).await;
         }
         self.inner.progress.notify_all();
         self.inner.background.notify_all();
@@ -427,6 +424,18 @@ impl<S: Storage> Engine<S> {
         }
         let (outputs, _) = out.finish().await?;
         Ok(outputs)
+    }
+
+    /// Closes and removes tables that a persisted manifest edit took out
+    /// of every version.
+    pub(crate) async fn forget_tables(&self, tables: &[Rc<FileMeta>]) {
+        {
+            let mut st = self.inner.state.borrow_mut();
+            for f in tables {
+                st.tables.remove(&f.number);
+            }
+        }
+        self.delete_files(tables.iter().map(|f| f.file_name())).await;
     }
 
     /// Removes files that no version references any more. Failures are

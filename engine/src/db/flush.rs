@@ -104,18 +104,20 @@ impl<S: Storage> Engine<S> {
             let k = st.keyspaces.get_mut(&ks).expect("keyspace exists");
             assert!(Rc::ptr_eq(&k.imm[0], mem), "flushes run oldest first");
             let old_version = k.version.clone();
-            let mut v = (*k.version).clone();
-            // The tables dropped must leave the version in the same
-            // manifest edit that adds the table holding the tombstones.
             dropped = match &opened {
-                Some(_) => covered_by_range_deletes(&mut v, &tombstones, oldest_snapshot, &k.busy),
+                Some((meta, _)) => {
+                    let mut v = (*k.version).clone();
+                    // The tables dropped leave the version in the same
+                    // manifest edit that adds the table holding the
+                    // tombstones.
+                    let dropped = covered_by_range_deletes(&mut v, &tombstones, oldest_snapshot, &k.busy);
+                    add_to_l0(&mut v, meta.clone());
+                    v.check_invariants();
+                    k.version = Rc::new(v);
+                    dropped
+                }
                 None => Vec::new(),
             };
-            if let Some((meta, _)) = &opened {
-                add_to_l0(&mut v, meta.clone());
-                v.check_invariants();
-                k.version = Rc::new(v);
-            }
             let removed = k.imm.remove(0);
             if let Some((meta, t)) = &opened {
                 st.tables.insert(meta.number, t.clone());
@@ -139,14 +141,8 @@ impl<S: Storage> Engine<S> {
                 bytes,
                 "range delete dropped whole tables"
             );
-            {
-                let mut st = self.inner.state.borrow_mut();
-                for f in &dropped {
-                    st.tables.remove(&f.number);
-                }
-                st.stats.tables_dropped_by_range_delete += dropped.len() as u64;
-            }
-            self.delete_files(dropped.iter().map(|f| f.file_name())).await;
+            self.inner.state.borrow_mut().stats.tables_dropped_by_range_delete += dropped.len() as u64;
+            self.forget_tables(&dropped).await;
         }
         self.delete_obsolete_wal_segments().await;
         self.inner.progress.notify_all();

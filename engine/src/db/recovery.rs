@@ -255,8 +255,11 @@ impl<S: Storage> Engine<S> {
             row_cache,
         });
 
-        // Flush what was replayed, so the old segments can go.
+        // Flush what was replayed, so the old segments can go. As any
+        // flush, it drops the tables the replayed range deletes cover
+        // (no snapshot or compaction exists yet).
         let ids: Vec<KeyspaceId> = engine.inner.state.borrow().keyspaces.keys().copied().collect();
+        let mut dropped = Vec::new();
         for id in ids {
             let mem = engine.inner.state.borrow().keyspaces[&id].mem.clone();
             if mem.is_empty() {
@@ -267,6 +270,13 @@ impl<S: Storage> Engine<S> {
                 let mut st = engine.inner.state.borrow_mut();
                 let k = st.keyspaces.get_mut(&id).expect("keyspace exists");
                 let mut v = (*k.version).clone();
+                let tombstones = mem.all_range_tombstones();
+                dropped.extend(super::flush::covered_by_range_deletes(
+                    &mut v,
+                    &tombstones,
+                    None,
+                    &HashSet::new(),
+                ));
                 super::flush::add_to_l0(&mut v, meta.clone());
                 v.check_invariants();
                 k.version = Rc::new(v);
@@ -292,6 +302,11 @@ impl<S: Storage> Engine<S> {
             engine.persist_manifest_locked().await?;
         }
         engine.delete_obsolete_wal_segments().await;
+        if !dropped.is_empty() {
+            tracing::info!(tables = dropped.len(), "replayed range deletes dropped whole tables");
+            engine.inner.state.borrow_mut().stats.tables_dropped_by_range_delete += dropped.len() as u64;
+            engine.forget_tables(&dropped).await;
+        }
 
         // Anything else no manifest references is left over from a crash.
         let live: HashSet<String> = {

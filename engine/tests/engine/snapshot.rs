@@ -277,3 +277,47 @@ fn a_flushed_range_delete_drops_the_tables_it_covers_whole() {
         expect(e2, "after a full compaction").await;
     });
 }
+
+/// A range delete acknowledged but not yet flushed when the process dies
+/// is replayed at open, and the flush of what was replayed drops the
+/// tables it covers whole, files included.
+#[test]
+fn a_replayed_range_delete_drops_the_tables_it_covers_at_open() {
+    run(async {
+        let storage = MemStorage::new();
+        let opts = tiny_options(CompactionStyle::Leveled);
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        e.put(ks, b"a-keep", b"1").await.unwrap();
+        for i in 0..3_000u32 {
+            e.put(ks, format!("d{i:06}").as_bytes(), b"doomed").await.unwrap();
+        }
+        e.flush().await.unwrap();
+        e.compact_all().await.unwrap();
+        let tables = |storage: &MemStorage| storage.file_names().into_iter().filter(|n| n.ends_with(".sst")).count();
+        let before = tables(&storage);
+        assert!(before > 4, "{before} tables");
+        e.delete_range(ks, b"d", b"e").await.unwrap();
+        assert_eq!(e.stats().counters.tables_dropped_by_range_delete, 0, "not flushed yet");
+
+        let crashed = storage.crash(None);
+        let e2 = open(&crashed, &opts).await;
+        assert!(
+            e2.stats().counters.tables_dropped_by_range_delete > 0,
+            "no table dropped at open"
+        );
+        assert!(
+            tables(&crashed) < before,
+            "{} table files left of {before}",
+            tables(&crashed)
+        );
+        let all = e2
+            .scan_collect(ks, Bound::Unbounded, Bound::Unbounded, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(all, vec![(b"a-keep".to_vec(), b"1".to_vec())]);
+        drop(e2);
+        let e3 = open(&crashed.crash(None), &opts).await;
+        assert_eq!(e3.get(ks, b"d000007").await.unwrap(), None, "after a second open");
+    });
+}
