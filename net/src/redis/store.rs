@@ -30,7 +30,9 @@
 //! - **Key locks.** A command holds shared (read) or exclusive (write)
 //!   locks on its keys from its first read until its batch is committed,
 //!   never across the fsync. MULTI/EXEC takes all of a transaction's
-//!   locks on every shard it touches before running any of it.
+//!   locks on every shard it touches before running any of it. Keyed
+//!   locks sit under a shard-wide gate that FLUSHALL takes exclusive, so
+//!   no command reads before a flush and writes after it.
 //!
 //! Readers may see a write a moment before it is durable (as with Redis's
 //! `appendfsync always`); the writer's client never hears "OK" before it
@@ -650,15 +652,73 @@ impl Durable {
     }
 }
 
-/// Per-key shared/exclusive locks, FIFO-fair, on one shard.
+/// Per-key shared/exclusive locks, FIFO-fair, on one shard, under one
+/// shard-wide gate.
 ///
 /// A lock is taken on the key's 64-bit hash, not the key: no allocation
 /// per command. Two keys that share a hash (about one pair in 2^64 with
 /// the per-process seed) only serialize each other.
+///
+/// Every keyed lock also holds the gate shared, taken before any key;
+/// [`KeyLocks::lock_shard`] holds it exclusive, so a command over the
+/// whole keyspace (FLUSHALL) waits for every keyed command in flight,
+/// including one parked on a disk read, and the keyed commands that come
+/// after it wait for it (FIFO).
 #[derive(Default)]
 pub struct KeyLocks {
-    map: Rc<RefCell<HashMap<u64, LockState>>>,
+    table: Rc<RefCell<LockTable>>,
     hasher: hashbrown::DefaultHashBuilder,
+}
+
+#[derive(Default)]
+struct LockTable {
+    gate: LockState,
+    keys: HashMap<u64, LockState>,
+}
+
+/// What one lock covers.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum LockSlot {
+    /// The shard-wide gate: sorts before every key, so it is taken first.
+    Gate,
+    Key(u64),
+}
+
+impl LockTable {
+    fn state(&mut self, slot: LockSlot) -> &mut LockState {
+        match slot {
+            LockSlot::Gate => &mut self.gate,
+            LockSlot::Key(k) => self.keys.entry(k).or_default(),
+        }
+    }
+
+    /// Forgets an idle key's state (the gate stays).
+    fn tidy(&mut self, slot: LockSlot) {
+        if let LockSlot::Key(k) = slot {
+            if self.keys.get(&k).is_some_and(LockState::idle) {
+                self.keys.remove(&k);
+            }
+        }
+    }
+
+    fn release(&mut self, slot: LockSlot, exclusive: bool) {
+        let st = match slot {
+            LockSlot::Gate => &mut self.gate,
+            LockSlot::Key(k) => match self.keys.get_mut(&k) {
+                Some(st) => st,
+                None => panic!("lock state missing for a held key"),
+            },
+        };
+        if exclusive {
+            assert!(st.exclusive);
+            st.exclusive = false;
+        } else {
+            assert!(st.shared > 0);
+            st.shared -= 1;
+        }
+        st.wake_waiters();
+        self.tidy(slot);
+    }
 }
 
 /// A queued lock request; the releaser sets `granted` before waking.
@@ -683,6 +743,10 @@ impl LockState {
         } else {
             !self.exclusive
         }
+    }
+
+    fn idle(&self) -> bool {
+        !self.exclusive && self.shared == 0 && self.waiters.is_empty()
     }
 
     fn grant(&mut self, exclusive: bool) {
@@ -713,9 +777,9 @@ impl LockState {
 /// Locks held (and, while [`KeyLocks::lock`] runs, the one waited for);
 /// released on drop, so a command dropped mid-wait leaks nothing.
 pub struct LockGuard {
-    map: Rc<RefCell<HashMap<u64, LockState>>>,
-    held: Vec<(u64, bool)>,
-    waiting: Option<(u64, bool, Rc<Waiter>)>,
+    table: Rc<RefCell<LockTable>>,
+    held: Vec<(LockSlot, bool)>,
+    waiting: Option<(LockSlot, bool, Rc<Waiter>)>,
 }
 
 struct WaitGranted(Rc<Waiter>);
@@ -733,18 +797,21 @@ impl std::future::Future for WaitGranted {
 
 impl KeyLocks {
     /// Locks `keys` (any order, duplicates allowed), each exclusive or
-    /// shared. Locks are taken in hash order, so lockers never deadlock.
+    /// shared, with the gate shared. Locks are taken in order (the gate,
+    /// then key hashes ascending), so lockers never deadlock.
     pub fn lock<'k>(
         &self,
         keys: impl IntoIterator<Item = (&'k [u8], bool)>,
     ) -> impl std::future::Future<Output = LockGuard> + 'static {
-        let mut keys: Vec<(u64, bool)> = keys
-            .into_iter()
-            .map(|(k, ex)| (std::hash::BuildHasher::hash_one(&self.hasher, k), ex))
+        let mut slots: Vec<(LockSlot, bool)> = std::iter::once((LockSlot::Gate, false))
+            .chain(
+                keys.into_iter()
+                    .map(|(k, ex)| (LockSlot::Key(std::hash::BuildHasher::hash_one(&self.hasher, k)), ex)),
+            )
             .collect();
-        keys.sort_unstable();
+        slots.sort_unstable();
         // One entry per key; exclusive wins over shared.
-        keys.dedup_by(|b, a| {
+        slots.dedup_by(|b, a| {
             if a.0 == b.0 {
                 a.1 |= b.1;
                 true
@@ -752,17 +819,28 @@ impl KeyLocks {
                 false
             }
         });
-        let map = self.map.clone();
+        self.acquire(slots)
+    }
+
+    /// Locks the whole shard: waits for every keyed lock held or queued
+    /// before it; keyed locks asked for after it wait until it is dropped.
+    pub fn lock_shard(&self) -> impl std::future::Future<Output = LockGuard> + 'static {
+        self.acquire(vec![(LockSlot::Gate, true)])
+    }
+
+    fn acquire(&self, slots: Vec<(LockSlot, bool)>) -> impl std::future::Future<Output = LockGuard> + 'static {
+        debug_assert!(slots.windows(2).all(|w| w[0].0 < w[1].0), "slots sorted, unique");
+        let table = self.table.clone();
         async move {
             let mut guard = LockGuard {
-                map: map.clone(),
-                held: Vec::with_capacity(keys.len()),
+                table: table.clone(),
+                held: Vec::with_capacity(slots.len()),
                 waiting: None,
             };
-            for (key, exclusive) in keys {
+            for (slot, exclusive) in slots {
                 let waiter = {
-                    let mut map = map.borrow_mut();
-                    let st = map.entry(key).or_default();
+                    let mut table = table.borrow_mut();
+                    let st = table.state(slot);
                     if st.waiters.is_empty() && st.grantable(exclusive) {
                         st.grant(exclusive);
                         None
@@ -773,11 +851,11 @@ impl KeyLocks {
                     }
                 };
                 if let Some(w) = waiter {
-                    guard.waiting = Some((key, exclusive, w.clone()));
+                    guard.waiting = Some((slot, exclusive, w.clone()));
                     WaitGranted(w).await;
                     guard.waiting = None;
                 }
-                guard.held.push((key, exclusive));
+                guard.held.push((slot, exclusive));
             }
             guard
         }
@@ -785,7 +863,7 @@ impl KeyLocks {
 
     /// Keys locked or waited on.
     pub fn len(&self) -> usize {
-        self.map.borrow().len()
+        self.table.borrow().keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -793,40 +871,24 @@ impl KeyLocks {
     }
 }
 
-fn release(map: &mut HashMap<u64, LockState>, key: u64, exclusive: bool) {
-    let Some(st) = map.get_mut(&key) else {
-        panic!("lock state missing for a held key");
-    };
-    if exclusive {
-        assert!(st.exclusive);
-        st.exclusive = false;
-    } else {
-        assert!(st.shared > 0);
-        st.shared -= 1;
-    }
-    st.wake_waiters();
-    if !st.exclusive && st.shared == 0 && st.waiters.is_empty() {
-        map.remove(&key);
-    }
-}
-
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        let mut map = self.map.borrow_mut();
-        if let Some((key, exclusive, w)) = self.waiting.take() {
+        let mut table = self.table.borrow_mut();
+        if let Some((slot, exclusive, w)) = self.waiting.take() {
             if w.granted.get() {
-                release(&mut map, key, exclusive);
-            } else if let Some(st) = map.get_mut(&key) {
+                table.release(slot, exclusive);
+            } else {
+                let st = table.state(slot);
                 st.waiters.retain(|(_, x)| !Rc::ptr_eq(x, &w));
                 // Our leaving may unblock those behind us.
                 st.wake_waiters();
-                if !st.exclusive && st.shared == 0 && st.waiters.is_empty() {
-                    map.remove(&key);
-                }
+                table.tidy(slot);
             }
         }
-        for (key, exclusive) in self.held.drain(..) {
-            release(&mut map, key, exclusive);
+        // Keys before the gate: a waiter woken by the gate's release finds
+        // the keys free.
+        for (slot, exclusive) in self.held.drain(..).rev() {
+            table.release(slot, exclusive);
         }
     }
 }
@@ -835,6 +897,55 @@ impl Drop for LockGuard {
 mod tests {
     use super::*;
     use crate::redis::testkit::TestDb;
+
+    fn poll_once<F: std::future::Future>(f: &mut std::pin::Pin<Box<F>>) -> Option<F::Output> {
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    /// The shard lock waits for a keyed lock already held; a keyed lock
+    /// asked for after it waits for it (FIFO), and both run in turn.
+    #[test]
+    fn shard_lock_waits_for_keyed_locks_and_blocks_later_ones() {
+        let locks = KeyLocks::default();
+        let mut a = Box::pin(locks.lock([(&b"a"[..], false)]));
+        let a = poll_once(&mut a).expect("free key locks at once");
+        let mut flush = Box::pin(locks.lock_shard());
+        assert!(poll_once(&mut flush).is_none(), "waits for the keyed lock");
+        let mut b = Box::pin(locks.lock([(&b"b"[..], true)]));
+        assert!(poll_once(&mut b).is_none(), "queues behind the shard lock");
+        drop(a);
+        let flush = poll_once(&mut flush).expect("granted once the keyed lock is gone");
+        assert!(poll_once(&mut b).is_none(), "still behind the shard lock");
+        drop(flush);
+        let b = poll_once(&mut b).expect("granted after the shard lock");
+        drop(b);
+        assert!(locks.is_empty());
+        // The gate is free again: both kinds lock at once.
+        assert!(poll_once(&mut Box::pin(locks.lock_shard())).is_some());
+        assert!(poll_once(&mut Box::pin(locks.lock([(&b"c"[..], true)]))).is_some());
+    }
+
+    /// A request dropped while queued on the gate leaves nothing behind
+    /// and lets those behind it go.
+    #[test]
+    fn dropping_a_queued_shard_lock_unblocks_keyed_locks() {
+        let locks = KeyLocks::default();
+        let mut a = Box::pin(locks.lock([(&b"a"[..], true)]));
+        let a = poll_once(&mut a).expect("free");
+        let mut flush = Box::pin(locks.lock_shard());
+        assert!(poll_once(&mut flush).is_none());
+        let mut b = Box::pin(locks.lock([(&b"b"[..], false)]));
+        assert!(poll_once(&mut b).is_none());
+        drop(flush);
+        assert!(poll_once(&mut b).is_some(), "nothing left ahead of it");
+        drop(a);
+        assert!(locks.is_empty());
+    }
 
     fn k(i: usize) -> Vec<u8> {
         format!("mkey{i:03}").into_bytes()

@@ -52,11 +52,13 @@ pub fn shard_of(key: &[u8], shards: usize) -> usize {
 pub enum ShardRequest {
     /// Run commands (each: name first) in order, each alone.
     Run(Vec<(&'static CommandSpec, Vec<Bytes>)>),
-    /// Take a transaction's locks on this shard and check its WATCHes.
+    /// Take a transaction's locks on this shard and check its WATCHes;
+    /// `whole`: lock the whole shard (the transaction flushes it).
     Lock {
         txid: u64,
         keys: Vec<(Vec<u8>, bool)>,
         watches: Vec<(Vec<u8>, u64)>,
+        whole: bool,
     },
     /// Run one command of a locked transaction.
     RunLocked(Vec<Bytes>),
@@ -75,7 +77,11 @@ pub enum ShardRequest {
     },
     RandomKey,
     DbSize,
-    Flush,
+    /// FLUSHALL on this shard, after every keyed command in flight
+    /// (`locked`: inside a transaction that holds the whole shard).
+    Flush {
+        locked: bool,
+    },
     /// Pop up to `count` from the first non-empty list or sorted set
     /// among `keys` (all on this shard, in the client's order); `locked`
     /// inside a transaction that holds the keys' locks.
@@ -550,13 +556,18 @@ impl Service for Shard {
                     let offer = || self.db.store.engine().yield_if_needed();
                     ShardResponse::Replies(join::join_in_order(cmds.len(), run, offer).await)
                 }
-                ShardRequest::Lock { txid, keys, watches } => {
-                    let guard = self
-                        .db
-                        .store
-                        .locks
-                        .lock(keys.iter().map(|(k, ex)| (k.as_slice(), *ex)))
-                        .await;
+                ShardRequest::Lock {
+                    txid,
+                    keys,
+                    watches,
+                    whole,
+                } => {
+                    let locks = &self.db.store.locks;
+                    let guard = if whole {
+                        locks.lock_shard().await
+                    } else {
+                        locks.lock(keys.iter().map(|(k, ex)| (k.as_slice(), *ex))).await
+                    };
                     let clean = watches.iter().all(|(k, stamp)| self.db.watch_stamp(k) == *stamp);
                     self.tx_locks.borrow_mut().insert(txid, guard);
                     ShardResponse::Locked { clean }
@@ -605,10 +616,17 @@ impl Service for Shard {
                     Err(e) => ShardResponse::Reply(e.into_reply()),
                 },
                 ShardRequest::DbSize => ShardResponse::Count(self.db.key_count()),
-                ShardRequest::Flush => {
+                ShardRequest::Flush { locked } => {
                     if let Some(r) = self.refuse_write() {
                         return ShardResponse::Reply(r);
                     }
+                    // A command that read a collection's metadata before
+                    // the flush must not write it back after.
+                    let _guard = if locked {
+                        None
+                    } else {
+                        Some(self.db.store.locks.lock_shard().await)
+                    };
                     match keyspace::flush_local(&self.db).await {
                         Ok(()) => ShardResponse::Reply(Reply::ok()),
                         Err(e) => ShardResponse::Reply(e.into_reply()),

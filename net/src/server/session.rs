@@ -611,7 +611,7 @@ impl Session {
                 if args.len() > 2 || (args.len() == 2 && !matches!(upper(1).as_slice(), b"async" | b"sync")) {
                     return Reply::error(errors::SYNTAX);
                 }
-                for r in self.call_all(|| ShardRequest::Flush).await {
+                for r in self.call_all(|| ShardRequest::Flush { locked: in_exec }).await {
                     match r {
                         Ok(ShardResponse::Reply(Reply::Error(e))) => return Reply::Error(e),
                         Err(e) => return e,
@@ -830,10 +830,13 @@ impl Session {
     async fn exec_queue(&mut self, queue: Vec<Vec<Bytes>>, watches: Vec<(Vec<u8>, usize, u64)>) -> Option<Vec<Reply>> {
         let shards = self.shard.shards();
         let mut locks: BTreeMap<usize, ShardLocks> = BTreeMap::new();
+        // A transaction that flushes holds every shard whole.
+        let mut whole = false;
         for args in &queue {
             let Some(spec) = command::lookup(&args[0]) else {
                 continue;
             };
+            whole |= matches!(spec.name, "flushall" | "flushdb");
             for i in spec.key_indexes(args) {
                 if let Some(k) = args.get(i) {
                     let e = locks.entry(shard_of(k, shards)).or_default();
@@ -844,11 +847,22 @@ impl Session {
         for (k, s, stamp) in watches {
             locks.entry(s).or_default().1.push((k, stamp));
         }
+        if whole {
+            for s in 0..shards {
+                locks.entry(s).or_default();
+            }
+        }
         let txid = self.shard.new_txid();
         let mut locked = Vec::new();
         let mut clean = true;
         for (s, (keys, watches)) in locks {
-            match self.call(s, ShardRequest::Lock { txid, keys, watches }).await {
+            let req = ShardRequest::Lock {
+                txid,
+                keys,
+                watches,
+                whole,
+            };
+            match self.call(s, req).await {
                 Ok(ShardResponse::Locked { clean: c }) => {
                     locked.push(s);
                     clean &= c;
@@ -938,6 +952,7 @@ impl Session {
                     txid,
                     keys,
                     watches: Vec::new(),
+                    whole: false,
                 };
                 if let Err(e) = self.call(s, req).await {
                     for s in locked {

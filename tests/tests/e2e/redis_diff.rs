@@ -821,6 +821,20 @@ DBSIZE
 FLUSHDB
 DBSIZE
 KEYS *
+# --- a transaction that flushes between writes to keys on both shards
+SET fx1 a
+RPUSH fx2 b
+WATCH fx1
+MULTI
+SET fx1 before
+RPUSH fx2 c
+FLUSHALL
+SET fx3 after
+LLEN fx2
+EXEC
+DBSIZE
+GET fx3
+LLEN fx2
 # --- subscribed mode (RESP2): only a few commands are allowed
 SUBSCRIBE diffch
 PUBSUB NUMSUB diffch
