@@ -88,6 +88,14 @@ pub struct KeyspaceOptions {
     pub universal_max_size_amplification_percent: u64,
     /// FIFO: total table bytes past which the oldest files are deleted.
     pub fifo_max_table_files_size: u64,
+    /// Leveled: a table never holds two keys whose first this-many bytes
+    /// differ (0: no such cut; RocksDB's fixed-prefix SST partitioner).
+    /// With a layout whose first byte is a record class, the classes go to
+    /// separate tables, so a class written in key order (list elements)
+    /// never overlaps older tables just because another class (the list's
+    /// metadata key) is updated beside it, and it moves down the levels
+    /// without being rewritten.
+    pub table_partition_prefix_len: usize,
 }
 
 impl Default for KeyspaceOptions {
@@ -108,6 +116,7 @@ impl Default for KeyspaceOptions {
             universal_max_merge_width: usize::MAX,
             universal_max_size_amplification_percent: 200,
             fifo_max_table_files_size: 1 << 30,
+            table_partition_prefix_len: 0,
         }
     }
 }

@@ -222,6 +222,12 @@ pub fn shard_engine_options(config: &Config, shards: usize) -> Result<EngineOpti
     })?;
     opts.block_cache_size /= shards.max(1);
     opts.row_cache_size /= shards.max(1);
+    // The data layouts start every key with a one-byte record class (the
+    // Redis layout: 'm' metadata, 'd' elements, 'x' expiry index): one
+    // class per table, so elements written in order (a list's pushes)
+    // move down the levels instead of being merged with the metadata
+    // updated beside them.
+    opts.keyspace_defaults.table_partition_prefix_len = 1;
     Ok(opts)
 }
 

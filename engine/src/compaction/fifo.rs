@@ -38,5 +38,6 @@ pub(super) fn pick(version: &Version, opts: &KeyspaceOptions, busy: &HashSet<u64
         delete_only: true,
         bottommost: false,
         target_file_size: opts.target_file_size,
+        fences: Vec::new(),
     })
 }

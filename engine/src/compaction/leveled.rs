@@ -6,9 +6,14 @@
 //! score >= 1 are tried highest score first; the last level is never a
 //! source.
 //!
-//! - L0 → L1 takes every L0 file plus the L1 files overlapping them. It is
-//!   skipped while any L0 file is busy: only one L0 compaction runs at a
-//!   time, so an older L0 file can never be left above newer L1 data.
+//! - L0 → L1 moves an L0 file that overlaps no other L0 file and nothing
+//!   in L1 down as it is (oldest first); otherwise it takes every L0 file
+//!   plus the L1 files overlapping one of them. It is skipped while any L0
+//!   file is busy: only one L0 compaction runs at a time, so an older L0
+//!   file can never be left above newer L1 data.
+//! - A merge into level n+1 takes only the files that overlap a source
+//!   file; one lying in a gap between sources stays, and the outputs are
+//!   cut at its smallest key (a fence) so none spans it.
 //! - Ln → Ln+1 takes one Ln file, the one whose overlap with Ln+1 is the
 //!   smallest relative to its size (RocksDB's `kMinOverlappingRatio`: the
 //!   least write amplification), expanded to a clean cut, plus the Ln+1
@@ -56,7 +61,9 @@ pub(super) fn pick(version: &Version, opts: &KeyspaceOptions, busy: &HashSet<u64
     None
 }
 
-/// All L0 files plus the overlapping L1 files, or `None` if any is busy.
+/// An L0 file that overlaps no other L0 file and nothing in L1 (oldest
+/// first) moves down as it is; otherwise all L0 files plus the L1 files
+/// overlapping them. `None` if any L0 file is busy.
 fn pick_l0(
     version: &Version,
     opts: &KeyspaceOptions,
@@ -67,11 +74,22 @@ fn pick_l0(
     if l0.is_empty() || l0.iter().any(|f| busy.contains(&f.number)) {
         return None;
     }
+    let l1 = &version.levels[1];
+    let alone = l0.iter().rev().find(|f| {
+        let (s, e) = (user_key(&f.smallest), user_key(&f.largest));
+        let (lo, hi) = overlapping_sorted(l1, s, e);
+        lo == hi && !l0.iter().any(|g| g.number != f.number && g.overlaps_user_range(s, e))
+    });
+    if let Some(f) = alone {
+        return into_next_level(version, opts, busy, 0, vec![f.clone()], reason);
+    }
     into_next_level(version, opts, busy, 0, l0.clone(), reason)
 }
 
-/// Builds `source_files` (on `level`) + the clean-cut overlapping files of
-/// `level + 1`; `None` if any of the latter is busy.
+/// Builds `source_files` (on `level`) + every file of `level + 1` that
+/// overlaps one of them (each overlap expanded to a clean cut); `None` if
+/// any of the latter is busy. A file of `level + 1` lying in a gap between
+/// the sources stays where it is and becomes a fence for the outputs.
 fn into_next_level(
     version: &Version,
     opts: &KeyspaceOptions,
@@ -82,17 +100,38 @@ fn into_next_level(
 ) -> Option<CompactionPlan> {
     let (start, end) = user_range(source_files.iter())?;
     let next = &version.levels[level + 1];
-    let (lo, hi) = overlapping_sorted(next, start, end);
+    let mut chosen = vec![false; next.len()];
+    for f in &source_files {
+        let (lo, hi) = overlapping_sorted(next, user_key(&f.smallest), user_key(&f.largest));
+        if lo < hi {
+            let (lo, hi) = clean_cut(next, lo, hi);
+            chosen[lo..hi].iter_mut().for_each(|c| *c = true);
+        }
+    }
+    let files: Vec<Rc<FileMeta>> = next
+        .iter()
+        .zip(&chosen)
+        .filter(|(_, &c)| c)
+        .map(|(f, _)| f.clone())
+        .collect();
+    if files.iter().any(|f| busy.contains(&f.number)) {
+        return None;
+    }
+    let (start, end) = match user_range(files.iter()) {
+        Some((s, e)) => (start.min(s), end.max(e)),
+        None => (start, end),
+    };
+    let fences = next
+        .iter()
+        .zip(&chosen)
+        .filter(|(f, &c)| !c && f.overlaps_user_range(start, end))
+        .map(|(f, _)| user_key(&f.smallest).to_vec())
+        .collect();
     let mut inputs = vec![CompactionInput {
         level,
         files: source_files,
     }];
-    if lo < hi {
-        let (lo, hi) = clean_cut(next, lo, hi);
-        let files = next[lo..hi].to_vec();
-        if files.iter().any(|f| busy.contains(&f.number)) {
-            return None;
-        }
+    if !files.is_empty() {
         inputs.push(CompactionInput {
             level: level + 1,
             files,
@@ -107,6 +146,7 @@ fn into_next_level(
         delete_only: false,
         bottommost,
         target_file_size: opts.target_file_size,
+        fences,
     })
 }
 

@@ -98,6 +98,11 @@ pub struct CompactionPlan {
     /// Cut output files at about this many bytes. `u64::MAX` means "one
     /// file": an L0 output must be a single sorted run.
     pub target_file_size: u64,
+    /// Ascending user keys no output may span: the smallest key of each
+    /// output-level file that lies between the inputs' key ranges without
+    /// overlapping any input (it is left where it is). Outputs are cut at
+    /// each, so every output fits into the level beside those files.
+    pub fences: Vec<Vec<u8>>,
 }
 
 impl CompactionPlan {
@@ -503,12 +508,25 @@ fn check_plan(version: &Version, plan: &CompactionPlan, busy: &HashSet<u64>) {
             .collect();
         if let Some((start, end)) = plan.user_key_range() {
             for f in level {
+                if chosen.contains(&f.number) || !f.overlaps_user_range(start, end) {
+                    continue;
+                }
+                // Left in a gap between the inputs: fenced, overlapping none.
                 assert!(
-                    chosen.contains(&f.number) || !f.overlaps_user_range(start, end),
-                    "plan output range overlaps L{} file {} that is not an input",
+                    plan.fences.iter().any(|k| k.as_slice() == user_key(&f.smallest)),
+                    "plan output range overlaps L{} file {} that is neither an input nor fenced",
                     plan.output_level,
                     f.number
                 );
+                for g in plan.inputs.iter().flat_map(|i| i.files.iter()) {
+                    assert!(
+                        !g.overlaps_user_range(user_key(&f.smallest), user_key(&f.largest)),
+                        "fenced L{} file {} overlaps input {}",
+                        plan.output_level,
+                        f.number,
+                        g.number
+                    );
+                }
             }
         }
     }

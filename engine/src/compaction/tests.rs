@@ -138,6 +138,47 @@ fn leveled_l0_trigger_threshold() {
     assert_eq!(plan.target_file_size, 100);
 }
 
+/// An L0 file that overlaps nothing in L0 or L1 moves down alone (the
+/// oldest such first), as a trivial move; once none is left, every L0
+/// file merges with the L1 files overlapping one of them, and an L1 file
+/// lying in a gap between them stays, fenced.
+#[test]
+fn leveled_l0_moves_a_lone_file_and_fences_gaps() {
+    let opts = leveled();
+    let l1 = vec![(1, fm(1, 10, 20, 30, 0, 0)), (1, fm(2, 10, 60, 70, 0, 0))];
+    let mut files = l1.clone();
+    // Three files sharing key 90 (a list's metadata, say) and two lone
+    // ranges below L1's (a list's new elements).
+    files.push((0, fm(10, 10, 0, 5, 1, 9)));
+    files.push((0, fm(11, 10, 90, 90, 10, 19)));
+    files.push((0, fm(12, 10, 6, 9, 20, 29)));
+    files.push((0, fm(13, 10, 90, 90, 30, 39)));
+    files.push((0, fm(14, 10, 90, 90, 40, 49)));
+    let v = ver(4, files);
+    let plan = pick(&v, &opts, &none()).expect("5 L0 files");
+    assert_eq!(plan.inputs.len(), 1);
+    assert_eq!(numbers(&plan.inputs[0]), vec![10], "the oldest lone file");
+    assert!(plan.is_trivial_move());
+    let v = apply(&v, &plan, Vec::new());
+    let plan = pick(&v, &opts, &none()).expect("4 L0 files");
+    assert_eq!(numbers(&plan.inputs[0]), vec![12], "the next lone file");
+    assert!(plan.is_trivial_move());
+
+    // Nothing lone: all of L0, only the L1 file one of them overlaps, and
+    // the L1 file in the gap between the inputs fenced.
+    let mut files = l1;
+    files.push((0, fm(10, 10, 25, 40, 1, 9)));
+    files.push((0, fm(11, 10, 90, 90, 10, 19)));
+    files.push((0, fm(12, 10, 35, 45, 20, 29)));
+    files.push((0, fm(13, 10, 90, 90, 30, 39)));
+    let v = ver(4, files);
+    let plan = pick(&v, &opts, &none()).expect("4 L0 files");
+    assert_eq!(numbers(&plan.inputs[0]), vec![13, 12, 11, 10]);
+    assert_eq!(numbers(&plan.inputs[1]), vec![1], "file 2 overlaps no input");
+    assert_eq!(plan.fences, vec![key(60)]);
+    assert!(!plan.is_trivial_move());
+}
+
 #[test]
 fn leveled_l0_skipped_while_any_l0_file_busy() {
     let opts = leveled();
@@ -700,10 +741,18 @@ impl Sim {
             let keys: Vec<(u32, u64)> = data.into_iter().collect();
             let mut rest = &keys[..];
             while !rest.is_empty() {
+                // An output never spans a fence.
+                let fenced = plan
+                    .fences
+                    .iter()
+                    .filter(|f| f.as_slice() > key(rest[0].0).as_slice())
+                    .map(|f| rest.partition_point(|(k, _)| key(*k) < *f))
+                    .min()
+                    .unwrap_or(rest.len());
                 let take = if plan.target_file_size == u64::MAX {
-                    rest.len()
+                    fenced
                 } else {
-                    1 + self.rand(rest.len() as u64) as usize
+                    1 + self.rand(fenced as u64) as usize
                 };
                 let (chunk, tail) = rest.split_at(take);
                 outputs.push(self.meta(chunk.iter().copied().collect()));

@@ -196,5 +196,6 @@ fn plan(
         } else {
             opts.target_file_size
         },
+        fences: Vec::new(),
     }
 }

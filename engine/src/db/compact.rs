@@ -97,11 +97,18 @@ impl GcFilter {
 }
 
 /// Writes a sorted stream of versions into tables of about
-/// `target_file_size` bytes (one table when `None`).
+/// `target_file_size` bytes (no size cut when `None`), cut also where the
+/// keyspace's partition prefix changes (leveled) and at each fence.
 pub(crate) struct OutputWriter<S: Storage> {
     engine: Engine<S>,
     ks_opts: crate::options::KeyspaceOptions,
     target_file_size: Option<u64>,
+    /// `table_partition_prefix_len`, 0 when it does not apply.
+    partition_prefix_len: usize,
+    /// Ascending user keys no output may span; `fences[next_fence..]`
+    /// are still ahead.
+    fences: Vec<Vec<u8>>,
+    next_fence: usize,
     tombstones: Vec<RangeTombstone>,
     current: Option<(u64, TableWriter<S::File>, S::File)>,
     /// Lower bound (user key, inclusive) of the current output's span.
@@ -118,11 +125,22 @@ impl<S: Storage> OutputWriter<S> {
         ks_opts: crate::options::KeyspaceOptions,
         target_file_size: Option<u64>,
         tombstones: Vec<RangeTombstone>,
+        fences: Vec<Vec<u8>>,
     ) -> Self {
+        debug_assert!(fences.windows(2).all(|w| w[0] < w[1]), "fences ascend");
+        // Partitions only keep leveled tables apart: a universal or FIFO
+        // L0 output is one run, one file.
+        let partition_prefix_len = match ks_opts.compaction_style {
+            crate::options::CompactionStyle::Leveled => ks_opts.table_partition_prefix_len,
+            _ => 0,
+        };
         OutputWriter {
             engine,
             ks_opts,
             target_file_size,
+            partition_prefix_len,
+            fences,
+            next_fence: 0,
             tombstones,
             current: None,
             span_lower: None,
@@ -137,11 +155,28 @@ impl<S: Storage> OutputWriter<S> {
         let ukey = key::user_key(ikey);
         let new_user_key = self.last_user_key.as_deref() != Some(ukey);
         if new_user_key {
+            // Each fence passed closes the span before it: nothing on its
+            // two sides shares an output.
+            while let Some(fence) = self.fences.get(self.next_fence) {
+                if fence.as_slice() > ukey {
+                    break;
+                }
+                let fence = fence.clone();
+                self.next_fence += 1;
+                self.finish_current(Some(fence)).await?;
+            }
             let full = match (&self.current, self.target_file_size) {
                 (Some((_, w, _)), Some(target)) => w.estimated_size() >= target,
                 _ => false,
             };
-            if full {
+            let n = self.partition_prefix_len;
+            let new_partition = n > 0
+                && self.current.is_some()
+                && self
+                    .last_user_key
+                    .as_deref()
+                    .is_some_and(|last| last[..last.len().min(n)] != ukey[..ukey.len().min(n)]);
+            if full || new_partition {
                 self.finish_current(Some(ukey.to_vec())).await?;
             }
             self.last_user_key = Some(ukey.to_vec());
@@ -380,7 +415,13 @@ impl<S: Storage> Engine<S> {
             tombstones.clone(),
         );
         let kept: Vec<RangeTombstone> = tombstones.into_iter().filter(|t| gc.keep_tombstone(t)).collect();
-        let mut out = OutputWriter::new(self.clone(), ks_opts, Some(plan.target_file_size), kept);
+        let mut out = OutputWriter::new(
+            self.clone(),
+            ks_opts,
+            Some(plan.target_file_size),
+            kept,
+            plan.fences.clone(),
+        );
         let mut iters: Vec<TableIter<S::File>> = Vec::with_capacity(tables.len());
         for t in &tables {
             let mut it = t.iter();

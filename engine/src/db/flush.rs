@@ -90,11 +90,10 @@ impl<S: Storage> Engine<S> {
 
     async fn flush_memtable(&self, ks: KeyspaceId, mem: &Rc<MemTable>) -> Result<()> {
         let tombstones = mem.all_range_tombstones();
-        let output = self.write_memtable(ks, mem).await?;
-        let mut opened = None;
-        if let Some((meta, file)) = output {
+        let mut opened = Vec::new();
+        for (meta, file) in self.write_memtable(ks, mem).await? {
             let t = Table::open(file, meta.number, self.inner.block_cache.clone()).await?;
-            opened = Some((meta, t));
+            opened.push((meta, t));
         }
         let _m = self.inner.manifest_lock.lock().await;
         let dropped;
@@ -104,24 +103,26 @@ impl<S: Storage> Engine<S> {
             let k = st.keyspaces.get_mut(&ks).expect("keyspace exists");
             assert!(Rc::ptr_eq(&k.imm[0], mem), "flushes run oldest first");
             let old_version = k.version.clone();
-            dropped = match &opened {
-                Some((meta, _)) => {
-                    let mut v = (*k.version).clone();
-                    // The tables dropped leave the version in the same
-                    // manifest edit that adds the table holding the
-                    // tombstones.
-                    let dropped = covered_by_range_deletes(&mut v, &tombstones, oldest_snapshot, &k.busy);
+            dropped = if opened.is_empty() {
+                Vec::new()
+            } else {
+                let mut v = (*k.version).clone();
+                // The tables dropped leave the version in the same manifest
+                // edit that adds the tables holding the tombstones.
+                let dropped = covered_by_range_deletes(&mut v, &tombstones, oldest_snapshot, &k.busy);
+                for (meta, _) in &opened {
                     add_to_l0(&mut v, meta.clone());
-                    v.check_invariants();
-                    k.version = Rc::new(v);
-                    dropped
                 }
-                None => Vec::new(),
+                v.check_invariants();
+                k.version = Rc::new(v);
+                dropped
             };
             let removed = k.imm.remove(0);
-            if let Some((meta, t)) = &opened {
-                st.tables.insert(meta.number, t.clone());
+            if !opened.is_empty() {
                 st.stats.flushes += 1;
+            }
+            for (meta, t) in &opened {
+                st.tables.insert(meta.number, t.clone());
                 st.stats.flush_bytes_written += meta.size;
             }
             (old_version, removed)
@@ -150,8 +151,9 @@ impl<S: Storage> Engine<S> {
         Ok(())
     }
 
-    /// Writes `mem` to a new table (none if nothing survives).
-    pub(crate) async fn write_memtable(&self, ks: KeyspaceId, mem: &MemTable) -> Result<Option<(FileMeta, S::File)>> {
+    /// Writes `mem` to new tables: one, several where the keyspace's
+    /// partition prefix changes, none if nothing survives.
+    pub(crate) async fn write_memtable(&self, ks: KeyspaceId, mem: &MemTable) -> Result<Vec<(FileMeta, S::File)>> {
         let (opts, snapshots) = {
             let st = self.inner.state.borrow();
             let snaps: Vec<SeqNo> = st.snapshots.borrow().keys().copied().collect();
@@ -159,7 +161,7 @@ impl<S: Storage> Engine<S> {
         };
         let tombstones = mem.all_range_tombstones();
         let mut gc = GcFilter::new(snapshots, false, self.inner.storage.now_unix_ms(), tombstones.clone());
-        let mut out = OutputWriter::new(self.clone(), opts, None, tombstones);
+        let mut out = OutputWriter::new(self.clone(), opts, None, tombstones, Vec::new());
         let mut chunk = Vec::new();
         let mut after: Option<Vec<u8>> = None;
         loop {
@@ -178,9 +180,8 @@ impl<S: Storage> Engine<S> {
             // whole memtable (260 ms was seen), stalling every client.
             self.inner.storage.yield_if_needed().await;
         }
-        let (mut outputs, _) = out.finish().await?;
-        assert!(outputs.len() <= 1, "a flush writes at most one table");
-        Ok(outputs.pop())
+        let (outputs, _) = out.finish().await?;
+        Ok(outputs)
     }
 
     /// Removes WAL segments older than every keyspace's log number.

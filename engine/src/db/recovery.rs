@@ -265,21 +265,30 @@ impl<S: Storage> Engine<S> {
             if mem.is_empty() {
                 continue;
             }
-            if let Some((meta, file)) = engine.write_memtable(id, &mem).await? {
+            let mut opened = Vec::new();
+            for (meta, file) in engine.write_memtable(id, &mem).await? {
                 let t = Table::open(file, meta.number, engine.inner.block_cache.clone()).await?;
-                let mut st = engine.inner.state.borrow_mut();
-                let k = st.keyspaces.get_mut(&id).expect("keyspace exists");
-                let mut v = (*k.version).clone();
-                let tombstones = mem.all_range_tombstones();
-                dropped.extend(super::flush::covered_by_range_deletes(
-                    &mut v,
-                    &tombstones,
-                    None,
-                    &HashSet::new(),
-                ));
+                opened.push((meta, t));
+            }
+            if opened.is_empty() {
+                continue;
+            }
+            let mut st = engine.inner.state.borrow_mut();
+            let k = st.keyspaces.get_mut(&id).expect("keyspace exists");
+            let mut v = (*k.version).clone();
+            let tombstones = mem.all_range_tombstones();
+            dropped.extend(super::flush::covered_by_range_deletes(
+                &mut v,
+                &tombstones,
+                None,
+                &HashSet::new(),
+            ));
+            for (meta, _) in &opened {
                 super::flush::add_to_l0(&mut v, meta.clone());
-                v.check_invariants();
-                k.version = Rc::new(v);
+            }
+            v.check_invariants();
+            k.version = Rc::new(v);
+            for (meta, t) in opened {
                 st.tables.insert(meta.number, t);
             }
         }

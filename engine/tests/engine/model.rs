@@ -56,8 +56,19 @@ fn op_strategy(keys: u16) -> impl Strategy<Value = Op> {
 /// Runs `ops`, checking against the model. With `fail_after`, storage
 /// writes start failing after that many.
 pub fn run_model(ops: &[Op], style: CompactionStyle, fail_after: Option<u64>) {
+    run_model_with(ops, tiny_options(style), fail_after)
+}
+
+/// Leveled, tables partitioned on the first 7 key bytes: keys
+/// `key000xy` fall into partitions of ten (`key000x`).
+fn partitioned() -> lumadb_engine::EngineOptions {
+    let mut opts = tiny_options(CompactionStyle::Leveled);
+    opts.keyspace_defaults.table_partition_prefix_len = 7;
+    opts
+}
+
+pub fn run_model_with(ops: &[Op], opts: lumadb_engine::EngineOptions, fail_after: Option<u64>) {
     run(async {
-        let opts = tiny_options(style);
         let mut storage = MemStorage::new();
         let mut engine = open(&storage, &opts).await;
         if let Some(n) = fail_after {
@@ -243,6 +254,11 @@ proptest! {
     }
 
     #[test]
+    fn model_leveled_partitioned(ops in prop::collection::vec(op_strategy(200), 1..400)) {
+        run_model_with(&ops, partitioned(), None);
+    }
+
+    #[test]
     fn model_universal(ops in prop::collection::vec(op_strategy(200), 1..400)) {
         run_model(&ops, CompactionStyle::Universal, None);
     }
@@ -261,6 +277,16 @@ proptest! {
 /// A long write-heavy run that pushes data through every level.
 #[test]
 fn model_deep_levels() {
+    run_model(&deep_ops(), CompactionStyle::Leveled, None);
+}
+
+/// The same with partitioned tables: fences, moves of single L0 files.
+#[test]
+fn model_deep_levels_partitioned() {
+    run_model_with(&deep_ops(), partitioned(), None);
+}
+
+fn deep_ops() -> Vec<Op> {
     let mut ops = Vec::new();
     for i in 0..6000u16 {
         ops.push(Op::Put((i.wrapping_mul(7919)) % 3000, i));
@@ -276,7 +302,7 @@ fn model_deep_levels() {
     }
     ops.push(Op::Compact);
     ops.push(Op::Crash);
-    run_model(&ops, CompactionStyle::Leveled, None);
+    ops
 }
 
 /// Canary: the harness must see a difference between engine and model,
