@@ -94,7 +94,8 @@ pub struct KeyspaceOptions {
     /// separate tables, so a class written in key order (list elements)
     /// never overlaps older tables just because another class (the list's
     /// metadata key) is updated beside it, and it moves down the levels
-    /// without being rewritten.
+    /// without being rewritten. Only for prefixes with few distinct
+    /// values: a flush writes one table per prefix it holds.
     pub table_partition_prefix_len: usize,
 }
 

@@ -59,11 +59,11 @@ pub fn run_model(ops: &[Op], style: CompactionStyle, fail_after: Option<u64>) {
     run_model_with(ops, tiny_options(style), fail_after)
 }
 
-/// Leveled, tables partitioned on the first 7 key bytes: keys
-/// `key000xy` fall into partitions of ten (`key000x`).
-fn partitioned() -> lumadb_engine::EngineOptions {
+/// Leveled, tables partitioned on the first `prefix_len` key bytes: with
+/// 7, keys `key000xy` fall into partitions of ten (`key000x`).
+fn partitioned(prefix_len: usize) -> lumadb_engine::EngineOptions {
     let mut opts = tiny_options(CompactionStyle::Leveled);
-    opts.keyspace_defaults.table_partition_prefix_len = 7;
+    opts.keyspace_defaults.table_partition_prefix_len = prefix_len;
     opts
 }
 
@@ -255,7 +255,7 @@ proptest! {
 
     #[test]
     fn model_leveled_partitioned(ops in prop::collection::vec(op_strategy(200), 1..400)) {
-        run_model_with(&ops, partitioned(), None);
+        run_model_with(&ops, partitioned(7), None);
     }
 
     #[test]
@@ -283,7 +283,8 @@ fn model_deep_levels() {
 /// The same with partitioned tables: fences, moves of single L0 files.
 #[test]
 fn model_deep_levels_partitioned() {
-    run_model_with(&deep_ops(), partitioned(), None);
+    // Partitions of a thousand keys (`key001`).
+    run_model_with(&deep_ops(), partitioned(6), None);
 }
 
 fn deep_ops() -> Vec<Op> {
