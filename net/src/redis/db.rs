@@ -149,6 +149,11 @@ impl<S: Storage> Db<S> {
         self.store.engine().storage().now_unix_ms()
     }
 
+    /// The time a command in `tx` runs at: the transaction's, if fixed.
+    pub fn now_in(&self, tx: &Tx<'_, S>) -> u64 {
+        tx.clock().unwrap_or_else(|| self.now_ms())
+    }
+
     pub fn key_count(&self) -> u64 {
         self.keys.get()
     }
@@ -175,7 +180,7 @@ impl<S: Storage> Db<S> {
             return Ok(None);
         };
         let meta = Meta::decode_owned(raw).ok_or_else(|| corrupt_meta(key))?;
-        if meta.expire_at_ms != 0 && meta.is_expired(self.now_ms()) {
+        if meta.expire_at_ms != 0 && meta.is_expired(self.now_in(tx)) {
             return Ok(None);
         }
         Ok(Some(meta))
@@ -188,7 +193,7 @@ impl<S: Storage> Db<S> {
             return Ok(None);
         };
         let meta = Meta::decode_owned(raw).ok_or_else(|| corrupt_meta(key))?;
-        if meta.expire_at_ms != 0 && meta.is_expired(self.now_ms()) {
+        if meta.expire_at_ms != 0 && meta.is_expired(self.now_in(tx)) {
             self.delete_key(tx, key, &meta)?;
             self.expired_keys.set(self.expired_keys.get() + 1);
             return Ok(None);

@@ -295,6 +295,7 @@ impl<S: Storage> Store<S> {
             batch: WriteBatch::new(),
             index: None,
             cleared: Vec::new(),
+            clock_ms: None,
         }
     }
 
@@ -462,6 +463,8 @@ pub struct Tx<'a, S: Storage> {
     index: Option<TxIndex>,
     /// Range deletes that readers must see at once ([`Tx::clear_range`]).
     cleared: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The time its commands run at, when fixed ([`Tx::set_clock`]).
+    clock_ms: Option<u64>,
 }
 
 /// The point writes of a transaction's batch, in order: key and value
@@ -476,6 +479,18 @@ fn point_writes(batch: &WriteBatch) -> impl Iterator<Item = (&[u8], Option<&[u8]
 }
 
 impl<S: Storage> Tx<'_, S> {
+    /// Runs this transaction's commands at `now_ms` (Unix ms) rather than
+    /// at the clock: every command of one EXEC sees the same time, so no
+    /// key expires halfway through it (as Redis).
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.clock_ms = Some(now_ms);
+    }
+
+    /// The time fixed by [`Tx::set_clock`], if any.
+    pub fn clock(&self) -> Option<u64> {
+        self.clock_ms
+    }
+
     /// This transaction's own newest write of `key`: `Some(None)` if it
     /// deleted the key, `None` if it has not written it.
     fn own(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {

@@ -60,8 +60,12 @@ pub enum ShardRequest {
         watches: Vec<(Vec<u8>, u64)>,
         whole: bool,
     },
-    /// Run one command of a locked transaction.
-    RunLocked(Vec<Bytes>),
+    /// Run one command of a locked transaction, at the transaction's
+    /// time (`now_ms`, Unix ms) when it has one.
+    RunLocked {
+        args: Vec<Bytes>,
+        now_ms: Option<u64>,
+    },
     /// Release a transaction's locks.
     Unlock(u64),
     Watch(Vec<u8>),
@@ -102,8 +106,12 @@ pub enum ShardRequest {
     },
     /// End wait `id` on this shard (its client woke elsewhere or left).
     CancelWait(u64),
-    /// Read a key whole (under a transaction's locks) to move it.
-    Export(Vec<u8>),
+    /// Read a key whole (under a transaction's locks, at its time) to
+    /// move it.
+    Export {
+        key: Vec<u8>,
+        now_ms: Option<u64>,
+    },
     /// Write a moved key (under a transaction's locks).
     Import {
         key: Vec<u8>,
@@ -423,7 +431,7 @@ impl Shard {
         })
     }
 
-    async fn run_locked(&self, args: &[Bytes]) -> Reply {
+    async fn run_locked(&self, args: &[Bytes], now_ms: Option<u64>) -> Reply {
         let Some(spec) = command::lookup(&args[0]) else {
             return Reply::Error(crate::resp::errors::unknown_command(args));
         };
@@ -433,6 +441,9 @@ impl Shard {
             }
         }
         let mut tx = self.db.store.tx();
+        if let Some(now) = now_ms {
+            tx.set_clock(now);
+        }
         let result = exec::execute(&self.db, &mut tx, spec, args).await;
         if spec.is_write() && !tx.is_empty() {
             for i in spec.key_indexes(args) {
@@ -572,7 +583,7 @@ impl Service for Shard {
                     self.tx_locks.borrow_mut().insert(txid, guard);
                     ShardResponse::Locked { clean }
                 }
-                ShardRequest::RunLocked(args) => ShardResponse::Reply(self.run_locked(&args).await),
+                ShardRequest::RunLocked { args, now_ms } => ShardResponse::Reply(self.run_locked(&args, now_ms).await),
                 ShardRequest::Unlock(txid) => {
                     self.tx_locks.borrow_mut().remove(&txid);
                     ShardResponse::Done
@@ -653,8 +664,11 @@ impl Service for Shard {
                     self.db.waiters.borrow_mut().cancel(id);
                     ShardResponse::Done
                 }
-                ShardRequest::Export(key) => {
+                ShardRequest::Export { key, now_ms } => {
                     let mut tx = self.db.store.tx();
+                    if let Some(now) = now_ms {
+                        tx.set_clock(now);
+                    }
                     let r = keyspace::export_key(&self.db, &mut tx, &key).await;
                     // Reading may reclaim an expired key: make that durable.
                     let _ = tx.commit().wait().await;

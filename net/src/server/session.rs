@@ -93,6 +93,7 @@ async fn serve(shard: Rc<Shard>, mut conn: Connection) {
         authenticated: shard.requirepass.borrow().is_empty(),
         multi: None,
         multi_failed: false,
+        clock: None,
         watches: Vec::new(),
         quit: false,
         close_unanswered: false,
@@ -134,6 +135,9 @@ struct Session {
     /// Commands queued by MULTI.
     multi: Option<Vec<Vec<Bytes>>>,
     multi_failed: bool,
+    /// The time (Unix ms) every command of the running EXEC or cross-shard
+    /// command sees, on every shard: no key expires halfway through it.
+    clock: Option<u64>,
     /// WATCHed keys: key, owning shard, stamp at WATCH time.
     watches: Vec<(Vec<u8>, usize, u64)>,
     quit: bool,
@@ -708,7 +712,11 @@ impl Session {
     }
 
     async fn run_locked(&self, shard: usize, args: Vec<Bytes>) -> Reply {
-        match self.call(shard, ShardRequest::RunLocked(args)).await {
+        let req = ShardRequest::RunLocked {
+            args,
+            now_ms: self.clock,
+        };
+        match self.call(shard, req).await {
             Ok(ShardResponse::Reply(r)) => r,
             Ok(_) => Reply::error("ERR internal routing error"),
             Err(e) => e,
@@ -877,6 +885,9 @@ impl Session {
             }
         }
         let replies = if clean {
+            // One time for the whole transaction (as Redis), once it holds
+            // its locks.
+            let outer = self.clock.replace(self.shard.db.now_ms());
             let mut replies = Vec::with_capacity(queue.len());
             for args in queue {
                 let reply = match command::lookup(&args[0]) {
@@ -885,6 +896,7 @@ impl Session {
                 };
                 replies.push(reply);
             }
+            self.clock = outer;
             Some(replies)
         } else {
             None
@@ -902,7 +914,16 @@ impl Session {
         let shards = self.shard.shards();
         let (src, dst) = (args[1].to_vec(), args[2].to_vec());
         let (s_src, s_dst) = (shard_of(&src, shards), shard_of(&dst, shards));
-        match self.call(s_src, ShardRequest::Export(src.clone())).await {
+        match self
+            .call(
+                s_src,
+                ShardRequest::Export {
+                    key: src.clone(),
+                    now_ms: self.clock,
+                },
+            )
+            .await
+        {
             Ok(ShardResponse::Exported(Ok(Some(value)))) => {
                 let import = ShardRequest::Import { key: dst, value, nx };
                 match self.call(s_dst, import).await {
@@ -910,7 +931,10 @@ impl Session {
                         match self
                             .call(
                                 s_src,
-                                ShardRequest::RunLocked(vec![Bytes::from_static(b"DEL"), args[1].clone()]),
+                                ShardRequest::RunLocked {
+                                    args: vec![Bytes::from_static(b"DEL"), args[1].clone()],
+                                    now_ms: self.clock,
+                                },
                             )
                             .await
                         {
@@ -963,6 +987,10 @@ impl Session {
                 locked.push(s);
             }
         }
+        let outer = self.clock;
+        if outer.is_none() {
+            self.clock = Some(self.shard.db.now_ms());
+        }
         let reply = match spec.name {
             "rename" | "renamenx" => self.rename_across(&args, spec.name == "renamenx").await,
             "smove" => self.smove_across(&args).await,
@@ -970,6 +998,7 @@ impl Session {
             "copy" => self.copy_across(&args).await,
             _ => self.gather_and_run(spec, &args, txid).await,
         };
+        self.clock = outer;
         for s in locked {
             let _ = self.call(s, ShardRequest::Unlock(txid)).await;
         }
@@ -994,7 +1023,16 @@ impl Session {
                 continue;
             }
             let tmp = Bytes::from(format!("\u{0}lumadb-gather:{txid}:{i}"));
-            match self.call(s, ShardRequest::Export(k.to_vec())).await {
+            match self
+                .call(
+                    s,
+                    ShardRequest::Export {
+                        key: k.to_vec(),
+                        now_ms: self.clock,
+                    },
+                )
+                .await
+            {
                 Ok(ShardResponse::Exported(Ok(Some(value)))) => {
                     let import = ShardRequest::Import {
                         key: tmp.to_vec(),
@@ -1033,7 +1071,16 @@ impl Session {
         let shards = self.shard.shards();
         let (src, dst) = (args[1].to_vec(), args[2].to_vec());
         let (s_src, s_dst) = (shard_of(&src, shards), shard_of(&dst, shards));
-        match self.call(s_src, ShardRequest::Export(src)).await {
+        match self
+            .call(
+                s_src,
+                ShardRequest::Export {
+                    key: src,
+                    now_ms: self.clock,
+                },
+            )
+            .await
+        {
             Ok(ShardResponse::Exported(Ok(Some(value)))) => {
                 let import = ShardRequest::Import {
                     key: dst,

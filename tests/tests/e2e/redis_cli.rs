@@ -950,3 +950,45 @@ fn flushall_under_concurrent_writes_to_collections_on_disk_leaves_them_consisten
     s.kill9_and_restart_on_same_ports();
     check_collections_consistent(&s, "after kill -9");
 }
+
+/// EXEC runs every command at one time (as Redis): a key whose TTL runs
+/// out while a transaction is busy with slow commands is alive, or gone,
+/// for all of it, on one shard or across shards.
+#[test]
+fn a_key_does_not_expire_halfway_through_exec() {
+    let s = server();
+    let mut c = s.conn();
+    c.set_read_timeout(Some(Duration::from_secs(30)));
+    let big: Vec<String> = (0..50_000).map(|i| i.to_string()).collect();
+    for chunk in big.chunks(5_000) {
+        let mut args = vec!["RPUSH", "ttl-big"];
+        args.extend(chunk.iter().map(String::as_str));
+        c.call(&args);
+    }
+    let mut inconsistent = Vec::new();
+    for round in 0..10 {
+        c.call(&["DEL", "ttl-k"]);
+        c.call(&["RPUSH", "ttl-k", "a", "b", "c"]);
+        c.call(&["PEXPIRE", "ttl-k", "20"]);
+        std::thread::sleep(Duration::from_millis(15));
+        let mut cmds: Vec<Vec<String>> = vec![vec!["MULTI".into()]];
+        let words = |line: &str| line.split(' ').map(String::from).collect::<Vec<String>>();
+        cmds.push(words("EXISTS ttl-k"));
+        cmds.push(words("LLEN ttl-k"));
+        for _ in 0..5 {
+            cmds.push(words("LRANGE ttl-big 0 -1"));
+        }
+        cmds.push(words("EXISTS ttl-k"));
+        cmds.push(words("LLEN ttl-k"));
+        cmds.push(words("EXEC"));
+        let replies = pipeline(&mut c, &cmds);
+        let Some(Value::Array(results)) = replies.last() else {
+            panic!("EXEC: {:?}", replies.last())
+        };
+        let (first, last) = ((&results[0], &results[1]), (&results[7], &results[8]));
+        if first != last {
+            inconsistent.push(format!("round {round}: before {first:?}, after {last:?}"));
+        }
+    }
+    assert!(inconsistent.is_empty(), "{inconsistent:?}");
+}

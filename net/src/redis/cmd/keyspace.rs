@@ -43,8 +43,8 @@ pub async fn run<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, name: &str, args: &
     })
 }
 
-fn now_i64<S: Storage>(db: &Db<S>) -> i64 {
-    i64::try_from(db.now_ms()).unwrap_or(i64::MAX)
+fn now_i64<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>) -> i64 {
+    i64::try_from(db.now_in(tx)).unwrap_or(i64::MAX)
 }
 
 async fn del<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> CmdResult {
@@ -123,7 +123,7 @@ async fn expire<S: Storage>(
         when = when.checked_mul(1000).ok_or_else(invalid)?;
     }
     if !absolute {
-        when = when.checked_add(now_i64(db)).ok_or_else(invalid)?;
+        when = when.checked_add(now_i64(db, tx)).ok_or_else(invalid)?;
     }
     let Some(mut meta) = db.meta_for_write(tx, key).await? else {
         return Ok(Reply::Int(0));
@@ -137,7 +137,7 @@ async fn expire<S: Storage>(
     if refused {
         return Ok(Reply::Int(0));
     }
-    if when <= now_i64(db) {
+    if when <= now_i64(db, tx) {
         db.delete_key(tx, key, &meta)?;
     } else {
         // Past `now`, so positive.
@@ -154,7 +154,7 @@ async fn ttl<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], seconds
     if meta.expire_at_ms == 0 {
         return Ok(Reply::Int(-1));
     }
-    let left = meta.expire_at_ms.saturating_sub(db.now_ms());
+    let left = meta.expire_at_ms.saturating_sub(db.now_in(tx));
     let left = i64::try_from(left).unwrap_or(i64::MAX);
     Ok(Reply::Int(if seconds { left.saturating_add(500) / 1000 } else { left }))
 }
