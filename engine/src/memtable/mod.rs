@@ -280,7 +280,7 @@ impl MemTable {
         if self.entries.get() < DISCARD_ENTRIES_MIN {
             return None;
         }
-        let keys = self.keys.borrow();
+        let keys = self.ordered_keys();
         let outside = || {
             keys.range((Bound::Unbounded, Bound::Excluded(start)))
                 .chain(keys.range((Bound::Included(end), Bound::Unbounded)))
@@ -373,7 +373,7 @@ impl MemTable {
         max: usize,
         out: &mut Vec<Entry>,
     ) {
-        let keys = self.keys.borrow();
+        let keys = self.ordered_keys();
         for (key, versions) in keys.range((after, upper)) {
             if let Some(v) = versions.newest_first().find(|v| v.seq <= snapshot) {
                 out.push(Entry {
@@ -393,7 +393,7 @@ impl MemTable {
     /// first), every version of up to `max_keys` keys after `after`: the
     /// flush stream.
     pub fn all_versions_after(&self, after: Option<&[u8]>, max_keys: usize, out: &mut Vec<Entry>) {
-        let keys = self.keys.borrow();
+        let keys = self.ordered_keys();
         let lower = match after {
             Some(k) => Bound::Excluded(k),
             None => Bound::Unbounded,
@@ -408,6 +408,14 @@ impl MemTable {
                 });
             }
         }
+    }
+
+    /// The key index, every key in its ordered index (for range reads).
+    fn ordered_keys(&self) -> std::cell::Ref<'_, Keys<Versions>> {
+        if !self.keys.borrow().is_settled() {
+            self.keys.borrow_mut().settle();
+        }
+        self.keys.borrow()
     }
 
     /// Frees part of a flushed memtable and answers whether anything is
