@@ -117,6 +117,7 @@ impl Listener {
             rbuf: vec![0; CONN_READ_CHUNK_BYTES],
             wbuf: Vec::new(),
             pending: None,
+            sending: None,
             closed: false,
         };
         // Replies are written whole; Nagle would only add latency.
@@ -238,7 +239,20 @@ pub struct Connection {
     /// A receive that a dropped [`Connection::read`] left in flight; the
     /// next read waits for it, so nothing the peer sent is lost.
     pending: Option<crate::uring::RecvOp>,
+    /// A send started by [`Connection::start_send`], giving its buffer back.
+    sending: Option<SendOp>,
     closed: bool,
+}
+
+type SendOp = std::pin::Pin<Box<dyn Future<Output = io::Result<Vec<u8>>>>>;
+
+/// What [`Connection::next_event`] saw first.
+#[derive(Debug)]
+pub enum ConnEvent {
+    /// The send in flight completed; its buffer, emptied, for reuse.
+    Sent(Vec<u8>),
+    /// This many bytes were read onto the buffer (0: the peer closed).
+    Read(usize),
 }
 
 impl Connection {
@@ -272,8 +286,70 @@ impl Connection {
                 }
             }
         };
-        let (r, mut chunk) = op.await;
+        let (r, chunk) = op.await;
         self.pending = None;
+        self.take_received(r, chunk, buf)
+    }
+
+    /// Starts sending all of `data` in the background; the connection
+    /// may read meanwhile ([`Connection::next_event`]). One send at a time.
+    pub fn start_send(&mut self, data: Vec<u8>) {
+        assert!(self.sending.is_none(), "a send is already in flight");
+        self.sending = Some(Box::pin(crate::uring::send_all(self.fd, data)));
+    }
+
+    /// Whether a send started by [`Connection::start_send`] is in flight.
+    pub fn is_sending(&self) -> bool {
+        self.sending.is_some()
+    }
+
+    /// Waits for the send in flight, if any; gives its buffer back.
+    pub async fn finish_send(&mut self) -> io::Result<Option<Vec<u8>>> {
+        match self.sending.take() {
+            Some(op) => op.await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits until the send in flight completes or, if `read`, bytes
+    /// arrive (appended to `buf`), whichever comes first. At least one of
+    /// the two must be possible. A read left waiting stays in flight for
+    /// the next call, as with [`Connection::read`].
+    pub async fn next_event(&mut self, buf: &mut BytesMut, read: bool) -> io::Result<ConnEvent> {
+        assert!(read || self.sending.is_some(), "waiting for nothing");
+        if read && self.pending.is_none() {
+            let chunk = std::mem::take(&mut self.rbuf);
+            match crate::uring::RecvOp::start(self.fd, chunk) {
+                Ok(op) => self.pending = Some(op),
+                Err((e, chunk)) => {
+                    self.rbuf = chunk;
+                    return Err(e);
+                }
+            }
+        }
+        let event = std::future::poll_fn(|cx| {
+            if let Some(op) = self.sending.as_mut() {
+                if let std::task::Poll::Ready(r) = op.as_mut().poll(cx) {
+                    self.sending = None;
+                    return std::task::Poll::Ready(r.map(ConnEvent::Sent));
+                }
+            }
+            if read {
+                if let Some(op) = self.pending.as_mut() {
+                    if let std::task::Poll::Ready((r, chunk)) = std::pin::Pin::new(op).poll(cx) {
+                        self.pending = None;
+                        return std::task::Poll::Ready(Ok(ConnEvent::Read(self.take_received(r, chunk, buf)?)));
+                    }
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await?;
+        Ok(event)
+    }
+
+    /// Appends a completed receive's bytes to `buf` and keeps its chunk.
+    fn take_received(&mut self, r: io::Result<usize>, mut chunk: Vec<u8>, buf: &mut BytesMut) -> io::Result<usize> {
         if chunk.is_empty() {
             chunk = vec![0; CONN_READ_CHUNK_BYTES];
         }
@@ -283,8 +359,10 @@ impl Connection {
         Ok(n)
     }
 
-    /// Writes all of `data`.
+    /// Writes all of `data` (after any send in flight; nothing to write
+    /// only waits for that).
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.finish_send().await?;
         let mut out = std::mem::take(&mut self.wbuf);
         out.clear();
         out.extend_from_slice(data);

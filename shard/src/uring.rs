@@ -344,23 +344,37 @@ pub async fn send(fd: RawFd, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
     (result_io(r), back.unwrap_or_default())
 }
 
-/// Sends all of `buf` on socket `fd`, continuing after short sends; gives
+/// Sends `buf[from..]`; returns `buf` and how much was sent.
+async fn send_from(fd: RawFd, buf: Vec<u8>, from: usize) -> (io::Result<usize>, Vec<u8>) {
+    assert!(from < buf.len(), "nothing to send");
+    let ring = match Ring::current() {
+        Ok(r) => r,
+        Err(e) => return (Err(e), buf),
+    };
+    let rest = &buf[from..];
+    let entry = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32)
+        .flags(libc::MSG_NOSIGNAL)
+        .build();
+    let (r, back) = ring.submit(entry, Some(buf)).await;
+    (result_io(r), back.unwrap_or_default())
+}
+
+/// Sends all of `buf` on socket `fd`, continuing after short sends (from
+/// where the last one stopped: a big reply backlog is never moved); gives
 /// the buffer back, emptied, for reuse.
 pub async fn send_all(fd: RawFd, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
-    loop {
-        let (r, mut back) = send(fd, buf).await;
-        let n = match r {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-            Err(e) => return Err(e),
-        };
-        if n >= back.len() {
-            back.clear();
-            return Ok(back);
-        }
-        back.drain(..n);
+    let mut sent = 0;
+    while sent < buf.len() {
+        let (r, back) = send_from(fd, buf, sent).await;
         buf = back;
+        match r {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(e) => return Err(e),
+        }
     }
+    buf.clear();
+    Ok(buf)
 }
 
 /// Connects socket `fd` to the address in `addr` (a `sockaddr_in` or

@@ -12,7 +12,11 @@
 //!
 //! While a batch is in flight the connection reads nothing more: a slow
 //! shard or a full cross-shard queue stops this client's reads rather
-//! than growing a buffer.
+//! than growing a buffer. Replies, though, are sent in the background
+//! while the connection goes on reading and running requests (as Redis
+//! buffers replies): a client that writes a long pipeline before reading
+//! any reply would otherwise never finish writing it. Only past
+//! [`CONN_REPLY_BACKLOG_BYTES_MAX`] of unsent replies does it stop reading.
 //!
 //! Submodules hold what the session answers itself: `connection` (AUTH,
 //! HELLO's login, SHUTDOWN), `manage` (CLIENT, CONFIG), `blocking`
@@ -38,6 +42,10 @@ use crate::resp::{command, errors, CommandSpec, Decoder, Reply};
 pub const PIPELINE_BATCH_MAX: usize = 1024;
 /// Bytes of replies buffered before they are written, even mid-batch.
 pub const CONN_WRITE_BUF_BYTES_MAX: usize = 1 << 20;
+/// Unsent reply bytes past which a connection stops reading requests
+/// until its client reads (Redis buffers a normal client's replies
+/// without limit).
+pub const CONN_REPLY_BACKLOG_BYTES_MAX: usize = 1 << 30;
 /// Most keys a SCAN cursor step visits by default.
 const SCAN_COUNT_DEFAULT: usize = 10;
 
@@ -202,6 +210,8 @@ impl Session {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut decoder = Decoder::new();
         let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+        // The buffer of the last send, for the next replies.
+        let mut spare: Vec<u8> = Vec::new();
         let unauthenticated_limits = crate::resp::Limits {
             unauthenticated: true,
             ..self.shard.limits.clone()
@@ -255,42 +265,88 @@ impl Session {
                 }
                 self.drain_mailbox(&mut out);
             }
-            if !out.is_empty() {
-                conn.write_all(&out).await?;
-                out.clear();
-                if out.capacity() > CONN_WRITE_BUF_BYTES_MAX {
-                    out.shrink_to(16 * 1024);
-                }
+            if !out.is_empty() && !conn.is_sending() {
+                conn.start_send(std::mem::replace(&mut out, std::mem::take(&mut spare)));
             }
             if self.quit || self.shard.stopping.get() {
+                conn.write_all(&out).await?;
                 return Ok(());
             }
-            if more_buffered {
+            if more_buffered && out.len() < CONN_REPLY_BACKLOG_BYTES_MAX {
                 continue;
             }
             let n = if self.subscribed() {
-                // Subscribed clients never time out (as Redis).
+                // Subscribed clients never time out (as Redis); their
+                // messages go out after the replies before them.
+                conn.write_all(&out).await?;
+                out.clear();
                 match self.read_or_deliver(conn, &mut buf, &mut out).await? {
                     Some(n) => n,
                     None => return Ok(()),
                 }
-            } else if self.shard.idle_timeout_secs.get() > 0 {
-                let idle = Duration::from_secs(self.shard.idle_timeout_secs.get());
-                match lumadb_shard::conn::timeout(idle, conn.read(&mut buf)).await {
-                    Some(r) => r?,
+            } else {
+                match self
+                    .next_input(conn, &mut buf, &mut out, &mut spare, more_buffered)
+                    .await?
+                {
+                    Some(n) => n,
                     None => return Ok(()),
                 }
-            } else {
-                conn.read(&mut buf).await?
             };
             if n == 0 {
+                // The client sent its last request; it may still read.
+                conn.write_all(&out).await?;
                 return Ok(());
             }
             // A graceful stop runs what was in flight when it began, and
             // nothing read after that: the shard is about to close its
             // engine, which would refuse the writes.
             if self.shard.stopping.get() {
+                conn.write_all(&out).await?;
                 return Ok(());
+            }
+        }
+    }
+
+    /// Sends `out` in the background, a send at a time, until requests
+    /// arrive: answers how many bytes were read onto `buf` (0: the client
+    /// closed), or `None` when the client idled past the timeout, or
+    /// `Some(usize::MAX)` when `buffered` requests can run again (the
+    /// backlog fell below [`CONN_REPLY_BACKLOG_BYTES_MAX`]).
+    async fn next_input(
+        &self,
+        conn: &mut Connection,
+        buf: &mut BytesMut,
+        out: &mut Vec<u8>,
+        spare: &mut Vec<u8>,
+        buffered: bool,
+    ) -> std::io::Result<Option<usize>> {
+        loop {
+            if !conn.is_sending() && !out.is_empty() {
+                conn.start_send(std::mem::replace(out, std::mem::take(spare)));
+            }
+            let room = out.len() < CONN_REPLY_BACKLOG_BYTES_MAX;
+            if buffered && room {
+                return Ok(Some(usize::MAX));
+            }
+            let idle = self.shard.idle_timeout_secs.get();
+            let event = if !conn.is_sending() && idle > 0 {
+                // Idle: nothing in flight either way.
+                match lumadb_shard::conn::timeout(Duration::from_secs(idle), conn.next_event(buf, true)).await {
+                    Some(r) => r?,
+                    None => return Ok(None),
+                }
+            } else {
+                conn.next_event(buf, room && !buffered).await?
+            };
+            match event {
+                lumadb_shard::conn::ConnEvent::Sent(mut emptied) => {
+                    if emptied.capacity() > CONN_WRITE_BUF_BYTES_MAX {
+                        emptied = Vec::with_capacity(16 * 1024);
+                    }
+                    *spare = emptied;
+                }
+                lumadb_shard::conn::ConnEvent::Read(n) => return Ok(Some(n)),
             }
         }
     }

@@ -992,3 +992,43 @@ fn a_key_does_not_expire_halfway_through_exec() {
     }
     assert!(inconsistent.is_empty(), "{inconsistent:?}");
 }
+
+/// A client that writes a long pipeline whole before reading any reply
+/// (redis-py's `pipeline().execute()` does) gets every reply: the server
+/// goes on reading while its replies wait to be sent, as Redis does,
+/// instead of both sides waiting on full socket buffers.
+#[test]
+fn a_pipeline_written_whole_before_any_reply_is_read_completes() {
+    let s = server();
+    let mut c = s.conn();
+    let value = "v".repeat(100);
+    // Long key names: the requests alone (200,000 of them, 34 MB) must
+    // outgrow every socket buffer between the two sides.
+    let key = |i: usize| format!("bp:{}:{i:04}", "k".repeat(140));
+    let keys: Vec<Vec<String>> = (0..1000).map(|i| vec!["SET".into(), key(i), value.clone()]).collect();
+    pipeline(&mut c, &keys);
+    let n = 200_000;
+    let mut frames = Vec::new();
+    for i in 0..n {
+        frames.extend_from_slice(&lumadb_tests::resp::encode(&["GET", &key(i % 1000)]));
+    }
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.redis_port())).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    // All of it first, no reply read meanwhile.
+    std::io::Write::write_all(&mut stream, &frames).expect("the server stopped reading the pipeline");
+    // Every reply is `$100\r\n` + 100 bytes + `\r\n`.
+    let want = n * (6 + 100 + 2);
+    let mut got = 0;
+    let mut chunk = vec![0u8; 1 << 20];
+    while got < want {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) => panic!("after {got} of {want} reply bytes: {e}"),
+        }
+    }
+    assert_eq!(got, want);
+}
