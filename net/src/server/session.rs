@@ -195,6 +195,16 @@ fn command_name(args: &[Bytes]) -> &'static str {
 /// and WATCHed keys with their stamps.
 type ShardLocks = (Vec<(Vec<u8>, bool)>, Vec<(Vec<u8>, u64)>);
 
+/// What a session waiting for input got ([`Session::next_input`]).
+enum Input {
+    /// Bytes read (0: the client closed its side).
+    Read(usize),
+    /// Requests already buffered may run (the reply backlog has room).
+    Buffered,
+    /// The client idled past the timeout.
+    Idle,
+}
+
 /// Where one command of a batch goes.
 enum Plan {
     /// All keys on one shard: runs there with others of the batch.
@@ -289,8 +299,9 @@ impl Session {
                     .next_input(conn, &mut buf, &mut out, &mut spare, more_buffered)
                     .await?
                 {
-                    Some(n) => n,
-                    None => return Ok(()),
+                    Input::Read(n) => n,
+                    Input::Buffered => continue,
+                    Input::Idle => return Ok(()),
                 }
             };
             if n == 0 {
@@ -308,11 +319,9 @@ impl Session {
         }
     }
 
-    /// Sends `out` in the background, a send at a time, until requests
-    /// arrive: answers how many bytes were read onto `buf` (0: the client
-    /// closed), or `None` when the client idled past the timeout, or
-    /// `Some(usize::MAX)` when `buffered` requests can run again (the
-    /// backlog fell below [`CONN_REPLY_BACKLOG_BYTES_MAX`]).
+    /// Sends `out` in the background, a send at a time, until there is
+    /// input to run: bytes read onto `buf`, or the `buffered` requests once
+    /// the reply backlog is below [`CONN_REPLY_BACKLOG_BYTES_MAX`].
     async fn next_input(
         &self,
         conn: &mut Connection,
@@ -320,21 +329,21 @@ impl Session {
         out: &mut Vec<u8>,
         spare: &mut Vec<u8>,
         buffered: bool,
-    ) -> std::io::Result<Option<usize>> {
+    ) -> std::io::Result<Input> {
         loop {
             if !conn.is_sending() && !out.is_empty() {
                 conn.start_send(std::mem::replace(out, std::mem::take(spare)));
             }
             let room = out.len() < CONN_REPLY_BACKLOG_BYTES_MAX;
             if buffered && room {
-                return Ok(Some(usize::MAX));
+                return Ok(Input::Buffered);
             }
             let idle = self.shard.idle_timeout_secs.get();
             let event = if !conn.is_sending() && idle > 0 {
                 // Idle: nothing in flight either way.
                 match lumadb_shard::conn::timeout(Duration::from_secs(idle), conn.next_event(buf, true)).await {
                     Some(r) => r?,
-                    None => return Ok(None),
+                    None => return Ok(Input::Idle),
                 }
             } else {
                 conn.next_event(buf, room && !buffered).await?
@@ -346,7 +355,7 @@ impl Session {
                     }
                     *spare = emptied;
                 }
-                lumadb_shard::conn::ConnEvent::Read(n) => return Ok(Some(n)),
+                lumadb_shard::conn::ConnEvent::Read(n) => return Ok(Input::Read(n)),
             }
         }
     }
