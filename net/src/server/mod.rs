@@ -61,12 +61,16 @@ pub enum ShardRequest {
         whole: bool,
     },
     /// Run one command of a locked transaction, at the transaction's
-    /// time (`now_ms`, Unix ms) when it has one.
+    /// time (`now_ms`, Unix ms) when it has one. Under transaction `txid`'s
+    /// locks on this shard, its writes are made durable at `Unlock`, once
+    /// for the whole transaction, instead of before the reply.
     RunLocked {
         args: Vec<Bytes>,
         now_ms: Option<u64>,
+        txid: Option<u64>,
     },
-    /// Release a transaction's locks.
+    /// Release a transaction's locks, then wait until its writes are
+    /// durable: `Done`, or the storage error as a `Reply`.
     Unlock(u64),
     Watch(Vec<u8>),
     Unwatch(Vec<Vec<u8>>),
@@ -233,7 +237,8 @@ pub struct Shard {
     pub rejected_connections: Cell<u64>,
     commands: RefCell<HashMap<&'static str, (u64, u64)>>,
     latency_us: RefCell<Histogram<u64>>,
-    tx_locks: RefCell<HashMap<u64, LockGuard>>,
+    /// Each open transaction's locks and its writes not yet durable.
+    tx_locks: RefCell<HashMap<u64, (LockGuard, Vec<crate::redis::store::Durable>)>>,
     next_txid: Cell<u64>,
     /// Requests being served; shutdown waits for them.
     pub in_flight: Cell<u64>,
@@ -431,7 +436,7 @@ impl Shard {
         })
     }
 
-    async fn run_locked(&self, args: &[Bytes], now_ms: Option<u64>) -> Reply {
+    async fn run_locked(&self, args: &[Bytes], now_ms: Option<u64>, txid: Option<u64>) -> Reply {
         let Some(spec) = command::lookup(&args[0]) else {
             return Reply::Error(crate::resp::errors::unknown_command(args));
         };
@@ -453,6 +458,23 @@ impl Shard {
             }
         }
         let durable = tx.commit();
+        // Inside a transaction the next command may run at once (it holds
+        // the locks; the overlay shows it these writes): the transaction
+        // waits for durability once, at `Unlock`, as a pipeline's commands
+        // share one group commit.
+        let durable = match txid {
+            Some(t) => match self.tx_locks.borrow_mut().get_mut(&t) {
+                Some((_, pending)) => {
+                    pending.push(durable);
+                    None
+                }
+                None => Some(durable),
+            },
+            None => Some(durable),
+        };
+        let Some(durable) = durable else {
+            return result.unwrap_or_else(CmdError::into_reply);
+        };
         match (result, durable.wait().await) {
             (Ok(r), Ok(())) => r,
             (Err(e), _) => e.into_reply(),
@@ -580,12 +602,22 @@ impl Service for Shard {
                         locks.lock(keys.iter().map(|(k, ex)| (k.as_slice(), *ex))).await
                     };
                     let clean = watches.iter().all(|(k, stamp)| self.db.watch_stamp(k) == *stamp);
-                    self.tx_locks.borrow_mut().insert(txid, guard);
+                    self.tx_locks.borrow_mut().insert(txid, (guard, Vec::new()));
                     ShardResponse::Locked { clean }
                 }
-                ShardRequest::RunLocked { args, now_ms } => ShardResponse::Reply(self.run_locked(&args, now_ms).await),
+                ShardRequest::RunLocked { args, now_ms, txid } => {
+                    ShardResponse::Reply(self.run_locked(&args, now_ms, txid).await)
+                }
                 ShardRequest::Unlock(txid) => {
-                    self.tx_locks.borrow_mut().remove(&txid);
+                    let Some((guard, durable)) = self.tx_locks.borrow_mut().remove(&txid) else {
+                        return ShardResponse::Done;
+                    };
+                    drop(guard);
+                    for d in durable {
+                        if let Err(e) = d.wait().await {
+                            return ShardResponse::Reply(CmdError::Store(e).into_reply());
+                        }
+                    }
                     ShardResponse::Done
                 }
                 ShardRequest::Watch(key) => ShardResponse::Stamp(self.db.watch(&key)),

@@ -102,6 +102,7 @@ async fn serve(shard: Rc<Shard>, mut conn: Connection) {
         multi: None,
         multi_failed: false,
         clock: None,
+        txid: None,
         watches: Vec::new(),
         quit: false,
         close_unanswered: false,
@@ -146,6 +147,9 @@ struct Session {
     /// The time (Unix ms) every command of the running EXEC or cross-shard
     /// command sees, on every shard: no key expires halfway through it.
     clock: Option<u64>,
+    /// The transaction whose locks the running EXEC or cross-shard
+    /// command holds: its writes are made durable once, at its end.
+    txid: Option<u64>,
     /// WATCHed keys: key, owning shard, stamp at WATCH time.
     watches: Vec<(Vec<u8>, usize, u64)>,
     quit: bool,
@@ -780,6 +784,7 @@ impl Session {
         let req = ShardRequest::RunLocked {
             args,
             now_ms: self.clock,
+            txid: self.txid,
         };
         match self.call(shard, req).await {
             Ok(ShardResponse::Reply(r)) => r,
@@ -953,6 +958,7 @@ impl Session {
             // One time for the whole transaction (as Redis), once it holds
             // its locks.
             let outer = self.clock.replace(self.shard.db.now_ms());
+            let outer_txid = self.txid.replace(txid);
             let mut replies = Vec::with_capacity(queue.len());
             for args in queue {
                 let reply = match command::lookup(&args[0]) {
@@ -962,14 +968,17 @@ impl Session {
                 replies.push(reply);
             }
             self.clock = outer;
+            self.txid = outer_txid;
             Some(replies)
         } else {
             None
         };
-        for s in locked {
-            let _ = self.call(s, ShardRequest::Unlock(txid)).await;
+        let failed = self.unlock_all(txid, locked).await;
+        match (replies, failed) {
+            // Its writes are not durable: no command may read as done.
+            (Some(replies), Some(e)) => Some(replies.iter().map(|_| e.clone()).collect()),
+            (replies, _) => replies,
         }
-        replies
     }
 
     /// RENAME/RENAMENX whose keys live on two shards (their locks held):
@@ -999,6 +1008,7 @@ impl Session {
                                 ShardRequest::RunLocked {
                                     args: vec![Bytes::from_static(b"DEL"), args[1].clone()],
                                     now_ms: self.clock,
+                                    txid: self.txid,
                                 },
                             )
                             .await
@@ -1056,6 +1066,10 @@ impl Session {
         if outer.is_none() {
             self.clock = Some(self.shard.db.now_ms());
         }
+        let outer_txid = self.txid;
+        if !in_exec {
+            self.txid = Some(txid);
+        }
         let reply = match spec.name {
             "rename" | "renamenx" => self.rename_across(&args, spec.name == "renamenx").await,
             "smove" => self.smove_across(&args).await,
@@ -1064,10 +1078,26 @@ impl Session {
             _ => self.gather_and_run(spec, &args, txid).await,
         };
         self.clock = outer;
-        for s in locked {
-            let _ = self.call(s, ShardRequest::Unlock(txid)).await;
+        self.txid = outer_txid;
+        match self.unlock_all(txid, locked).await {
+            Some(e) => e,
+            None => reply,
         }
-        reply
+    }
+
+    /// Releases transaction `txid` on `shards`, each waiting until its
+    /// writes there are durable; the first storage error, if any.
+    async fn unlock_all(&mut self, txid: u64, shards: Vec<usize>) -> Option<Reply> {
+        let mut failed = None;
+        for s in shards {
+            match self.call(s, ShardRequest::Unlock(txid)).await {
+                Ok(ShardResponse::Reply(e @ Reply::Error(_))) | Err(e) => {
+                    failed.get_or_insert(e);
+                }
+                Ok(_) => {}
+            }
+        }
+        failed
     }
 
     /// Runs a read-many command on its first key's shard after copying the

@@ -1032,3 +1032,35 @@ fn a_pipeline_written_whole_before_any_reply_is_read_completes() {
     }
     assert_eq!(got, want);
 }
+
+/// A transaction's writes are made durable once, when it ends, and its
+/// EXEC is answered only after that: in `sync` mode every write of an
+/// answered EXEC survives a kill -9, on every shard it touched.
+#[test]
+fn an_answered_exec_survives_kill_9_in_sync_mode() {
+    let mut s = LumaServer::start(ServerOptions::default().shards(SHARDS).sync_mode("sync"));
+    let mut c = s.conn();
+    let mut cmds: Vec<Vec<String>> = vec![vec!["MULTI".into()]];
+    for i in 0..2000 {
+        cmds.push(vec!["SET".into(), format!("txk:{i}"), format!("v{i}")]);
+    }
+    cmds.push(vec!["RPUSH".into(), "txlist".into(), "a".into(), "b".into()]);
+    cmds.push(vec!["EXEC".into()]);
+    let replies = pipeline(&mut c, &cmds);
+    let Some(Value::Array(results)) = replies.last() else {
+        panic!("EXEC: {:?}", replies.last())
+    };
+    assert_eq!(results.len(), 2001);
+    assert!(results[..2000].iter().all(|r| *r == Value::Simple(b"OK".to_vec())));
+    assert_eq!(results[2000], Value::Int(2));
+    s.kill9_and_restart_on_same_ports();
+    let mut c = s.conn();
+    assert_eq!(c.call(&["DBSIZE"]), Value::Int(2001));
+    for i in (0..2000).step_by(97) {
+        assert_eq!(
+            c.call(&["GET", &format!("txk:{i}")]),
+            Value::Bulk(format!("v{i}").into_bytes())
+        );
+    }
+    assert_eq!(c.call(&["LLEN", "txlist"]), Value::Int(2));
+}
