@@ -295,7 +295,14 @@ impl Connection {
     /// may read meanwhile ([`Connection::next_event`]). One send at a time.
     pub fn start_send(&mut self, data: Vec<u8>) {
         assert!(self.sending.is_none(), "a send is already in flight");
-        self.sending = Some(Box::pin(crate::uring::send_all(self.fd, data)));
+        let mut op: SendOp = Box::pin(crate::uring::send_all(self.fd, data));
+        // Queue it now, not at the first wait: the session may run a
+        // blocking command before it waits on the connection again.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match op.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => self.sending = Some(Box::pin(std::future::ready(r))),
+            std::task::Poll::Pending => self.sending = Some(op),
+        }
     }
 
     /// Whether a send started by [`Connection::start_send`] is in flight.

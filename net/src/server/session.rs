@@ -230,9 +230,16 @@ impl Session {
             unauthenticated: true,
             ..self.shard.limits.clone()
         };
+        // A blocking command decoded after others waits for the next batch,
+        // so that the replies before it go out before it blocks.
+        let mut carried: Option<Vec<Bytes>> = None;
         loop {
             let mut batch = Vec::new();
             let mut fatal = None;
+            let mut split = false;
+            if let Some(args) = carried.take() {
+                batch.push(args);
+            }
             // Before the client logs in, one command at a time: the next
             // frame is decoded under the login's limits only once the
             // AUTH before it has run.
@@ -244,9 +251,16 @@ impl Session {
             while batch.len() < batch_max {
                 match decoder.decode(&mut buf, limits) {
                     Ok(Some(req)) => {
-                        if !req.args.is_empty() {
-                            batch.push(req.args);
+                        if req.args.is_empty() {
+                            continue;
                         }
+                        let blocking = command::lookup(&req.args[0]).is_some_and(|s| s.has_flag("blocking"));
+                        if blocking && !batch.is_empty() {
+                            carried = Some(req.args);
+                            split = true;
+                            break;
+                        }
+                        batch.push(req.args);
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -258,7 +272,7 @@ impl Session {
             // A full batch may have left complete requests in the buffer:
             // run those before waiting for more bytes, which the client,
             // waiting for its replies, may never send.
-            let more_buffered = batch.len() == batch_max;
+            let more_buffered = batch.len() == batch_max || split;
             if !batch.is_empty() {
                 self.shard.in_flight.set(self.shard.in_flight.get() + 1);
                 self.execute_batch(batch, &mut out).await;

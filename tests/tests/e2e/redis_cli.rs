@@ -1064,3 +1064,25 @@ fn an_answered_exec_survives_kill_9_in_sync_mode() {
     }
     assert_eq!(c.call(&["LLEN", "txlist"]), Value::Int(2));
 }
+
+/// The replies before a blocking command in one pipeline reach the client
+/// while the command waits, as with Redis: here the PONG arrives while
+/// BLPOP blocks with no timeout, and the pop answers once another client
+/// pushes.
+#[test]
+fn replies_before_a_blocking_command_in_a_pipeline_arrive_while_it_waits() {
+    let s = server();
+    let mut c = s.conn();
+    c.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut frames = lumadb_tests::resp::encode(&["PING"]);
+    frames.extend_from_slice(&lumadb_tests::resp::encode(&["BLPOP", "bl-pipe", "0"]));
+    c.send_raw(&frames);
+    let (_, first) = c.read_reply().expect("PONG while BLPOP waits");
+    assert_eq!(first, Value::Simple(b"PONG".to_vec()));
+    s.conn().call(&["RPUSH", "bl-pipe", "x"]);
+    let (_, popped) = c.read_reply().expect("BLPOP reply");
+    assert_eq!(
+        popped,
+        Value::Array(vec![Value::Bulk(b"bl-pipe".to_vec()), Value::Bulk(b"x".to_vec())])
+    );
+}
