@@ -199,6 +199,13 @@ fn command_name(args: &[Bytes]) -> &'static str {
 /// and WATCHed keys with their stamps.
 type ShardLocks = (Vec<(Vec<u8>, bool)>, Vec<(Vec<u8>, u64)>);
 
+/// Whether `name` is a blocking command (BLPOP and the like: all begin
+/// with a B, which spares every other request the table lookup).
+fn is_blocking(name: &[u8]) -> bool {
+    name.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'b'))
+        && command::lookup(name).is_some_and(|s| s.has_flag("blocking"))
+}
+
 /// What a session waiting for input got ([`Session::next_input`]).
 enum Input {
     /// Bytes read (0: the client closed its side).
@@ -254,8 +261,7 @@ impl Session {
                         if req.args.is_empty() {
                             continue;
                         }
-                        let blocking = command::lookup(&req.args[0]).is_some_and(|s| s.has_flag("blocking"));
-                        if blocking && !batch.is_empty() {
+                        if !batch.is_empty() && is_blocking(&req.args[0]) {
                             carried = Some(req.args);
                             split = true;
                             break;
@@ -1396,5 +1402,25 @@ async fn run_group(router: &lumadb_shard::router::Router<Shard>, s: usize, cmds:
         Ok(ShardResponse::Reply(r)) => vec![r],
         Ok(_) => vec![Reply::error("ERR internal routing error"); n],
         Err(e) => vec![Reply::error(format!("ERR {e}")); n],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `is_blocking` looks only at names that begin with a B.
+    #[test]
+    fn every_blocking_command_begins_with_b() {
+        for spec in crate::resp::command::all() {
+            if spec.has_flag("blocking") {
+                assert!(super::is_blocking(spec.name.as_bytes()), "{}", spec.name);
+                assert!(
+                    super::is_blocking(spec.name.to_ascii_uppercase().as_bytes()),
+                    "{}",
+                    spec.name
+                );
+            }
+        }
+        assert!(!super::is_blocking(b"LPOP"));
+        assert!(!super::is_blocking(b"BITCOUNT"));
     }
 }
