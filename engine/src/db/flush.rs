@@ -90,11 +90,7 @@ impl<S: Storage> Engine<S> {
 
     async fn flush_memtable(&self, ks: KeyspaceId, mem: &Rc<MemTable>) -> Result<()> {
         let tombstones = mem.all_range_tombstones();
-        let mut opened = Vec::new();
-        for (meta, file) in self.write_memtable(ks, mem).await? {
-            let t = Table::open(file, meta.number, self.inner.block_cache.clone()).await?;
-            opened.push((meta, t));
-        }
+        let opened = self.write_and_open(ks, mem).await?;
         let _m = self.inner.manifest_lock.lock().await;
         let dropped;
         let old = {
@@ -106,14 +102,7 @@ impl<S: Storage> Engine<S> {
             dropped = if opened.is_empty() {
                 Vec::new()
             } else {
-                let mut v = (*k.version).clone();
-                // The tables dropped leave the version in the same manifest
-                // edit that adds the tables holding the tombstones.
-                let dropped = covered_by_range_deletes(&mut v, &tombstones, oldest_snapshot, &k.busy);
-                for (meta, _) in &opened {
-                    add_to_l0(&mut v, meta.clone());
-                }
-                v.check_invariants();
+                let (v, dropped) = flushed_version(&k.version, &opened, &tombstones, oldest_snapshot, &k.busy);
                 k.version = Rc::new(v);
                 dropped
             };
@@ -134,21 +123,37 @@ impl<S: Storage> Engine<S> {
             k.imm.insert(0, old.1);
             return Err(e);
         }
-        if !dropped.is_empty() {
-            let bytes: u64 = dropped.iter().map(|f| f.size).sum();
-            tracing::info!(
-                keyspace = ks,
-                tables = dropped.len(),
-                bytes,
-                "range delete dropped whole tables"
-            );
-            self.inner.state.borrow_mut().stats.tables_dropped_by_range_delete += dropped.len() as u64;
-            self.forget_tables(&dropped).await;
-        }
+        self.forget_dropped_tables(&dropped).await;
         self.delete_obsolete_wal_segments().await;
         self.inner.progress.notify_all();
         self.inner.background.notify_all();
         Ok(())
+    }
+
+    /// Writes `mem` to new tables ([`Engine::write_memtable`]) and opens them.
+    pub(crate) async fn write_and_open(
+        &self,
+        ks: KeyspaceId,
+        mem: &MemTable,
+    ) -> Result<Vec<(FileMeta, Rc<Table<S::File>>)>> {
+        let mut opened = Vec::new();
+        for (meta, file) in self.write_memtable(ks, mem).await? {
+            let t = Table::open(file, meta.number, self.inner.block_cache.clone()).await?;
+            opened.push((meta, t));
+        }
+        Ok(opened)
+    }
+
+    /// Counts, logs, closes and deletes the tables a flushed range delete
+    /// dropped, once the manifest edit that dropped them is persisted.
+    pub(crate) async fn forget_dropped_tables(&self, dropped: &[Rc<FileMeta>]) {
+        if dropped.is_empty() {
+            return;
+        }
+        let bytes: u64 = dropped.iter().map(|f| f.size).sum();
+        tracing::info!(tables = dropped.len(), bytes, "range delete dropped whole tables");
+        self.inner.state.borrow_mut().stats.tables_dropped_by_range_delete += dropped.len() as u64;
+        self.forget_tables(dropped).await;
     }
 
     /// Writes `mem` to new tables: one, several where the keyspace's
@@ -245,6 +250,25 @@ pub(crate) fn covered_by_range_deletes(
         });
     }
     dropped
+}
+
+/// `version` after a flush that wrote `outputs`: they enter L0 and, in
+/// the same manifest edit, the tables the flush's `tombstones` cover whole
+/// leave it ([`covered_by_range_deletes`]); those are returned.
+pub(crate) fn flushed_version<T>(
+    version: &crate::version::Version,
+    outputs: &[(FileMeta, T)],
+    tombstones: &[RangeTombstone],
+    oldest_snapshot: Option<SeqNo>,
+    busy: &HashSet<u64>,
+) -> (crate::version::Version, Vec<Rc<FileMeta>>) {
+    let mut v = version.clone();
+    let dropped = covered_by_range_deletes(&mut v, tombstones, oldest_snapshot, busy);
+    for (meta, _) in outputs {
+        add_to_l0(&mut v, meta.clone());
+    }
+    v.check_invariants();
+    (v, dropped)
 }
 
 /// Inserts a freshly flushed file into L0, keeping L0 newest first.

@@ -265,28 +265,15 @@ impl<S: Storage> Engine<S> {
             if mem.is_empty() {
                 continue;
             }
-            let mut opened = Vec::new();
-            for (meta, file) in engine.write_memtable(id, &mem).await? {
-                let t = Table::open(file, meta.number, engine.inner.block_cache.clone()).await?;
-                opened.push((meta, t));
-            }
+            let opened = engine.write_and_open(id, &mem).await?;
             if opened.is_empty() {
                 continue;
             }
             let mut st = engine.inner.state.borrow_mut();
             let k = st.keyspaces.get_mut(&id).expect("keyspace exists");
-            let mut v = (*k.version).clone();
             let tombstones = mem.all_range_tombstones();
-            dropped.extend(super::flush::covered_by_range_deletes(
-                &mut v,
-                &tombstones,
-                None,
-                &HashSet::new(),
-            ));
-            for (meta, _) in &opened {
-                super::flush::add_to_l0(&mut v, meta.clone());
-            }
-            v.check_invariants();
+            let (v, gone) = super::flush::flushed_version(&k.version, &opened, &tombstones, None, &HashSet::new());
+            dropped.extend(gone);
             k.version = Rc::new(v);
             for (meta, t) in opened {
                 st.tables.insert(meta.number, t);
@@ -311,11 +298,7 @@ impl<S: Storage> Engine<S> {
             engine.persist_manifest_locked().await?;
         }
         engine.delete_obsolete_wal_segments().await;
-        if !dropped.is_empty() {
-            tracing::info!(tables = dropped.len(), "replayed range deletes dropped whole tables");
-            engine.inner.state.borrow_mut().stats.tables_dropped_by_range_delete += dropped.len() as u64;
-            engine.forget_tables(&dropped).await;
-        }
+        engine.forget_dropped_tables(&dropped).await;
 
         // Anything else no manifest references is left over from a crash.
         let live: HashSet<String> = {
