@@ -28,15 +28,17 @@ mod manage;
 mod pubsub;
 
 use std::collections::BTreeMap;
+use std::pin::pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures::future::Either;
 use lumadb_shard::conn::{Connection, Listener};
 
 use super::{info, shard_of, ClientInfo, Shard, ShardRequest, ShardResponse};
 use crate::redis::keys::Kind;
-use crate::resp::{command, errors, CommandSpec, Decoder, Reply};
+use crate::resp::{command, errors, CommandSpec, Decoder, Encoder, Reply};
 
 /// Most requests decoded before the batch is executed and answered.
 pub const PIPELINE_BATCH_MAX: usize = 1024;
@@ -212,8 +214,9 @@ enum Input {
     Read(usize),
     /// Requests already buffered may run (the reply backlog has room).
     Buffered,
-    /// The client idled past the timeout.
-    Idle,
+    /// The connection must close: the client idled past the timeout, or
+    /// its subscriber mailbox passed its bound.
+    Close,
 }
 
 /// Where one command of a batch goes.
@@ -309,24 +312,13 @@ impl Session {
             if more_buffered && out.len() < CONN_REPLY_BACKLOG_BYTES_MAX {
                 continue;
             }
-            let n = if self.subscribed() {
-                // Subscribed clients never time out (as Redis); their
-                // messages go out after the replies before them.
-                conn.write_all(&out).await?;
-                out.clear();
-                match self.read_or_deliver(conn, &mut buf, &mut out).await? {
-                    Some(n) => n,
-                    None => return Ok(()),
-                }
-            } else {
-                match self
-                    .next_input(conn, &mut buf, &mut out, &mut spare, more_buffered)
-                    .await?
-                {
-                    Input::Read(n) => n,
-                    Input::Buffered => continue,
-                    Input::Idle => return Ok(()),
-                }
+            let n = match self
+                .next_input(conn, &mut buf, &mut out, &mut spare, more_buffered)
+                .await?
+            {
+                Input::Read(n) => n,
+                Input::Buffered => continue,
+                Input::Close => return Ok(()),
             };
             if n == 0 {
                 // The client sent its last request; it may still read.
@@ -346,6 +338,11 @@ impl Session {
     /// Sends `out` in the background, a send at a time, until there is
     /// input to run: bytes read onto `buf`, or the `buffered` requests once
     /// the reply backlog is below [`CONN_REPLY_BACKLOG_BYTES_MAX`].
+    ///
+    /// A subscribed client's messages join `out` as they come, after the
+    /// replies before them, but only while `out` is small: behind a client
+    /// that stops reading they wait in its mailbox, whose bound closes the
+    /// connection. Subscribed clients never time out (as Redis).
     async fn next_input(
         &self,
         conn: &mut Connection,
@@ -354,7 +351,22 @@ impl Session {
         spare: &mut Vec<u8>,
         buffered: bool,
     ) -> std::io::Result<Input> {
+        let mailbox = self.subs.as_ref().map(|s| s.mailbox.clone());
         loop {
+            // Taken before the checks below: a message queued after them
+            // still wakes this wait.
+            let woken = mailbox.as_ref().map(|m| m.notify.notified());
+            if let Some(m) = &mailbox {
+                if m.overflowed() {
+                    tracing::info!(
+                        shard = self.shard.id(),
+                        client = self.info.id,
+                        "closing subscriber past the pubsub output buffer limit"
+                    );
+                    return Ok(Input::Close);
+                }
+                m.drain_into(&Encoder::new(self.resp3), out, CONN_WRITE_BUF_BYTES_MAX);
+            }
             if !conn.is_sending() && !out.is_empty() {
                 conn.start_send(std::mem::replace(out, std::mem::take(spare)));
             }
@@ -363,14 +375,23 @@ impl Session {
                 return Ok(Input::Buffered);
             }
             let idle = self.shard.idle_timeout_secs.get();
-            let event = if !conn.is_sending() && idle > 0 {
-                // Idle: nothing in flight either way.
-                match lumadb_shard::conn::timeout(Duration::from_secs(idle), conn.next_event(buf, true)).await {
-                    Some(r) => r?,
-                    None => return Ok(Input::Idle),
+            let sending = conn.is_sending();
+            let event = conn.next_event(buf, room && !buffered);
+            let event = match woken {
+                Some(woken) => match futures::future::select(pin!(event), pin!(woken)).await {
+                    Either::Left((r, _)) => r?,
+                    // A message or the mailbox's overflow: the next round
+                    // writes or closes. A read left waiting stays in flight.
+                    Either::Right(_) => continue,
+                },
+                None if !sending && idle > 0 => {
+                    // Idle: nothing in flight either way.
+                    match lumadb_shard::conn::timeout(Duration::from_secs(idle), event).await {
+                        Some(r) => r?,
+                        None => return Ok(Input::Close),
+                    }
                 }
-            } else {
-                conn.next_event(buf, room && !buffered).await?
+                None => event.await?,
             };
             match event {
                 lumadb_shard::conn::ConnEvent::Sent(mut emptied) => {

@@ -239,3 +239,57 @@ fn redis_cli_subscribe_prints_messages() {
         "redis-cli printed {lines:?}"
     );
 }
+
+/// A subscribed client that writes a long pipeline before reading any
+/// reply gets every reply: the server keeps reading while the replies
+/// wait to be sent, and messages published meanwhile follow them.
+#[test]
+fn a_subscriber_writing_a_long_pipeline_before_reading_gets_every_reply() {
+    use std::io::{Read, Write};
+    let s = LumaServer::start(ServerOptions::default().shards(2));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.redis_port())).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let payload = "p".repeat(1000);
+    let n = 30_000;
+    let mut frames = lumadb_tests::resp::encode(&["SUBSCRIBE", "subpipe"]);
+    for _ in 0..n {
+        frames.extend_from_slice(&lumadb_tests::resp::encode(&["PING", &payload]));
+    }
+    // 30 MB of requests and 30 MB of replies: more than the socket
+    // buffers between the two sides hold.
+    stream
+        .write_all(&frames)
+        .expect("the server stopped reading the pipeline");
+    let subscribed = b"*3\r\n$9\r\nsubscribe\r\n$7\r\nsubpipe\r\n:1\r\n".to_vec();
+    let mut pong = b"*2\r\n$4\r\npong\r\n$1000\r\n".to_vec();
+    pong.extend_from_slice(payload.as_bytes());
+    pong.extend_from_slice(b"\r\n");
+    let want = subscribed.len() + n * pong.len();
+    let mut got = Vec::with_capacity(want);
+    let mut chunk = vec![0u8; 1 << 20];
+    while got.len() < want {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(k) => got.extend_from_slice(&chunk[..k]),
+            Err(e) => panic!("after {} of {want} reply bytes: {e}", got.len()),
+        }
+    }
+    assert_eq!(got.len(), want);
+    assert_eq!(&got[..subscribed.len()], &subscribed[..]);
+    assert!(got[subscribed.len()..].chunks(pong.len()).all(|r| r == &pong[..]));
+    // Still subscribed, and messages still arrive.
+    assert_eq!(s.cli(&["PUBLISH", "subpipe", "after"]).trim(), "(integer) 1");
+    let message = b"*3\r\n$7\r\nmessage\r\n$7\r\nsubpipe\r\n$5\r\nafter\r\n";
+    let mut got = Vec::new();
+    while got.len() < message.len() {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(k) => got.extend_from_slice(&chunk[..k]),
+            Err(e) => panic!("waiting for the message: {e}"),
+        }
+    }
+    assert_eq!(got, message);
+}

@@ -1,6 +1,7 @@
 //! Pub/Sub in a session: SUBSCRIBE and friends, PUBLISH's fan-out to
-//! every shard, PUBSUB's introspection gathered over the shards, and the
-//! wait of a subscribed connection on its socket and its mailbox at once.
+//! every shard, and PUBSUB's introspection gathered over the shards. (A
+//! subscribed connection waits on its socket and its mailbox at once in
+//! `Session::next_input`.)
 //!
 //! A connection's subscriptions live in its own shard's
 //! [`Registry`](crate::server::pubsub::Registry), so (un)subscribing
@@ -8,13 +9,10 @@
 //! pays nothing on its command path.
 
 use std::collections::BTreeSet;
-use std::pin::pin;
 use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
-use futures::future::Either;
+use bytes::Bytes;
 use hashbrown::HashSet;
-use lumadb_shard::conn::Connection;
 
 use super::{Session, CONN_WRITE_BUF_BYTES_MAX};
 use crate::resp::{errors, Encoder, Reply};
@@ -220,58 +218,6 @@ impl Session {
     /// Whether the mailbox passed its bound (the connection must close).
     pub(super) fn mailbox_overflowed(&self) -> bool {
         self.subs.as_ref().is_some_and(|s| s.mailbox.overflowed())
-    }
-
-    /// Waits, while subscribed, for the client's next bytes (`Some(n)`)
-    /// and writes messages as they come meanwhile; `None`: close the
-    /// connection (the subscriber fell too far behind).
-    pub(super) async fn read_or_deliver(
-        &self,
-        conn: &mut Connection,
-        buf: &mut BytesMut,
-        out: &mut Vec<u8>,
-    ) -> std::io::Result<Option<usize>> {
-        let Some(mailbox) = self.subs.as_ref().map(|s| s.mailbox.clone()) else {
-            return conn.read(buf).await.map(Some);
-        };
-        loop {
-            if mailbox.overflowed() {
-                tracing::info!(
-                    shard = self.shard.id(),
-                    client = self.info.id,
-                    "closing subscriber past the pubsub output buffer limit"
-                );
-                return Ok(None);
-            }
-            if !mailbox.is_empty() {
-                mailbox.drain_into(&Encoder::new(self.resp3), out, CONN_WRITE_BUF_BYTES_MAX);
-                // A client that stops reading stalls this write; its
-                // mailbox keeps filling meanwhile, and passing the bound
-                // must still end the connection.
-                let overflow = async {
-                    loop {
-                        let woken = mailbox.notify.notified();
-                        if mailbox.overflowed() {
-                            return;
-                        }
-                        woken.await;
-                    }
-                };
-                match futures::future::select(pin!(conn.write_all(out)), pin!(overflow)).await {
-                    Either::Left((r, _)) => r?,
-                    Either::Right(_) => continue,
-                }
-                out.clear();
-                continue;
-            }
-            let woken = mailbox.notify.notified();
-            // The read is cancel-safe: a message arriving first leaves the
-            // receive in flight for the next call.
-            match futures::future::select(pin!(conn.read(buf)), pin!(woken)).await {
-                Either::Left((r, _)) => return r.map(Some),
-                Either::Right(_) => continue,
-            }
-        }
     }
 
     /// PUBSUB CHANNELS / NUMSUB / NUMPAT / HELP over every shard.
