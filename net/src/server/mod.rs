@@ -60,12 +60,13 @@ pub enum ShardRequest {
         watches: Vec<(Vec<u8>, u64)>,
         whole: bool,
     },
-    /// Run one command of a locked transaction, at the transaction's
-    /// time (`now_ms`, Unix ms) when it has one. Under transaction `txid`'s
-    /// locks on this shard, its writes are made durable at `Unlock`, once
-    /// for the whole transaction, instead of before the reply.
+    /// Run commands of a locked transaction, in order, at the
+    /// transaction's time (`now_ms`, Unix ms) when it has one; `Replies`.
+    /// Under transaction `txid`'s locks on this shard, their writes are
+    /// made durable at `Unlock`, once for the whole transaction, instead
+    /// of before the replies.
     RunLocked {
-        args: Vec<Bytes>,
+        cmds: Vec<Vec<Bytes>>,
         now_ms: Option<u64>,
         txid: Option<u64>,
     },
@@ -605,8 +606,15 @@ impl Service for Shard {
                     self.tx_locks.borrow_mut().insert(txid, (guard, Vec::new()));
                     ShardResponse::Locked { clean }
                 }
-                ShardRequest::RunLocked { args, now_ms, txid } => {
-                    ShardResponse::Reply(self.run_locked(&args, now_ms, txid).await)
+                ShardRequest::RunLocked { cmds, now_ms, txid } => {
+                    let mut replies = Vec::with_capacity(cmds.len());
+                    for (i, args) in cmds.iter().enumerate() {
+                        if i > 0 {
+                            self.db.store.engine().yield_if_needed().await;
+                        }
+                        replies.push(self.run_locked(args, now_ms, txid).await);
+                    }
+                    ShardResponse::Replies(replies)
                 }
                 ShardRequest::Unlock(txid) => {
                     let Some((guard, durable)) = self.tx_locks.borrow_mut().remove(&txid) else {

@@ -409,32 +409,9 @@ impl Session {
         if self.multi.is_some() || self.pubsub_restricted() || !self.authenticated {
             return Plan::Session;
         }
-        let Some(spec) = command::lookup(&args[0]) else {
-            return Plan::Session;
-        };
-        if !spec.check_arity(args.len())
-            || spec.has_flag("blocking")
-            || matches!(
-                spec.name,
-                "watch" | "unwatch" | "multi" | "exec" | "discard" | "lmpop" | "zmpop"
-            )
-        {
-            return Plan::Session;
-        }
-        let shards = self.shard.shards();
-        let mut owner = None;
-        for i in spec.key_indexes(args) {
-            let Some(k) = args.get(i) else { continue };
-            let s = shard_of(k, shards);
-            match owner {
-                None => owner = Some(s),
-                Some(o) if o != s => return Plan::Session,
-                _ => {}
-            }
-        }
-        match owner {
-            Some(s) => Plan::Shard(s, spec),
-            None if spec.name == "publish" => Plan::Publish,
+        match single_shard(args, self.shard.shards()) {
+            Some((s, spec)) => Plan::Shard(s, spec),
+            None if args.len() == 3 && args[0].eq_ignore_ascii_case(b"publish") => Plan::Publish,
             None => Plan::Session,
         }
     }
@@ -822,15 +799,24 @@ impl Session {
     }
 
     async fn run_locked(&self, shard: usize, args: Vec<Bytes>) -> Reply {
+        self.run_locked_many(shard, vec![args], 1)
+            .await
+            .pop()
+            .unwrap_or_else(|| Reply::error("ERR internal routing error"))
+    }
+
+    /// Runs `n` commands, in order, on `shard` under the locks held
+    /// (`RunLocked`); their `n` replies.
+    async fn run_locked_many(&self, shard: usize, cmds: Vec<Vec<Bytes>>, n: usize) -> Vec<Reply> {
         let req = ShardRequest::RunLocked {
-            args,
+            cmds,
             now_ms: self.clock,
             txid: self.txid,
         };
         match self.call(shard, req).await {
-            Ok(ShardResponse::Reply(r)) => r,
-            Ok(_) => Reply::error("ERR internal routing error"),
-            Err(e) => e,
+            Ok(ShardResponse::Replies(r)) if r.len() == n => r,
+            Ok(_) => vec![Reply::error("ERR internal routing error"); n],
+            Err(e) => vec![e; n],
         }
     }
 
@@ -1001,7 +987,37 @@ impl Session {
             let outer = self.clock.replace(self.shard.db.now_ms());
             let outer_txid = self.txid.replace(txid);
             let mut replies = Vec::with_capacity(queue.len());
-            for args in queue {
+            let mut queue = queue.into_iter().peekable();
+            while queue.peek().is_some() {
+                // A run of commands each on one shard goes as one message
+                // per shard, all shards at once: under the transaction's
+                // locks, commands on different shards touch disjoint keys,
+                // so only each shard's own order matters.
+                let mut run: BTreeMap<usize, (Vec<usize>, Vec<Vec<Bytes>>)> = BTreeMap::new();
+                let first = replies.len();
+                let mut n = 0;
+                while let Some(args) = queue.next_if(|a| single_shard(a, shards).is_some()) {
+                    let s = single_shard(&args, shards).map_or(0, |(s, _)| s);
+                    let e = run.entry(s).or_default();
+                    e.0.push(first + n);
+                    e.1.push(args);
+                    n += 1;
+                }
+                if n > 0 {
+                    replies.resize(first + n, Reply::Null);
+                    let this = &*self;
+                    let calls = run.into_iter().map(|(s, (at, cmds))| async move {
+                        let k = cmds.len();
+                        (at, this.run_locked_many(s, cmds, k).await)
+                    });
+                    for (at, rs) in futures::future::join_all(calls).await {
+                        for (i, r) in at.into_iter().zip(rs) {
+                            replies[i] = r;
+                        }
+                    }
+                    continue;
+                }
+                let Some(args) = queue.next() else { break };
                 let reply = match command::lookup(&args[0]) {
                     Some(spec) => Box::pin(self.dispatch(spec, args, true)).await,
                     None => Reply::Error(errors::unknown_command(&args)),
@@ -1047,14 +1063,17 @@ impl Session {
                             .call(
                                 s_src,
                                 ShardRequest::RunLocked {
-                                    args: vec![Bytes::from_static(b"DEL"), args[1].clone()],
+                                    cmds: vec![vec![Bytes::from_static(b"DEL"), args[1].clone()]],
                                     now_ms: self.clock,
                                     txid: self.txid,
                                 },
                             )
                             .await
                         {
-                            Ok(ShardResponse::Reply(Reply::Error(e))) => Reply::Error(e),
+                            Ok(ShardResponse::Replies(rs)) => match rs.into_iter().next() {
+                                Some(Reply::Error(e)) => Reply::Error(e),
+                                _ => r,
+                            },
                             Err(e) => e,
                             _ => r,
                         }
@@ -1417,6 +1436,34 @@ impl Session {
 type RunBatch = Vec<(&'static CommandSpec, Vec<Bytes>)>;
 
 /// Runs `cmds` on shard `s`; `n` replies in order, errors included.
+/// The shard that owns every key of `args`, for a command that runs whole
+/// there; `None` when the session runs it: no key, keys on several shards,
+/// a wrong arity, or a command the session itself takes part in
+/// (transactions, blocking commands, counted-keys pops).
+fn single_shard(args: &[Bytes], shards: usize) -> Option<(usize, &'static CommandSpec)> {
+    let spec = command::lookup(args.first()?)?;
+    if !spec.check_arity(args.len())
+        || spec.has_flag("blocking")
+        || matches!(
+            spec.name,
+            "watch" | "unwatch" | "multi" | "exec" | "discard" | "lmpop" | "zmpop"
+        )
+    {
+        return None;
+    }
+    let mut owner = None;
+    for i in spec.key_indexes(args) {
+        let Some(k) = args.get(i) else { continue };
+        let s = shard_of(k, shards);
+        match owner {
+            None => owner = Some(s),
+            Some(o) if o != s => return None,
+            _ => {}
+        }
+    }
+    owner.map(|s| (s, spec))
+}
+
 async fn run_group(router: &lumadb_shard::router::Router<Shard>, s: usize, cmds: RunBatch, n: usize) -> Vec<Reply> {
     match router.call(s, ShardRequest::Run(cmds)).await {
         Ok(ShardResponse::Replies(r)) => r,

@@ -727,6 +727,25 @@ INCR tx1
 SET tx3 c
 EXEC
 GET tx3
+MULTI
+SET txa 1
+SET txb 1
+INCR txa
+APPEND txb x
+GET txa
+RENAME txa txc
+GET txc
+EXISTS txa
+INCR txb
+MSET txd 1 txe 2
+MGET txd txe txc
+INCRBY txd 5
+DEL txd txe txc
+GET txb
+RPUSH txl a b
+LRANGE txl 0 -1
+GET txd
+EXEC
 WATCH tx1
 UNWATCH
 MULTI
