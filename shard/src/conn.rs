@@ -13,8 +13,14 @@ use std::time::Duration;
 use bytes::BytesMut;
 use std::os::unix::io::RawFd;
 
-/// Bytes asked of the kernel per read.
+/// Bytes asked of the kernel per read, at first and whenever reads are
+/// small.
 pub const CONN_READ_CHUNK_BYTES: usize = 16 * 1024;
+/// The most bytes asked per read: a read that fills its chunk doubles the
+/// next one up to this (a client streaming large values is read in large
+/// pieces, so a pipeline's requests share one batch and one group commit);
+/// a read of under an eighth of it shrinks it back.
+pub const CONN_READ_CHUNK_BYTES_MAX: usize = 1 << 20;
 
 /// How long [`probe_port`] waits for a port that is still in use.
 pub const PROBE_PORT_WAIT: Duration = Duration::from_secs(1);
@@ -356,13 +362,28 @@ impl Connection {
     }
 
     /// Appends a completed receive's bytes to `buf` and keeps its chunk.
+    ///
+    /// Sizes the next read's chunk from this one (see
+    /// [`CONN_READ_CHUNK_BYTES_MAX`]).
     fn take_received(&mut self, r: io::Result<usize>, mut chunk: Vec<u8>, buf: &mut BytesMut) -> io::Result<usize> {
         if chunk.is_empty() {
             chunk = vec![0; CONN_READ_CHUNK_BYTES];
         }
+        let n = match r {
+            Ok(n) => n,
+            Err(e) => {
+                self.rbuf = chunk;
+                return Err(e);
+            }
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let size = chunk.len();
+        if n == size && size < CONN_READ_CHUNK_BYTES_MAX {
+            chunk.resize((size * 2).min(CONN_READ_CHUNK_BYTES_MAX), 0);
+        } else if n < size / 8 && size > CONN_READ_CHUNK_BYTES {
+            chunk = vec![0; CONN_READ_CHUNK_BYTES];
+        }
         self.rbuf = chunk;
-        let n = r?;
-        buf.extend_from_slice(&self.rbuf[..n]);
         Ok(n)
     }
 
