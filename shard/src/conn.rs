@@ -246,11 +246,9 @@ pub struct Connection {
     /// next read waits for it, so nothing the peer sent is lost.
     pending: Option<crate::uring::RecvOp>,
     /// A send started by [`Connection::start_send`], giving its buffer back.
-    sending: Option<SendOp>,
+    sending: Option<crate::uring::SendAllOp>,
     closed: bool,
 }
-
-type SendOp = std::pin::Pin<Box<dyn Future<Output = io::Result<Vec<u8>>>>>;
 
 /// What [`Connection::next_event`] saw first.
 #[derive(Debug)]
@@ -301,14 +299,9 @@ impl Connection {
     /// may read meanwhile ([`Connection::next_event`]). One send at a time.
     pub fn start_send(&mut self, data: Vec<u8>) {
         assert!(self.sending.is_none(), "a send is already in flight");
-        let mut op: SendOp = Box::pin(crate::uring::send_all(self.fd, data));
-        // Queue it now, not at the first wait: the session may run a
+        // Queued now, not at the first wait: the session may run a
         // blocking command before it waits on the connection again.
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match op.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(r) => self.sending = Some(Box::pin(std::future::ready(r))),
-            std::task::Poll::Pending => self.sending = Some(op),
-        }
+        self.sending = Some(crate::uring::SendAllOp::start(self.fd, data));
     }
 
     /// Whether a send started by [`Connection::start_send`] is in flight.
@@ -342,7 +335,7 @@ impl Connection {
         }
         let event = std::future::poll_fn(|cx| {
             if let Some(op) = self.sending.as_mut() {
-                if let std::task::Poll::Ready(r) = op.as_mut().poll(cx) {
+                if let std::task::Poll::Ready(r) = std::pin::Pin::new(op).poll(cx) {
                     self.sending = None;
                     return std::task::Poll::Ready(r.map(ConnEvent::Sent));
                 }

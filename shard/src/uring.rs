@@ -49,6 +49,8 @@ struct Inner {
     /// Entries pushed but not yet submitted.
     unsubmitted: usize,
     in_flight: usize,
+    /// Completions of one turn (kept to reuse its allocation).
+    done: Vec<(usize, i32)>,
 }
 
 /// One shard's network ring. `!Send`: it lives on its executor's thread.
@@ -76,6 +78,7 @@ impl Ring {
                 ring,
                 ops: Vec::new(),
                 free: Vec::new(),
+                done: Vec::new(),
                 unsubmitted: 0,
                 in_flight: 0,
             }),
@@ -151,12 +154,15 @@ impl Ring {
                 inner.unsubmitted = 0;
             }
         }
-        let mut done = Vec::new();
-        for cqe in inner.ring.completion() {
-            done.push((cqe.user_data() as usize, cqe.result()));
-        }
+        let mut done = std::mem::take(&mut inner.done);
+        done.extend(
+            inner
+                .ring
+                .completion()
+                .map(|cqe| (cqe.user_data() as usize, cqe.result())),
+        );
         let n = done.len();
-        for (index, result) in done {
+        for &(index, result) in &done {
             inner.in_flight -= 1;
             let free = {
                 let Some(op) = inner.ops.get_mut(index).and_then(Option::as_mut) else {
@@ -173,6 +179,8 @@ impl Ring {
                 inner.free.push(index);
             }
         }
+        done.clear();
+        inner.done = done;
         n
     }
 
@@ -344,37 +352,87 @@ pub async fn send(fd: RawFd, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
     (result_io(r), back.unwrap_or_default())
 }
 
-/// Sends `buf[from..]`; returns `buf` and how much was sent.
-async fn send_from(fd: RawFd, buf: Vec<u8>, from: usize) -> (io::Result<usize>, Vec<u8>) {
-    assert!(from < buf.len(), "nothing to send");
-    let ring = match Ring::current() {
-        Ok(r) => r,
-        Err(e) => return (Err(e), buf),
-    };
-    let rest = &buf[from..];
-    let entry = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32)
-        .flags(libc::MSG_NOSIGNAL)
-        .build();
-    let (r, back) = ring.submit(entry, Some(buf)).await;
-    (result_io(r), back.unwrap_or_default())
-}
-
 /// Sends all of `buf` on socket `fd`, continuing after short sends (from
 /// where the last one stopped: a big reply backlog is never moved); gives
 /// the buffer back, emptied, for reuse.
-pub async fn send_all(fd: RawFd, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
-    let mut sent = 0;
-    while sent < buf.len() {
-        let (r, back) = send_from(fd, buf, sent).await;
-        buf = back;
-        match r {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => sent += n,
-            Err(e) => return Err(e),
+pub async fn send_all(fd: RawFd, buf: Vec<u8>) -> io::Result<Vec<u8>> {
+    SendAllOp::start(fd, buf).await
+}
+
+/// [`send_all`] as a named future: queued to the kernel when created (no
+/// first poll needed, no box), so a connection can keep one in flight
+/// while it reads ([`crate::conn::Connection::start_send`]).
+pub struct SendAllOp {
+    fd: RawFd,
+    sent: usize,
+    state: SendState,
+}
+
+enum SendState {
+    InFlight(OpFuture),
+    Done(Option<io::Result<Vec<u8>>>),
+}
+
+impl SendAllOp {
+    pub fn start(fd: RawFd, buf: Vec<u8>) -> SendAllOp {
+        let mut op = SendAllOp {
+            fd,
+            sent: 0,
+            state: SendState::Done(None),
+        };
+        op.send_rest(buf);
+        op
+    }
+
+    /// Queues the send of what is left of `buf`, or completes.
+    fn send_rest(&mut self, mut buf: Vec<u8>) {
+        if self.sent >= buf.len() {
+            buf.clear();
+            self.state = SendState::Done(Some(Ok(buf)));
+            return;
+        }
+        let ring = match Ring::current() {
+            Ok(r) => r,
+            Err(e) => {
+                self.state = SendState::Done(Some(Err(e)));
+                return;
+            }
+        };
+        let rest = &buf[self.sent..];
+        let entry = opcode::Send::new(
+            types::Fd(self.fd),
+            rest.as_ptr(),
+            rest.len().min(u32::MAX as usize) as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build();
+        self.state = SendState::InFlight(ring.submit(entry, Some(buf)));
+    }
+}
+
+impl Future for SendAllOp {
+    type Output = io::Result<Vec<u8>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let (r, back) = match &mut self.state {
+                SendState::InFlight(op) => match Pin::new(op).poll(cx) {
+                    Poll::Ready(done) => done,
+                    Poll::Pending => return Poll::Pending,
+                },
+                SendState::Done(r) => return Poll::Ready(r.take().expect("a send polled after it completed")),
+            };
+            let buf = back.unwrap_or_default();
+            match result_io(r) {
+                Ok(0) => self.state = SendState::Done(Some(Err(io::ErrorKind::WriteZero.into()))),
+                Ok(n) => {
+                    self.sent += n;
+                    self.send_rest(buf);
+                }
+                Err(e) => self.state = SendState::Done(Some(Err(e))),
+            }
         }
     }
-    buf.clear();
-    Ok(buf)
 }
 
 /// Connects socket `fd` to the address in `addr` (a `sockaddr_in` or
