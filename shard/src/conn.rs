@@ -309,6 +309,12 @@ impl Connection {
         self.sending.is_some()
     }
 
+    /// Bytes of the send in flight taken by the kernel so far (0 when
+    /// none): a client that reads nothing stops this from growing.
+    pub fn send_progress(&self) -> usize {
+        self.sending.as_ref().map_or(0, crate::uring::SendAllOp::sent)
+    }
+
     /// Waits for the send in flight, if any; gives its buffer back.
     pub async fn finish_send(&mut self) -> io::Result<Option<Vec<u8>>> {
         match self.sending.take() {

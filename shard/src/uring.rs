@@ -374,6 +374,11 @@ enum SendState {
 }
 
 impl SendAllOp {
+    /// Bytes of the buffer the kernel has taken so far.
+    pub fn sent(&self) -> usize {
+        self.sent
+    }
+
     pub fn start(fd: RawFd, buf: Vec<u8>) -> SendAllOp {
         let mut op = SendAllOp {
             fd,

@@ -375,23 +375,26 @@ impl Session {
                 return Ok(Input::Buffered);
             }
             let idle = self.shard.idle_timeout_secs.get();
-            let sending = conn.is_sending();
-            let event = conn.next_event(buf, room && !buffered);
+            let read = room && !buffered;
             let event = match woken {
-                Some(woken) => match futures::future::select(pin!(event), pin!(woken)).await {
+                Some(woken) => match futures::future::select(pin!(conn.next_event(buf, read)), pin!(woken)).await {
                     Either::Left((r, _)) => r?,
                     // A message or the mailbox's overflow: the next round
                     // writes or closes. A read left waiting stays in flight.
                     Either::Right(_) => continue,
                 },
-                None if !sending && idle > 0 => {
-                    // Idle: nothing in flight either way.
-                    match lumadb_shard::conn::timeout(Duration::from_secs(idle), event).await {
+                None if idle > 0 => {
+                    // Idle: nothing read and nothing of the replies taken
+                    // by the client for that long (as Redis, which counts
+                    // writes as activity too). Both waits stay in flight.
+                    let progress = conn.send_progress();
+                    match lumadb_shard::conn::timeout(Duration::from_secs(idle), conn.next_event(buf, read)).await {
                         Some(r) => r?,
+                        None if conn.is_sending() && conn.send_progress() != progress => continue,
                         None => return Ok(Input::Close),
                     }
                 }
-                None => event.await?,
+                None => conn.next_event(buf, read).await?,
             };
             match event {
                 lumadb_shard::conn::ConnEvent::Sent(mut emptied) => {

@@ -464,6 +464,70 @@ fn idle_clients_are_closed() {
     );
 }
 
+/// A client that sends requests and never reads their replies is closed
+/// once the idle timeout passes with none of its replies taken (Redis
+/// counts writes as activity, so a stalled send is idle time), while a
+/// slow reader that keeps taking its replies is not.
+#[test]
+fn a_client_that_takes_none_of_its_replies_is_closed_after_the_idle_timeout() {
+    use std::io::Write;
+    let s = LumaServer::start(ServerOptions::default().config("[server]\nidle_timeout_secs = 2\n"));
+    let mut c = s.conn();
+    let value = "v".repeat(100_000);
+    assert_eq!(c.call_raw(&["SET", "big", &value]).0, b"+OK\r\n");
+    let frames: Vec<u8> = (0..400)
+        .flat_map(|_| lumadb_tests::resp::encode(&["GET", "big"]))
+        .collect();
+    let want = 400 * (value.len() + 11);
+    // 40 MB of replies: more than the socket buffers hold.
+    let mut stuck = std::net::TcpStream::connect(("127.0.0.1", s.redis_port())).expect("connect");
+    stuck.write_all(&frames).expect("write");
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", s.redis_port())).expect("connect");
+    slow.write_all(&frames).expect("write");
+    slow.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let clients = |c: &mut RespConn| match c.call(&["CLIENT", "LIST"]) {
+        Value::Bulk(b) => String::from_utf8_lossy(&b).lines().count(),
+        other => panic!("CLIENT LIST: {other:?}"),
+    };
+    // The slow reader takes up to 512 KB every 100 ms, for 5 s (the
+    // server sees a stalled send move on only once the socket has drained
+    // a good part of its buffer, as Redis's writable event).
+    let started = Instant::now();
+    let mut got = 0;
+    let mut chunk = vec![0u8; 512 << 10];
+    while started.elapsed() < Duration::from_secs(5) {
+        let n = slow.read(&mut chunk).expect("the slow reader was closed");
+        assert!(n > 0, "the slow reader was closed after {got} bytes");
+        got += n;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A fresh connection (the first one idled out meanwhile) sees the
+    // slow reader and itself.
+    assert_eq!(
+        clients(&mut s.conn()),
+        2,
+        "the client that read nothing is still served"
+    );
+    // The slow reader still gets every reply.
+    while got < want {
+        match slow.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => panic!("after {got} of {want} bytes: {e}"),
+        }
+    }
+    assert_eq!(got, want);
+    stuck.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut taken = 0;
+    loop {
+        match stuck.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => taken += n,
+        }
+    }
+    assert!(taken < want, "the stalled client got all {taken} bytes");
+}
+
 #[test]
 fn read_only_mode_refuses_writes_and_serves_reads() {
     let s = LumaServer::start(ServerOptions::default());
