@@ -93,6 +93,14 @@ impl WriteBatch {
         self.push(ValueKind::Put, ks, key, &[], value)
     }
 
+    /// Sets `key` to the concatenation of `head` and `value`, without the
+    /// caller building it first (a record header before a large value).
+    pub fn put_parts(&mut self, ks: KeyspaceId, key: &[u8], head: &[u8], value: &[u8]) -> Result<()> {
+        check_key(key)?;
+        check_value_len(head.len() + value.len())?;
+        self.push(ValueKind::Put, ks, key, head, value)
+    }
+
     /// Sets `key` to `value`, readable until `expire_at_unix_ms` (exclusive).
     pub fn put_expiring(&mut self, ks: KeyspaceId, key: &[u8], value: &[u8], expire_at_unix_ms: u64) -> Result<()> {
         check_key(key)?;
@@ -272,10 +280,13 @@ fn check_key(key: &[u8]) -> Result<()> {
 }
 
 fn check_value(value: &[u8]) -> Result<()> {
-    if value.len() > VALUE_SIZE_MAX {
+    check_value_len(value.len())
+}
+
+fn check_value_len(len: usize) -> Result<()> {
+    if len > VALUE_SIZE_MAX {
         return Err(Error::InvalidArgument(format!(
-            "value of {} bytes exceeds the limit of {VALUE_SIZE_MAX}",
-            value.len()
+            "value of {len} bytes exceeds the limit of {VALUE_SIZE_MAX}"
         )));
     }
     Ok(())

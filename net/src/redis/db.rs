@@ -217,7 +217,13 @@ impl<S: Storage> Db<S> {
     /// Writes `meta` for `key`. `existed` says whether the key was live
     /// before this transaction (for the key count).
     pub fn save_meta(&self, tx: &mut Tx<'_, S>, key: &[u8], meta: &Meta, existed: bool) -> StoreResult<()> {
-        tx.put(&keys::meta_key(key), &meta.encode())?;
+        if meta.kind == Kind::String {
+            // The value is written after its header as it is, not copied
+            // into an encoded meta first.
+            tx.put_parts(&keys::meta_key(key), &meta.header(), &meta.value)?;
+        } else {
+            tx.put(&keys::meta_key(key), &meta.encode())?;
+        }
         if !existed {
             self.keys.set(self.keys.get() + 1);
             if meta.expire_at_ms != 0 {

@@ -139,6 +139,15 @@ impl Meta {
         self.expire_at_ms != 0 && self.expire_at_ms <= now_ms
     }
 
+    /// The kind and expiry every meta value starts with, encoded; a
+    /// string's bytes follow it.
+    pub fn header(&self) -> [u8; META_HEADER_BYTES] {
+        let mut h = [0u8; META_HEADER_BYTES];
+        h[0] = self.kind as u8;
+        h[1..].copy_from_slice(&self.expire_at_ms.to_le_bytes());
+        h
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(META_HEADER_BYTES + 24 + self.value.len());
         out.push(self.kind as u8);
@@ -349,7 +358,9 @@ mod tests {
     fn meta_round_trips() {
         let mut m = Meta::string(b"hello".to_vec());
         m.expire_at_ms = 42;
-        assert_eq!(Meta::decode(&m.encode()), Some(m));
+        assert_eq!(Meta::decode(&m.encode()), Some(m.clone()));
+        // A string is stored as its header then its bytes.
+        assert_eq!([&m.header()[..], &m.value].concat(), m.encode());
         let mut h = Meta::collection(Kind::Hash, 7);
         h.count = 3;
         assert_eq!(Meta::decode(&h.encode()), Some(h.clone()));

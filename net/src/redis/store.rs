@@ -540,6 +540,16 @@ impl<S: Storage> Tx<'_, S> {
         Ok(())
     }
 
+    /// Puts the concatenation of `head` and `value` (see
+    /// [`WriteBatch::put_parts`]).
+    pub fn put_parts(&mut self, key: &[u8], head: &[u8], value: &[u8]) -> StoreResult<()> {
+        self.batch.put_parts(self.store.ks, key, head, value)?;
+        if self.index.is_some() || self.batch.len() > TX_LINEAR_OPS_MAX {
+            self.remember(key, Some(&[head, value].concat()));
+        }
+        Ok(())
+    }
+
     pub fn delete(&mut self, key: &[u8]) -> StoreResult<()> {
         self.batch.delete(self.store.ks, key)?;
         self.remember(key, None);
