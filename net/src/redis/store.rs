@@ -367,6 +367,42 @@ impl<S: Storage> Store<S> {
         self.queued.notify_all();
     }
 
+    /// Starts holding back a transaction's writes on this shard (MULTI/EXEC
+    /// and cross-shard commands, under their key locks): its commands
+    /// commit with [`Tx::commit_held`], which shows their writes to every
+    /// reader at once, and [`Store::release`] hands all of them to the
+    /// engine as one batch, so that a crash keeps all of them or none.
+    /// Meanwhile every other commit on this shard takes the queued path
+    /// (the overlay is not empty), so the engine gets writes in the order
+    /// readers saw them.
+    pub fn hold(&self) -> Held {
+        let ticket = self.next_ticket.get();
+        self.next_ticket.set(ticket + 1);
+        self.in_flight.set(self.in_flight.get() + 1);
+        Held {
+            batch: WriteBatch::new(),
+            ticket,
+        }
+    }
+
+    /// Hands a held transaction's writes to the engine as one batch;
+    /// resolves once they are durable.
+    pub fn release(&self, held: Held) -> Durable {
+        self.in_flight.set(self.in_flight.get() - 1);
+        if held.batch.is_empty() {
+            return Durable::ready();
+        }
+        let done = Slot::new();
+        self.enqueue(Queued {
+            batch: held.batch,
+            ticket: held.ticket,
+            done: done.clone(),
+        });
+        Durable {
+            state: DurableState::Waiting(done),
+        }
+    }
+
     /// Transactions queued or being written.
     pub fn queued(&self) -> usize {
         self.in_flight.get()
@@ -446,6 +482,14 @@ impl<S: Storage> Store<S> {
             }
         }
     }
+}
+
+/// A transaction's writes on one shard, held back until it ends
+/// ([`Store::hold`]). Must be handed to [`Store::release`].
+#[must_use = "held writes reach the engine only through Store::release"]
+pub struct Held {
+    batch: WriteBatch,
+    ticket: u64,
 }
 
 /// Batches up to this many operations find a key by a linear search;
@@ -591,6 +635,43 @@ impl<S: Storage> Tx<'_, S> {
         self.batch.is_empty()
     }
 
+    /// Shows this transaction's writes to every reader through the
+    /// overlay, as transaction `ticket`'s, until they are durable.
+    fn show(&self, ticket: u64) {
+        // In batch order: a write after a cleared range stays visible.
+        let mut overlay = self.store.overlay.borrow_mut();
+        for op in self.batch.iter() {
+            let value = match op.kind {
+                ValueKind::Put => Some(Rc::from(op.value)),
+                ValueKind::Delete => None,
+                ValueKind::RangeDelete => {
+                    if self
+                        .cleared
+                        .iter()
+                        .any(|(s, e)| s.as_slice() == op.key && e.as_slice() == op.value)
+                    {
+                        overlay.clear(op.key, op.value, ticket);
+                    }
+                    continue;
+                }
+                ValueKind::PutExpiring => continue,
+            };
+            overlay.set(op.key, Pending { ticket, value });
+        }
+    }
+
+    /// Adds the writes to `held` ([`Store::hold`]) instead of the engine:
+    /// every reader sees them at once; they reach the engine with the
+    /// rest of `held`.
+    pub fn commit_held(self, held: &mut Held) -> StoreResult<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        held.batch.extend(&self.batch)?;
+        self.show(held.ticket);
+        Ok(())
+    }
+
     /// Hands the writes to the engine (see the module doc); the returned
     /// handle resolves once they are durable under the sync mode's
     /// promise (at once when there were none, or when they went in at
@@ -609,28 +690,7 @@ impl<S: Storage> Tx<'_, S> {
         }
         let ticket = store.next_ticket.get();
         store.next_ticket.set(ticket + 1);
-        {
-            // In batch order: a write after a cleared range stays visible.
-            let mut overlay = store.overlay.borrow_mut();
-            for op in self.batch.iter() {
-                let value = match op.kind {
-                    ValueKind::Put => Some(Rc::from(op.value)),
-                    ValueKind::Delete => None,
-                    ValueKind::RangeDelete => {
-                        if self
-                            .cleared
-                            .iter()
-                            .any(|(s, e)| s.as_slice() == op.key && e.as_slice() == op.value)
-                        {
-                            overlay.clear(op.key, op.value, ticket);
-                        }
-                        continue;
-                    }
-                    ValueKind::PutExpiring => continue,
-                };
-                overlay.set(op.key, Pending { ticket, value });
-            }
-        }
+        self.show(ticket);
         let done = Slot::new();
         store.enqueue(Queued {
             batch: self.batch,
@@ -662,7 +722,7 @@ impl Durable {
         }
     }
 
-    fn failed(e: StoreError) -> Durable {
+    pub fn failed(e: StoreError) -> Durable {
         Durable {
             state: DurableState::Failed(e),
         }
@@ -1066,6 +1126,41 @@ mod tests {
                 store.engine().get(store.ks, b"mk").await.unwrap().as_deref(),
                 Some(&b"4"[..])
             );
+        });
+    }
+
+    /// A held transaction's writes are visible to every reader at once,
+    /// reach the engine only at release, all in one batch, and other
+    /// writers meanwhile queue instead of overtaking them.
+    #[test]
+    fn held_writes_show_at_once_and_reach_the_engine_together_at_release() {
+        let t = TestDb::new();
+        let store = &t.db.store;
+        t.run(async {
+            let mut held = store.hold();
+            for (k, v) in [(&b"ha"[..], &b"1"[..]), (b"hb", b"2")] {
+                let mut tx = store.tx();
+                tx.put(k, v).unwrap();
+                tx.commit_held(&mut held).unwrap();
+            }
+            // The second command of the transaction reads the first's write.
+            let tx = store.tx();
+            assert_eq!(tx.get(b"ha").await.unwrap().as_deref(), Some(&b"1"[..]));
+            assert_eq!(store.engine().get(store.ks, b"ha").await.unwrap(), None);
+            // Another writer queues meanwhile.
+            let mut other = store.tx();
+            other.put(b"hc", b"3").unwrap();
+            let other = other.commit();
+            assert_eq!(store.queued(), 2);
+            store.release(held).wait().await.unwrap();
+            other.wait().await.unwrap();
+            assert_eq!((store.pending_keys(), store.queued()), (0, 0));
+            for (k, v) in [(&b"ha"[..], &b"1"[..]), (b"hb", b"2"), (b"hc", b"3")] {
+                assert_eq!(store.engine().get(store.ks, k).await.unwrap().as_deref(), Some(v));
+            }
+            // Nothing held: nothing to write.
+            store.release(store.hold()).wait().await.unwrap();
+            assert_eq!(store.queued(), 0);
         });
     }
 

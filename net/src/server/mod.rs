@@ -90,6 +90,7 @@ pub enum ShardRequest {
     /// (`locked`: inside a transaction that holds the whole shard).
     Flush {
         locked: bool,
+        txid: Option<u64>,
     },
     /// Pop up to `count` from the first non-empty list or sorted set
     /// among `keys` (all on this shard, in the client's order); `locked`
@@ -99,6 +100,7 @@ pub enum ShardRequest {
         from: PopFrom,
         count: u64,
         locked: bool,
+        txid: Option<u64>,
     },
     /// Wait, without popping, until one of `keys` (all on this shard) is a
     /// non-empty list (`zset`: sorted set), `timeout` passes or
@@ -116,12 +118,14 @@ pub enum ShardRequest {
     Export {
         key: Vec<u8>,
         now_ms: Option<u64>,
+        txid: Option<u64>,
     },
     /// Write a moved key (under a transaction's locks).
     Import {
         key: Vec<u8>,
         value: keyspace::ExportedKey,
         nx: bool,
+        txid: Option<u64>,
     },
     Stats,
     SetReadOnly(bool),
@@ -238,8 +242,9 @@ pub struct Shard {
     pub rejected_connections: Cell<u64>,
     commands: RefCell<HashMap<&'static str, (u64, u64)>>,
     latency_us: RefCell<Histogram<u64>>,
-    /// Each open transaction's locks and its writes not yet durable.
-    tx_locks: RefCell<HashMap<u64, (LockGuard, Vec<crate::redis::store::Durable>)>>,
+    /// Each open transaction's locks and its writes held back until it
+    /// ends ([`Store::hold`](crate::redis::store::Store::hold)).
+    tx_locks: RefCell<HashMap<u64, (LockGuard, crate::redis::store::Held)>>,
     next_txid: Cell<u64>,
     /// Requests being served; shutdown waits for them.
     pub in_flight: Cell<u64>,
@@ -458,34 +463,45 @@ impl Shard {
                 }
             }
         }
-        let durable = tx.commit();
-        // Inside a transaction the next command may run at once (it holds
-        // the locks; the overlay shows it these writes): the transaction
-        // waits for durability once, at `Unlock`, as a pipeline's commands
-        // share one group commit.
-        let durable = match txid {
-            Some(t) => match self.tx_locks.borrow_mut().get_mut(&t) {
-                Some((_, pending)) => {
-                    pending.push(durable);
-                    None
-                }
-                None => Some(durable),
-            },
-            None => Some(durable),
-        };
-        let Some(durable) = durable else {
-            return result.unwrap_or_else(CmdError::into_reply);
-        };
-        match (result, durable.wait().await) {
+        // Under a transaction's locks the writes join the transaction's
+        // held batch (durable, all together, at `Unlock`); the next command
+        // sees them through the store's overlay.
+        match (result, self.commit_for(tx, txid).wait().await) {
             (Ok(r), Ok(())) => r,
             (Err(e), _) => e.into_reply(),
             (Ok(_), Err(e)) => CmdError::Store(e).into_reply(),
         }
     }
 
+    /// Commits `tx`: into transaction `txid`'s held writes when it holds
+    /// locks on this shard (durable at its `Unlock`: the handle returned
+    /// is ready), else on its own.
+    fn commit_for(
+        &self,
+        tx: crate::redis::store::Tx<'_, DmaStorage>,
+        txid: Option<u64>,
+    ) -> crate::redis::store::Durable {
+        if let Some(t) = txid {
+            if let Some((_, held)) = self.tx_locks.borrow_mut().get_mut(&t) {
+                return match tx.commit_held(held) {
+                    Ok(()) => crate::redis::store::Durable::ready(),
+                    Err(e) => crate::redis::store::Durable::failed(e),
+                };
+            }
+        }
+        tx.commit()
+    }
+
     /// Pops from the first non-empty key among `keys` (see
     /// [`ShardRequest::Pop`]).
-    async fn pop(&self, keys: Vec<Bytes>, from: PopFrom, count: u64, locked: bool) -> Result<Option<Popped>, Reply> {
+    async fn pop(
+        &self,
+        keys: Vec<Bytes>,
+        from: PopFrom,
+        count: u64,
+        locked: bool,
+        txid: Option<u64>,
+    ) -> Result<Option<Popped>, Reply> {
         let guard = if locked {
             None
         } else {
@@ -503,7 +519,7 @@ impl Shard {
         if let Ok(Some(Popped::List(k, _) | Popped::ZSet(k, _))) = &popped {
             self.db.touch(k);
         }
-        let durable = tx.commit();
+        let durable = self.commit_for(tx, txid);
         drop(guard);
         match (popped, durable.wait().await) {
             (Ok(p), Ok(())) => Ok(p),
@@ -603,7 +619,13 @@ impl Service for Shard {
                         locks.lock(keys.iter().map(|(k, ex)| (k.as_slice(), *ex))).await
                     };
                     let clean = watches.iter().all(|(k, stamp)| self.db.watch_stamp(k) == *stamp);
-                    self.tx_locks.borrow_mut().insert(txid, (guard, Vec::new()));
+                    let held = self.db.store.hold();
+                    if let Some((_, earlier)) = self.tx_locks.borrow_mut().insert(txid, (guard, held)) {
+                        // A transaction locks each shard once; keep what
+                        // it wrote rather than lose it.
+                        debug_assert!(false, "transaction {txid} locked a shard twice");
+                        drop(self.db.store.release(earlier));
+                    }
                     ShardResponse::Locked { clean }
                 }
                 ShardRequest::RunLocked { cmds, now_ms, txid } => {
@@ -617,16 +639,17 @@ impl Service for Shard {
                     ShardResponse::Replies(replies)
                 }
                 ShardRequest::Unlock(txid) => {
-                    let Some((guard, durable)) = self.tx_locks.borrow_mut().remove(&txid) else {
+                    let Some((guard, held)) = self.tx_locks.borrow_mut().remove(&txid) else {
                         return ShardResponse::Done;
                     };
+                    // Visible already; the engine gets them before the
+                    // keys' next writers, who queue behind them.
+                    let durable = self.db.store.release(held);
                     drop(guard);
-                    for d in durable {
-                        if let Err(e) = d.wait().await {
-                            return ShardResponse::Reply(CmdError::Store(e).into_reply());
-                        }
+                    match durable.wait().await {
+                        Ok(()) => ShardResponse::Done,
+                        Err(e) => ShardResponse::Reply(CmdError::Store(e).into_reply()),
                     }
-                    ShardResponse::Done
                 }
                 ShardRequest::Watch(key) => ShardResponse::Stamp(self.db.watch(&key)),
                 ShardRequest::Unwatch(keys) => {
@@ -667,7 +690,7 @@ impl Service for Shard {
                     Err(e) => ShardResponse::Reply(e.into_reply()),
                 },
                 ShardRequest::DbSize => ShardResponse::Count(self.db.key_count()),
-                ShardRequest::Flush { locked } => {
+                ShardRequest::Flush { locked, txid } => {
                     if let Some(r) = self.refuse_write() {
                         return ShardResponse::Reply(r);
                     }
@@ -678,7 +701,9 @@ impl Service for Shard {
                     } else {
                         Some(self.db.store.locks.lock_shard().await)
                     };
-                    match keyspace::flush_local(&self.db).await {
+                    let held = txid.is_some_and(|t| self.tx_locks.borrow().contains_key(&t));
+                    let commit = |tx: crate::redis::store::Tx<'_, DmaStorage>| self.commit_for(tx, txid);
+                    match keyspace::flush_local(&self.db, commit, held).await {
                         Ok(()) => ShardResponse::Reply(Reply::ok()),
                         Err(e) => ShardResponse::Reply(e.into_reply()),
                     }
@@ -688,11 +713,12 @@ impl Service for Shard {
                     from,
                     count,
                     locked,
+                    txid,
                 } => {
                     if let Some(r) = self.refuse_write() {
                         return ShardResponse::Popped(Err(r));
                     }
-                    ShardResponse::Popped(self.pop(keys, from, count, locked).await)
+                    ShardResponse::Popped(self.pop(keys, from, count, locked, txid).await)
                 }
                 ShardRequest::WaitNonEmpty {
                     id,
@@ -704,23 +730,23 @@ impl Service for Shard {
                     self.db.waiters.borrow_mut().cancel(id);
                     ShardResponse::Done
                 }
-                ShardRequest::Export { key, now_ms } => {
+                ShardRequest::Export { key, now_ms, txid } => {
                     let mut tx = self.db.store.tx();
                     if let Some(now) = now_ms {
                         tx.set_clock(now);
                     }
                     let r = keyspace::export_key(&self.db, &mut tx, &key).await;
                     // Reading may reclaim an expired key: make that durable.
-                    let _ = tx.commit().wait().await;
+                    let _ = self.commit_for(tx, txid).wait().await;
                     ShardResponse::Exported(r.map_err(CmdError::into_reply))
                 }
-                ShardRequest::Import { key, value, nx } => {
+                ShardRequest::Import { key, value, nx, txid } => {
                     if let Some(r) = self.refuse_write() {
                         return ShardResponse::Reply(r);
                     }
                     let mut tx = self.db.store.tx();
                     let r = keyspace::import_key(&self.db, &mut tx, &key, value, nx).await;
-                    let durable = tx.commit().wait().await;
+                    let durable = self.commit_for(tx, txid).wait().await;
                     ShardResponse::Reply(match (r, durable) {
                         (Ok(reply), Ok(())) => reply,
                         (Err(e), _) => e.into_reply(),

@@ -705,7 +705,13 @@ impl Session {
                 if args.len() > 2 || (args.len() == 2 && !matches!(upper(1).as_slice(), b"async" | b"sync")) {
                     return Reply::error(errors::SYNTAX);
                 }
-                for r in self.call_all(|| ShardRequest::Flush { locked: in_exec }).await {
+                for r in self
+                    .call_all(|| ShardRequest::Flush {
+                        locked: in_exec,
+                        txid: self.txid,
+                    })
+                    .await
+                {
                     match r {
                         Ok(ShardResponse::Reply(Reply::Error(e))) => return Reply::Error(e),
                         Err(e) => return e,
@@ -1054,12 +1060,18 @@ impl Session {
                 ShardRequest::Export {
                     key: src.clone(),
                     now_ms: self.clock,
+                    txid: self.txid,
                 },
             )
             .await
         {
             Ok(ShardResponse::Exported(Ok(Some(value)))) => {
-                let import = ShardRequest::Import { key: dst, value, nx };
+                let import = ShardRequest::Import {
+                    key: dst,
+                    value,
+                    nx,
+                    txid: self.txid,
+                };
                 match self.call(s_dst, import).await {
                     Ok(ShardResponse::Reply(r @ (Reply::Int(1) | Reply::Simple(_)))) => {
                         match self
@@ -1187,6 +1199,7 @@ impl Session {
                     ShardRequest::Export {
                         key: k.to_vec(),
                         now_ms: self.clock,
+                        txid: self.txid,
                     },
                 )
                 .await
@@ -1196,6 +1209,7 @@ impl Session {
                         key: tmp.to_vec(),
                         value,
                         nx: false,
+                        txid: self.txid,
                     };
                     match self.call(home, import).await {
                         Ok(ShardResponse::Reply(Reply::Error(e))) => return Reply::Error(e),
@@ -1235,6 +1249,7 @@ impl Session {
                 ShardRequest::Export {
                     key: src,
                     now_ms: self.clock,
+                    txid: self.txid,
                 },
             )
             .await
@@ -1244,6 +1259,7 @@ impl Session {
                     key: dst,
                     value,
                     nx: !replace,
+                    txid: self.txid,
                 };
                 match self.call(s_dst, import).await {
                     Ok(ShardResponse::Reply(Reply::Simple(_))) => Reply::Int(1),

@@ -1033,6 +1033,41 @@ fn a_pipeline_written_whole_before_any_reply_is_read_completes() {
     assert_eq!(got, want);
 }
 
+/// A transaction's writes on a shard reach the log as one batch when it
+/// ends, so a kill -9 while a long EXEC runs keeps all of it or none of it
+/// (as Redis, which drops an unfinished MULTI block from its AOF).
+#[test]
+fn a_kill_9_during_exec_keeps_all_of_it_or_none() {
+    use std::io::Write;
+    let mut s = LumaServer::start(ServerOptions::default().shards(1).sync_mode("sync"));
+    let n = 20_000;
+    let value = "x".repeat(2000);
+    for (round, delay_ms) in [30u64, 120, 250, 400].into_iter().enumerate() {
+        let mut frames = lumadb_tests::resp::encode(&["MULTI"]);
+        for i in 0..n {
+            frames.extend_from_slice(&lumadb_tests::resp::encode(&["SET", &format!("r{round}:k{i}"), &value]));
+        }
+        frames.extend_from_slice(&lumadb_tests::resp::encode(&["EXEC"]));
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.redis_port())).expect("connect");
+        let writer = std::thread::spawn(move || {
+            let _ = stream.write_all(&frames);
+            stream
+        });
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        s.kill9_and_restart_on_same_ports();
+        drop(writer.join());
+        let mut c = s.conn();
+        let keys = match c.call(&["KEYS", &format!("r{round}:*")]) {
+            Value::Array(keys) => keys.len(),
+            other => panic!("KEYS: {other:?}"),
+        };
+        assert!(
+            keys == 0 || keys == n,
+            "round {round} (kill after {delay_ms} ms): {keys} of the transaction's {n} keys survived"
+        );
+    }
+}
+
 /// A transaction's writes are made durable once, when it ends, and its
 /// EXEC is answered only after that: in `sync` mode every write of an
 /// answered EXEC survives a kill -9, on every shard it touched.

@@ -536,7 +536,15 @@ pub async fn random_key_local<S: Storage>(db: &Db<S>) -> Result<Option<Bytes>, C
 /// memtable goes to the flush at once: flushing the tombstone drops every
 /// table it covers, unread, where a compaction would read them all to
 /// write nothing.
-pub async fn flush_local<S: Storage>(db: &Db<S>) -> Result<(), CmdError> {
+///
+/// `commit` commits the flush's transaction (into the held batch of the
+/// MULTI/EXEC it is part of: `held`, and the memtable is then left as it
+/// is, since the range delete is not in the engine yet).
+pub async fn flush_local<S: Storage>(
+    db: &Db<S>,
+    commit: impl FnOnce(Tx<'_, S>) -> crate::redis::store::Durable,
+    held: bool,
+) -> Result<(), CmdError> {
     let mut tx = db.store.tx();
     // As Redis: a flush invalidates the WATCH of a key that existed, not
     // of one that did not.
@@ -554,8 +562,10 @@ pub async fn flush_local<S: Storage>(db: &Db<S>) -> Result<(), CmdError> {
     // Generations stay unique for all time: the counter survives.
     tx.put(keys::VERSION_KEY, &db.reserved_versions().to_le_bytes())?;
     db.reset_counts();
-    tx.commit().wait().await?;
-    db.store.freeze_memtable().await?;
+    commit(tx).wait().await?;
+    if !held {
+        db.store.freeze_memtable().await?;
+    }
     Ok(())
 }
 
@@ -872,7 +882,9 @@ mod tests {
             db.save_meta(&mut tx, b"pending", &Meta::string(b"x".to_vec()), false)
                 .expect("save");
             let durable = tx.commit();
-            flush_local(&db).await.expect("flush");
+            flush_local(&db, |tx: Tx<'_, _>| tx.commit(), false)
+                .await
+                .expect("flush");
             durable.wait().await.expect("durable");
         });
         assert_eq!(t.db.key_count(), 0);

@@ -331,6 +331,7 @@ impl Session {
                         from: *from,
                         count: count.unwrap_or(1),
                         locked: in_exec,
+                        txid: self.txid,
                     };
                     match self.call(s, req).await {
                         Ok(ShardResponse::Popped(Ok(Some(p)))) => return Some(popped_reply(p, count.is_some())),
