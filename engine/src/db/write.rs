@@ -576,14 +576,20 @@ impl<S: Storage> Engine<S> {
             .collect();
         // Bound the WAL: flush whichever keyspace pins the oldest segment.
         let wal_bytes: u64 = st.wal_segments.values().sum();
-        if v.is_empty() && wal_bytes > self.inner.opts.wal_total_bytes_max {
+        let max = self.inner.opts.wal_total_bytes_max;
+        if v.is_empty() && wal_bytes > max {
             if let Some(k) = st
                 .keyspaces
                 .values()
                 .filter(|k| !k.mem.is_empty())
                 .min_by_key(|k| k.mem.first_segment())
             {
-                if k.mem.first_segment() < st.wal_segment {
+                // Either its memtable began in an older segment, or it has
+                // taken the WAL past the bound by itself: values rewritten
+                // in place (a growing APPEND) keep the memtable small
+                // while the log, and the replay at the next start, grow.
+                let own: u64 = st.wal_segments.range(k.mem.first_segment()..).map(|(_, b)| b).sum();
+                if k.mem.first_segment() < st.wal_segment || own > max {
                     v.push(k.id);
                 }
             }

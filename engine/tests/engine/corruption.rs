@@ -20,6 +20,7 @@ fn populate(n: usize, flush: bool) -> MemStorage {
     let storage = MemStorage::new();
     let mut opts = tiny_options(CompactionStyle::Leveled);
     opts.memtable_size = 64 << 20; // keep everything in the WAL unless flushed
+    opts.wal_total_bytes_max = 1 << 30; // as the config requires: at least the memtable
     run(async {
         let e = open(&storage, &opts).await;
         let ks = e.keyspace("default").unwrap();
@@ -37,6 +38,7 @@ fn populate(n: usize, flush: bool) -> MemStorage {
 fn big_options() -> lumadb_engine::EngineOptions {
     let mut opts = tiny_options(CompactionStyle::Leveled);
     opts.memtable_size = 64 << 20;
+    opts.wal_total_bytes_max = 1 << 30; // as the config requires: at least the memtable
     opts
 }
 

@@ -34,6 +34,7 @@ fn interval_mode_is_durable_after_sync_wal() {
         let storage = MemStorage::new();
         let mut opts = tiny_options(CompactionStyle::Leveled);
         opts.memtable_size = 64 << 20;
+        opts.wal_total_bytes_max = 1 << 30; // as the config requires: at least the memtable
         opts.sync_mode = SyncMode::Interval { interval_ms: 50 };
         let e = open(&storage, &opts).await;
         let ks = e.keyspace("default").unwrap();
@@ -71,6 +72,7 @@ fn none_mode_never_syncs_the_wal_per_write() {
         let storage = MemStorage::new();
         let mut opts = tiny_options(CompactionStyle::Leveled);
         opts.memtable_size = 64 << 20;
+        opts.wal_total_bytes_max = 1 << 30; // as the config requires: at least the memtable
         opts.sync_mode = SyncMode::None;
         let e = open(&storage, &opts).await;
         let ks = e.keyspace("default").unwrap();
@@ -92,6 +94,7 @@ fn relaxed_modes_write_the_wal_behind_in_bounded_pieces() {
         let storage = MemStorage::new();
         let mut opts = tiny_options(CompactionStyle::Leveled);
         opts.memtable_size = 64 << 20;
+        opts.wal_total_bytes_max = 1 << 30; // as the config requires: at least the memtable
         opts.sync_mode = SyncMode::Interval { interval_ms: 100 };
         let e = open(&storage, &opts).await;
         let ks = e.keyspace("default").unwrap();
@@ -121,6 +124,30 @@ fn relaxed_modes_write_the_wal_behind_in_bounded_pieces() {
     });
 }
 
+/// A value rewritten in place keeps the memtable small while the WAL
+/// grows; the WAL bound still flushes it, so the log (and the replay at
+/// the next start) stays bounded.
+#[test]
+fn a_value_rewritten_in_place_still_flushes_at_the_wal_bound() {
+    run(async {
+        let storage = MemStorage::new();
+        let mut opts = tiny_options(CompactionStyle::Leveled);
+        opts.memtable_size = 4 << 20;
+        opts.wal_total_bytes_max = 1 << 20;
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        let mut value = Vec::new();
+        for i in 0..100u32 {
+            value = vec![(i % 251) as u8; 64 << 10];
+            e.put(ks, b"k", &value).await.unwrap();
+        }
+        assert!(e.stats().counters.flushes > 0, "6.4 MB of WAL and no flush");
+        e.close().await.unwrap();
+        let after = open(&storage.crash(None), &opts).await;
+        assert_eq!(after.get(ks, b"k").await.unwrap(), Some(value));
+    });
+}
+
 /// Gives the other futures of a `join!` a turn.
 async fn yield_now() {
     let mut yielded = false;
@@ -147,6 +174,7 @@ fn relaxed_mode_writers_do_not_wait_for_the_wal_write_behind() {
         let storage = MemStorage::new();
         let mut opts = tiny_options(CompactionStyle::Leveled);
         opts.memtable_size = 64 << 20;
+        opts.wal_total_bytes_max = 1 << 30; // as the config requires: at least the memtable
         opts.sync_mode = SyncMode::Interval { interval_ms: 100 };
         let e = open(&storage, &opts).await;
         let ks = e.keyspace("default").unwrap();
@@ -417,6 +445,7 @@ fn close_refuses_writes_before_its_final_sync_so_none_acknowledged_is_lost() {
             let storage = MemStorage::new();
             let mut opts = tiny_options(CompactionStyle::Leveled);
             opts.memtable_size = 64 << 20;
+            opts.wal_total_bytes_max = 1 << 30; // as the config requires: at least the memtable
             opts.sync_mode = mode;
             let e = open(&storage, &opts).await;
             let ks = e.keyspace("default").unwrap();
