@@ -75,7 +75,14 @@ pub enum ShardRequest {
     Unlock(u64),
     Watch(Vec<u8>),
     Unwatch(Vec<Vec<u8>>),
-    Keys(Bytes),
+    /// The keyless reads (KEYS, a SCAN step, RANDOMKEY, DBSIZE) take the
+    /// shard gate exclusively, as a flush does, so they never see a
+    /// transaction half done; `in_tx`: inside a transaction, whose own
+    /// locks may hold the gate, they take nothing.
+    Keys {
+        pattern: Bytes,
+        in_tx: bool,
+    },
     /// One SCAN step on this shard: `token` 0 starts, others resume where
     /// this shard's earlier step stopped.
     Scan {
@@ -83,9 +90,14 @@ pub enum ShardRequest {
         pattern: Option<Bytes>,
         kind: Option<Kind>,
         count: usize,
+        in_tx: bool,
     },
-    RandomKey,
-    DbSize,
+    RandomKey {
+        in_tx: bool,
+    },
+    DbSize {
+        in_tx: bool,
+    },
     /// FLUSHALL on this shard, after every keyed command in flight
     /// (`locked`: inside a transaction that holds the whole shard).
     Flush {
@@ -473,6 +485,17 @@ impl Shard {
         }
     }
 
+    /// For a keyless read: the shard gate, exclusively, once every keyed
+    /// command and transaction in flight here is done (none inside a
+    /// transaction: see [`ShardRequest::Keys`]).
+    async fn settled(&self, in_tx: bool) -> Option<LockGuard> {
+        if in_tx {
+            None
+        } else {
+            Some(self.db.store.locks.lock_shard().await)
+        }
+    }
+
     /// Commits `tx`: into transaction `txid`'s held writes when it holds
     /// locks on this shard (durable at its `Unlock`: the handle returned
     /// is ready), else on its own.
@@ -585,7 +608,18 @@ impl Service for Shard {
     type Response = ShardResponse;
 
     fn is_long(request: &ShardRequest) -> bool {
-        matches!(request, ShardRequest::WaitNonEmpty { .. } | ShardRequest::Lock { .. })
+        // Waits for locks, which the requests behind them in the queue
+        // (a transaction's `Unlock`) may be needed to release.
+        matches!(
+            request,
+            ShardRequest::WaitNonEmpty { .. }
+                | ShardRequest::Lock { .. }
+                | ShardRequest::Flush { .. }
+                | ShardRequest::Keys { .. }
+                | ShardRequest::Scan { .. }
+                | ShardRequest::RandomKey { .. }
+                | ShardRequest::DbSize { .. }
+        )
     }
 
     async fn handle(self: Rc<Self>, request: ShardRequest) -> ShardResponse {
@@ -658,17 +692,22 @@ impl Service for Shard {
                     }
                     ShardResponse::Done
                 }
-                ShardRequest::Keys(pattern) => ShardResponse::Keys(
-                    keyspace::keys_local(&self.db, &pattern)
-                        .await
-                        .map_err(CmdError::into_reply),
-                ),
+                ShardRequest::Keys { pattern, in_tx } => {
+                    let _settled = self.settled(in_tx).await;
+                    ShardResponse::Keys(
+                        keyspace::keys_local(&self.db, &pattern)
+                            .await
+                            .map_err(CmdError::into_reply),
+                    )
+                }
                 ShardRequest::Scan {
                     token,
                     pattern,
                     kind,
                     count,
+                    in_tx,
                 } => {
+                    let _settled = self.settled(in_tx).await;
                     let after = match token {
                         0 => None,
                         t => match self.scan_cursor(t) {
@@ -684,12 +723,18 @@ impl Service for Shard {
                             .map_err(CmdError::into_reply),
                     )
                 }
-                ShardRequest::RandomKey => match keyspace::random_key_local(&self.db).await {
-                    Ok(Some(k)) => ShardResponse::Reply(Reply::Bulk(k)),
-                    Ok(None) => ShardResponse::Reply(Reply::Null),
-                    Err(e) => ShardResponse::Reply(e.into_reply()),
-                },
-                ShardRequest::DbSize => ShardResponse::Count(self.db.key_count()),
+                ShardRequest::RandomKey { in_tx } => {
+                    let _settled = self.settled(in_tx).await;
+                    match keyspace::random_key_local(&self.db).await {
+                        Ok(Some(k)) => ShardResponse::Reply(Reply::Bulk(k)),
+                        Ok(None) => ShardResponse::Reply(Reply::Null),
+                        Err(e) => ShardResponse::Reply(e.into_reply()),
+                    }
+                }
+                ShardRequest::DbSize { in_tx } => {
+                    let _settled = self.settled(in_tx).await;
+                    ShardResponse::Count(self.db.key_count())
+                }
                 ShardRequest::Flush { locked, txid } => {
                     if let Some(r) = self.refuse_write() {
                         return ShardResponse::Reply(r);

@@ -667,7 +667,13 @@ impl Session {
             }
             "dbsize" => {
                 let mut n = 0;
-                for r in self.call_all(|| ShardRequest::DbSize).await {
+                let held = self.hold_all_shards().await;
+                let in_tx = self.txid.is_some() || held.is_some();
+                let counts = self.call_all(|| ShardRequest::DbSize { in_tx }).await;
+                if let Some((txid, locked)) = held {
+                    self.unlock_all(txid, locked).await;
+                }
+                for r in counts {
                     match r {
                         Ok(ShardResponse::Count(c)) => n += c,
                         Err(e) => return e,
@@ -678,7 +684,17 @@ impl Session {
             }
             "keys" => {
                 let mut all = Vec::new();
-                for r in self.call_all(|| ShardRequest::Keys(args[1].clone())).await {
+                let held = self.hold_all_shards().await;
+                let in_tx = self.txid.is_some() || held.is_some();
+                let keys = || ShardRequest::Keys {
+                    pattern: args[1].clone(),
+                    in_tx,
+                };
+                let found = self.call_all(keys).await;
+                if let Some((txid, locked)) = held {
+                    self.unlock_all(txid, locked).await;
+                }
+                for r in found {
                     match r {
                         Ok(ShardResponse::Keys(Ok(k))) => all.extend(k.into_iter().map(Reply::Bulk)),
                         Ok(ShardResponse::Keys(Err(e))) | Err(e) => return e,
@@ -692,7 +708,10 @@ impl Session {
                 let shards = self.shard.shards();
                 let start = (self.info.id as usize + Instant::now().elapsed().subsec_nanos() as usize) % shards;
                 for i in 0..shards {
-                    match self.call((start + i) % shards, ShardRequest::RandomKey).await {
+                    let req = ShardRequest::RandomKey {
+                        in_tx: self.txid.is_some(),
+                    };
+                    match self.call((start + i) % shards, req).await {
                         Ok(ShardResponse::Reply(Reply::Null)) => continue,
                         Ok(ShardResponse::Reply(r)) => return r,
                         Err(e) => return e,
@@ -1162,6 +1181,32 @@ impl Session {
 
     /// Releases transaction `txid` on `shards`, each waiting until its
     /// writes there are durable; the first storage error, if any.
+    /// Holds every shard whole (in ascending order, as a transaction
+    /// locks) for a keyless read across shards (KEYS, DBSIZE), which then
+    /// sees no transaction half done on any of them; the caller unlocks.
+    /// `None` inside a transaction (its own locks stand) or with one shard
+    /// (the read takes that shard's gate itself).
+    async fn hold_all_shards(&self) -> Option<(u64, Vec<usize>)> {
+        if self.txid.is_some() || self.shard.shards() == 1 {
+            return None;
+        }
+        let txid = self.shard.new_txid();
+        let mut locked = Vec::new();
+        for s in 0..self.shard.shards() {
+            let req = ShardRequest::Lock {
+                txid,
+                keys: Vec::new(),
+                watches: Vec::new(),
+                whole: true,
+            };
+            match self.call(s, req).await {
+                Ok(ShardResponse::Locked { .. }) => locked.push(s),
+                _ => break,
+            }
+        }
+        Some((txid, locked))
+    }
+
     async fn unlock_all(&mut self, txid: u64, shards: Vec<usize>) -> Option<Reply> {
         let mut failed = None;
         for s in shards {
@@ -1414,6 +1459,7 @@ impl Session {
                         pattern: pattern.clone(),
                         kind,
                         count,
+                        in_tx: self.txid.is_some(),
                     },
                 )
                 .await;

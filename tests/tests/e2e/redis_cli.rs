@@ -1033,6 +1033,63 @@ fn a_pipeline_written_whole_before_any_reply_is_read_completes() {
     assert_eq!(got, want);
 }
 
+/// KEYS and DBSIZE never see a transaction half done (as Redis, where
+/// EXEC runs whole): they wait for the transactions in flight on each
+/// shard. (A SCAN step waits the same way; a whole SCAN may see part of
+/// a transaction that ends between its steps, as in Redis.)
+#[test]
+fn keyless_reads_never_see_a_transaction_half_done() {
+    use std::io::{Read, Write};
+    let s = server();
+    let n = 20_000;
+    let value = "x".repeat(500);
+    let mut frames = lumadb_tests::resp::encode(&["MULTI"]);
+    for i in 0..n {
+        frames.extend_from_slice(&lumadb_tests::resp::encode(&["SET", &format!("iso:k{i}"), &value]));
+    }
+    frames.extend_from_slice(&lumadb_tests::resp::encode(&["EXEC"]));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let done = done.clone();
+        let mut c = s.conn();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                match c.call(&["DBSIZE"]) {
+                    Value::Int(k) => seen.push(("DBSIZE", k as usize)),
+                    other => panic!("DBSIZE: {other:?}"),
+                }
+                match c.call(&["KEYS", "iso:*"]) {
+                    Value::Array(keys) => seen.push(("KEYS", keys.len())),
+                    other => panic!("KEYS: {other:?}"),
+                }
+            }
+            seen
+        })
+    };
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.redis_port())).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    stream.write_all(&frames).expect("write");
+    // "+OK", 20,000 "+QUEUED", then the EXEC's array of 20,000 "+OK".
+    let want = 5 + n * 9 + format!("*{n}\r\n").len() + n * 5;
+    let mut got = 0;
+    let mut chunk = vec![0u8; 1 << 20];
+    while got < want {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) => panic!("after {got} of {want} bytes: {e}"),
+        }
+    }
+    assert_eq!(got, want);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.join().expect("reader");
+    assert!(!seen.is_empty());
+    for (what, k) in seen {
+        assert!(k == 0 || k == n, "{what} saw {k} of the transaction's {n} keys");
+    }
+}
+
 /// A transaction's writes on a shard reach the log as one batch when it
 /// ends, so a kill -9 while a long EXEC runs keeps all of it or none of it
 /// (as Redis, which drops an unfinished MULTI block from its AOF).
