@@ -309,10 +309,11 @@ impl Connection {
         self.sending.is_some()
     }
 
-    /// Bytes of the send in flight taken by the kernel so far (0 when
-    /// none): a client that reads nothing stops this from growing.
-    pub fn send_progress(&self) -> usize {
-        self.sending.as_ref().map_or(0, crate::uring::SendAllOp::sent)
+    /// When the kernel last took bytes of the send in flight (`None`: no
+    /// send, or none taken yet): a client that reads nothing stops this
+    /// from moving.
+    pub fn send_progressed_at(&self) -> Option<std::time::Instant> {
+        self.sending.as_ref().and_then(crate::uring::SendAllOp::progressed_at)
     }
 
     /// Waits for the send in flight, if any; gives its buffer back.

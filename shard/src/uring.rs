@@ -365,6 +365,8 @@ pub async fn send_all(fd: RawFd, buf: Vec<u8>) -> io::Result<Vec<u8>> {
 pub struct SendAllOp {
     fd: RawFd,
     sent: usize,
+    /// When the kernel last took bytes of it.
+    progressed_at: Option<std::time::Instant>,
     state: SendState,
 }
 
@@ -379,10 +381,16 @@ impl SendAllOp {
         self.sent
     }
 
+    /// When the kernel last took bytes of the buffer (`None`: not yet).
+    pub fn progressed_at(&self) -> Option<std::time::Instant> {
+        self.progressed_at
+    }
+
     pub fn start(fd: RawFd, buf: Vec<u8>) -> SendAllOp {
         let mut op = SendAllOp {
             fd,
             sent: 0,
+            progressed_at: None,
             state: SendState::Done(None),
         };
         op.send_rest(buf);
@@ -432,6 +440,7 @@ impl Future for SendAllOp {
                 Ok(0) => self.state = SendState::Done(Some(Err(io::ErrorKind::WriteZero.into()))),
                 Ok(n) => {
                     self.sent += n;
+                    self.progressed_at = Some(std::time::Instant::now());
                     self.send_rest(buf);
                 }
                 Err(e) => self.state = SendState::Done(Some(Err(e))),

@@ -387,11 +387,17 @@ impl Session {
                     // Idle: nothing read and nothing of the replies taken
                     // by the client for that long (as Redis, which counts
                     // writes as activity too). Both waits stay in flight.
-                    let progress = conn.send_progress();
-                    match lumadb_shard::conn::timeout(Duration::from_secs(idle), conn.next_event(buf, read)).await {
-                        Some(r) => r?,
-                        None if conn.is_sending() && conn.send_progress() != progress => continue,
-                        None => return Ok(Input::Close),
+                    let idle = Duration::from_secs(idle);
+                    let mut deadline = Instant::now() + idle;
+                    loop {
+                        let wait = deadline.saturating_duration_since(Instant::now());
+                        match lumadb_shard::conn::timeout(wait, conn.next_event(buf, read)).await {
+                            Some(r) => break r?,
+                            None => match conn.send_progressed_at() {
+                                Some(at) if at + idle > Instant::now() => deadline = at + idle,
+                                _ => return Ok(Input::Close),
+                            },
+                        }
                     }
                 }
                 None => conn.next_event(buf, read).await?,
