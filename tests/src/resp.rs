@@ -132,6 +132,21 @@ impl RespConn {
     }
 }
 
+/// Reads from `stream` until `want` bytes in all (counting `got` already
+/// read) or its end; panics on a read error, saying how far it got.
+/// Returns the bytes read in all.
+pub fn read_count(stream: &mut impl Read, mut got: usize, want: usize) -> usize {
+    let mut chunk = vec![0u8; 1 << 20];
+    while got < want {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) => panic!("after {got} of {want} bytes: {e}"),
+        }
+    }
+    got
+}
+
 /// The multibulk encoding of `args`.
 pub fn encode<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();

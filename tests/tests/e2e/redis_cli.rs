@@ -1021,16 +1021,7 @@ fn a_pipeline_written_whole_before_any_reply_is_read_completes() {
     std::io::Write::write_all(&mut stream, &frames).expect("the server stopped reading the pipeline");
     // Every reply is `$100\r\n` + 100 bytes + `\r\n`.
     let want = n * (6 + 100 + 2);
-    let mut got = 0;
-    let mut chunk = vec![0u8; 1 << 20];
-    while got < want {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) => panic!("after {got} of {want} reply bytes: {e}"),
-        }
-    }
-    assert_eq!(got, want);
+    assert_eq!(lumadb_tests::resp::read_count(&mut stream, 0, want), want);
 }
 
 /// KEYS and DBSIZE never see a transaction half done (as Redis, where
@@ -1039,7 +1030,7 @@ fn a_pipeline_written_whole_before_any_reply_is_read_completes() {
 /// a transaction that ends between its steps, as in Redis.)
 #[test]
 fn keyless_reads_never_see_a_transaction_half_done() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let s = server();
     let n = 20_000;
     let value = "x".repeat(500);
@@ -1072,16 +1063,7 @@ fn keyless_reads_never_see_a_transaction_half_done() {
     stream.write_all(&frames).expect("write");
     // "+OK", 20,000 "+QUEUED", then the EXEC's array of 20,000 "+OK".
     let want = 5 + n * 9 + format!("*{n}\r\n").len() + n * 5;
-    let mut got = 0;
-    let mut chunk = vec![0u8; 1 << 20];
-    while got < want {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) => panic!("after {got} of {want} bytes: {e}"),
-        }
-    }
-    assert_eq!(got, want);
+    assert_eq!(lumadb_tests::resp::read_count(&mut stream, 0, want), want);
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let seen = reader.join().expect("reader");
     assert!(!seen.is_empty());
