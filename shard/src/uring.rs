@@ -345,11 +345,18 @@ pub async fn send(fd: RawFd, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         Ok(r) => r,
         Err(e) => return (Err(e), buf),
     };
-    let entry = opcode::Send::new(types::Fd(fd), buf.as_ptr(), buf.len() as u32)
-        .flags(libc::MSG_NOSIGNAL)
-        .build();
+    let entry = send_entry(fd, &buf);
     let (r, back) = ring.submit(entry, Some(buf)).await;
     (result_io(r), back.unwrap_or_default())
+}
+
+/// A send of `bytes` (at most 4 GiB of them: the kernel takes what it
+/// can and says how much) on socket `fd`, never raising SIGPIPE. The
+/// caller keeps `bytes` alive until the send completes.
+fn send_entry(fd: RawFd, bytes: &[u8]) -> squeue::Entry {
+    opcode::Send::new(types::Fd(fd), bytes.as_ptr(), bytes.len().min(u32::MAX as usize) as u32)
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
 }
 
 /// Sends all of `buf` on socket `fd`, continuing after short sends (from
@@ -376,11 +383,6 @@ enum SendState {
 }
 
 impl SendAllOp {
-    /// Bytes of the buffer the kernel has taken so far.
-    pub fn sent(&self) -> usize {
-        self.sent
-    }
-
     /// When the kernel last took bytes of the buffer (`None`: not yet).
     pub fn progressed_at(&self) -> Option<std::time::Instant> {
         self.progressed_at
@@ -411,14 +413,7 @@ impl SendAllOp {
                 return;
             }
         };
-        let rest = &buf[self.sent..];
-        let entry = opcode::Send::new(
-            types::Fd(self.fd),
-            rest.as_ptr(),
-            rest.len().min(u32::MAX as usize) as u32,
-        )
-        .flags(libc::MSG_NOSIGNAL)
-        .build();
+        let entry = send_entry(self.fd, &buf[self.sent..]);
         self.state = SendState::InFlight(ring.submit(entry, Some(buf)));
     }
 }

@@ -154,6 +154,11 @@ impl<S: Storage> Db<S> {
         tx.clock().unwrap_or_else(|| self.now_ms())
     }
 
+    /// [`Db::now_in`] as a signed Unix ms, for expiry arithmetic.
+    pub fn now_in_i64(&self, tx: &Tx<'_, S>) -> i64 {
+        i64::try_from(self.now_in(tx)).unwrap_or(i64::MAX)
+    }
+
     pub fn key_count(&self) -> u64 {
         self.keys.get()
     }

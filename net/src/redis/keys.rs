@@ -150,8 +150,7 @@ impl Meta {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(META_HEADER_BYTES + 24 + self.value.len());
-        out.push(self.kind as u8);
-        out.extend_from_slice(&self.expire_at_ms.to_le_bytes());
+        out.extend_from_slice(&self.header());
         match self.kind {
             Kind::String => out.extend_from_slice(&self.value),
             Kind::List => {

@@ -992,29 +992,7 @@ impl Session {
             }
         }
         let txid = self.shard.new_txid();
-        let mut locked = Vec::new();
-        let mut clean = true;
-        for (s, (keys, watches)) in locks {
-            let req = ShardRequest::Lock {
-                txid,
-                keys,
-                watches,
-                whole,
-            };
-            match self.call(s, req).await {
-                Ok(ShardResponse::Locked { clean: c }) => {
-                    locked.push(s);
-                    clean &= c;
-                }
-                _ => {
-                    clean = false;
-                    break;
-                }
-            }
-            if !clean {
-                break;
-            }
-        }
+        let (clean, locked) = self.lock_shards(txid, locks, whole).await;
         let replies = if clean {
             // One time for the whole transaction (as Redis), once it holds
             // its locks.
@@ -1030,8 +1008,8 @@ impl Session {
                 let mut run: BTreeMap<usize, (Vec<usize>, Vec<Vec<Bytes>>)> = BTreeMap::new();
                 let first = replies.len();
                 let mut n = 0;
-                while let Some(args) = queue.next_if(|a| single_shard(a, shards).is_some()) {
-                    let s = single_shard(&args, shards).map_or(0, |(s, _)| s);
+                while let Some((s, _)) = queue.peek().and_then(|a| single_shard(a, shards)) {
+                    let Some(args) = queue.next() else { break };
                     let e = run.entry(s).or_default();
                     e.0.push(first + n);
                     e.1.push(args);
@@ -1197,20 +1175,34 @@ impl Session {
             return None;
         }
         let txid = self.shard.new_txid();
+        let every = (0..self.shard.shards()).map(|s| (s, ShardLocks::default())).collect();
+        let (_, locked) = self.lock_shards(txid, every, true).await;
+        Some((txid, locked))
+    }
+
+    /// Takes transaction `txid`'s locks (and checks its WATCHes) shard by
+    /// shard, in ascending order; stops at a shard that fails or finds a
+    /// WATCHed key changed. Whether every shard was locked clean, and the
+    /// shards locked (to unlock).
+    async fn lock_shards(&self, txid: u64, locks: BTreeMap<usize, ShardLocks>, whole: bool) -> (bool, Vec<usize>) {
         let mut locked = Vec::new();
-        for s in 0..self.shard.shards() {
+        for (s, (keys, watches)) in locks {
             let req = ShardRequest::Lock {
                 txid,
-                keys: Vec::new(),
-                watches: Vec::new(),
-                whole: true,
+                keys,
+                watches,
+                whole,
             };
             match self.call(s, req).await {
-                Ok(ShardResponse::Locked { .. }) => locked.push(s),
-                _ => break,
+                Ok(ShardResponse::Locked { clean: true }) => locked.push(s),
+                Ok(ShardResponse::Locked { clean: false }) => {
+                    locked.push(s);
+                    return (false, locked);
+                }
+                _ => return (false, locked),
             }
         }
-        Some((txid, locked))
+        (true, locked)
     }
 
     async fn unlock_all(&mut self, txid: u64, shards: Vec<usize>) -> Option<Reply> {

@@ -43,10 +43,6 @@ pub async fn run<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, name: &str, args: &
     })
 }
 
-fn now_i64<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>) -> i64 {
-    i64::try_from(db.now_in(tx)).unwrap_or(i64::MAX)
-}
-
 async fn del<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> CmdResult {
     let mut deleted = 0;
     for key in &args[1..] {
@@ -123,7 +119,7 @@ async fn expire<S: Storage>(
         when = when.checked_mul(1000).ok_or_else(invalid)?;
     }
     if !absolute {
-        when = when.checked_add(now_i64(db, tx)).ok_or_else(invalid)?;
+        when = when.checked_add(db.now_in_i64(tx)).ok_or_else(invalid)?;
     }
     let Some(mut meta) = db.meta_for_write(tx, key).await? else {
         return Ok(Reply::Int(0));
@@ -137,7 +133,7 @@ async fn expire<S: Storage>(
     if refused {
         return Ok(Reply::Int(0));
     }
-    if when <= now_i64(db, tx) {
+    if when <= db.now_in_i64(tx) {
         db.delete_key(tx, key, &meta)?;
     } else {
         // Past `now`, so positive.

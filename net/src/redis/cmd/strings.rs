@@ -57,11 +57,6 @@ fn bulk(value: Vec<u8>) -> Reply {
     Reply::Bulk(Bytes::from(value))
 }
 
-/// The current time as a signed Unix ms, for expiry arithmetic.
-fn now_i64<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>) -> i64 {
-    i64::try_from(db.now_in(tx)).unwrap_or(i64::MAX)
-}
-
 /// Whether a string of `len` bytes may be built.
 fn check_string_len(len: u64) -> Result<(), CmdError> {
     if len > STRING_BYTES_MAX {
@@ -219,7 +214,7 @@ async fn set<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> CmdR
     let key = &args[1][..];
     let opts = parse_string_opts(&args[3..], true)?;
     let expire = match opts.expire {
-        Some((kind, value)) => Some(expire_at_ms(now_i64(db, tx), kind, value, "set")?),
+        Some((kind, value)) => Some(expire_at_ms(db.now_in_i64(tx), kind, value, "set")?),
         None => None,
     };
     let old = db.meta_for_write(tx, key).await?;
@@ -264,7 +259,7 @@ async fn setex<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], secon
     } else {
         (ExpireOpt::Px, "psetex")
     };
-    let at = expire_at_ms(now_i64(db, tx), kind, &args[2], command)?;
+    let at = expire_at_ms(db.now_in_i64(tx), kind, &args[2], command)?;
     let old = db.meta_for_write(tx, key).await?;
     let mut new = Meta::string(args[3].to_vec());
     new.expire_at_ms = at as u64;
@@ -299,7 +294,7 @@ async fn getex<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> Cm
     let Some(mut m) = string_meta_write(db, tx, key).await? else {
         return Ok(Reply::Null);
     };
-    let now = now_i64(db, tx);
+    let now = db.now_in_i64(tx);
     let expire = match opts.expire {
         Some((kind, value)) => Some(expire_at_ms(now, kind, value, "getex")?),
         None => None,
