@@ -59,6 +59,16 @@ const KEY_INLINE_BYTES: usize = 46;
 /// index, sorted: inserted in key order, neighbours share the descent's
 /// cache lines instead of each missing from the root down.
 const ORDER_BATCH_KEYS: usize = 1024;
+const _: () = assert!(ORDER_BATCH_KEYS / SETTLE_STEP_INSERTS * SETTLE_STEP_KEYS >= ORDER_BATCH_KEYS);
+
+/// The sorted batch moves into the ordered index [`SETTLE_STEP_KEYS`] at
+/// a time, once every [`SETTLE_STEP_INSERTS`] new keys: two per insert,
+/// so a batch is in before the next is full. Moving a whole batch at once
+/// held the core for 0.4 ms per 1,024 new keys, which every client
+/// waiting on that core saw as latency; steps of neighbouring keys keep
+/// most of the shared descent's cache hits.
+const SETTLE_STEP_KEYS: usize = 32;
+const SETTLE_STEP_INSERTS: usize = 16;
 
 /// Bytes of a key kept in the ordered index beside its record number.
 const ORD_HEAD_BYTES: usize = 32;
@@ -313,9 +323,12 @@ pub(super) struct Keys<V> {
     arena: Arena<V>,
     by_hash: Vec<Partition>,
     ordered: BTreeSet<OrdKey>,
-    /// Keys not yet in `ordered` (at most [`ORDER_BATCH_KEYS`]); every
-    /// ordered read settles them first.
+    /// New keys not yet in `ordered` (fewer than [`ORDER_BATCH_KEYS`]).
     unordered: Vec<OrdKey>,
+    /// The previous batch, sorted in descending order, moving into
+    /// `ordered` from its end a few keys per insert. Every ordered read
+    /// settles both batches first.
+    settling: Vec<OrdKey>,
 }
 
 impl<V> Keys<V> {
@@ -329,6 +342,7 @@ impl<V> Keys<V> {
             by_hash: (0..HASH_PARTITIONS).map(|_| Partition::default()).collect(),
             ordered: BTreeSet::new(),
             unordered: Vec::new(),
+            settling: Vec::new(),
         }
     }
 
@@ -378,23 +392,39 @@ impl<V> Keys<V> {
             self.unordered.reserve_exact(ORDER_BATCH_KEYS);
         }
         self.unordered.push(OrdKey::new(key, id));
+        if self.unordered.len() % SETTLE_STEP_INSERTS == 0 {
+            self.settle_some(SETTLE_STEP_KEYS);
+        }
         if self.unordered.len() >= ORDER_BATCH_KEYS {
-            self.settle();
+            // Drained already: the batch before moved two keys per
+            // insert of this one.
+            self.settle_some(usize::MAX);
+            std::mem::swap(&mut self.unordered, &mut self.settling);
+            self.settling.sort_unstable_by(|a, b| b.cmp(a));
+        }
+    }
+
+    /// Moves up to `n` keys of the sorted batch into the ordered index,
+    /// smallest first.
+    fn settle_some(&mut self, n: usize) {
+        for _ in 0..n {
+            let Some(k) = self.settling.pop() else { return };
+            let inserted = self.ordered.insert(k);
+            assert!(inserted, "a key missing from the hash index was in the ordered index");
         }
     }
 
     /// Whether every key is in the ordered index.
     pub(super) fn is_settled(&self) -> bool {
-        self.unordered.is_empty()
+        self.unordered.is_empty() && self.settling.is_empty()
     }
 
-    /// Moves the batch of new keys into the ordered index, in key order.
+    /// Moves every new key into the ordered index, in key order.
     pub(super) fn settle(&mut self) {
-        self.unordered.sort_unstable();
-        for k in self.unordered.drain(..) {
-            let inserted = self.ordered.insert(k);
-            assert!(inserted, "a key missing from the hash index was in the ordered index");
-        }
+        self.settle_some(usize::MAX);
+        std::mem::swap(&mut self.unordered, &mut self.settling);
+        self.settling.sort_unstable_by(|a, b| b.cmp(a));
+        self.settle_some(usize::MAX);
     }
 
     /// Starts loading what point reads of `keys` will touch: every key's
@@ -438,8 +468,9 @@ impl<V> Keys<V> {
 
     /// Frees part of the keys and answers whether any are left.
     pub(super) fn release_step(&mut self, ordered_keys_per_step: usize) -> bool {
-        if self.unordered.capacity() > 0 {
+        if self.unordered.capacity() > 0 || self.settling.capacity() > 0 {
             drop(std::mem::take(&mut self.unordered));
+            drop(std::mem::take(&mut self.settling));
             return true;
         }
         if let Some(part) = self.by_hash.iter_mut().find(|p| !p.slots.is_empty()) {
@@ -507,11 +538,39 @@ mod tests {
             assert_eq!(keys.get(format!("key:{i:012}").as_bytes()), Some(&want));
         }
         keys.settle();
-        let walked: Vec<u32> = keys
+        let walked: Vec<&[u8]> = keys
             .range((Bound::Unbounded, Bound::Unbounded))
-            .map(|(_, v)| *v)
+            .map(|(k, _)| k)
             .collect();
         assert_eq!(walked.len(), n as usize);
+        assert!(
+            walked.windows(2).all(|w| w[0] < w[1]),
+            "the ordered walk is out of order"
+        );
+    }
+
+    #[test]
+    fn keys_inserted_between_ordered_reads_are_all_walked_in_order() {
+        let mut keys: Keys<u32> = Keys::new();
+        let mut inserted = Vec::new();
+        // Descending keys, reads at points inside and between batches, so
+        // both the sorted batch and the new one are partly full.
+        for (i, read_at) in [(0u32, 1124usize), (1, 2448), (2, 2500), (3, 5000)] {
+            while inserted.len() < read_at {
+                let key = format!("key:{:08}:{i}", 1_000_000 - inserted.len());
+                keys.insert_new(keys.locate(key.as_bytes()), key.as_bytes(), inserted.len() as u32);
+                inserted.push(key);
+            }
+            keys.settle();
+            assert!(keys.is_settled());
+            let walked: Vec<&[u8]> = keys
+                .range((Bound::Unbounded, Bound::Unbounded))
+                .map(|(k, _)| k)
+                .collect();
+            let mut want: Vec<&[u8]> = inserted.iter().map(|k| k.as_bytes()).collect();
+            want.sort();
+            assert_eq!(walked, want);
+        }
     }
 
     #[test]
