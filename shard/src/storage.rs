@@ -36,7 +36,14 @@ thread_local! {
     /// machine whose host backs memory on first use that cost up to 4 ms
     /// per WAL write; a reused buffer's pages are already there.
     static WRITE_BUFFERS: RefCell<Vec<DmaBuffer>> = const { RefCell::new(Vec::new()) };
+
+    /// A zeroed buffer every zero fill of this shard writes from (the
+    /// kernel only reads it, so writes may share it).
+    static ZEROS: RefCell<Option<Rc<DmaBuffer>>> = const { RefCell::new(None) };
 }
+
+/// Bytes of the shared zeroed buffer: the WAL's zero fill ahead.
+const ZERO_BUFFER_BYTES: usize = lumadb_engine::wal::WAL_PREALLOC_BYTES;
 
 /// A buffer of `len` bytes for a write to `file`: a kept one if one is big
 /// enough, else a new one rounded up so later writes can reuse it.
@@ -151,6 +158,34 @@ fn io_error(e: glommio::GlommioError<()>) -> std::io::Error {
     }
 }
 
+impl DmaStorageFile {
+    /// Writes all of `buf` at `offset`, or as much as the kernel took;
+    /// answers how much, a positive multiple of [`IO_ALIGN`].
+    async fn write_buffer(&self, buf: Rc<DmaBuffer>, offset: u64) -> Result<usize> {
+        let n = self
+            .file
+            .write_rc_at(buf, offset)
+            .await
+            .map_err(|e| self.err("write", e))?;
+        if n == 0 {
+            return Err(Error::io(
+                &*self.name,
+                "write",
+                std::io::Error::from(std::io::ErrorKind::WriteZero),
+            ));
+        }
+        if n % IO_ALIGN != 0 {
+            // A short O_DIRECT write that ends mid-page cannot be resumed aligned.
+            return Err(Error::io(
+                &*self.name,
+                "write",
+                std::io::Error::other(format!("short unaligned write of {n} bytes")),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 impl StorageFile for DmaStorageFile {
     fn name(&self) -> &str {
         &self.name
@@ -184,28 +219,39 @@ impl StorageFile for DmaStorageFile {
             let mut buf = take_write_buffer(&self.file, chunk.len());
             buf.as_bytes_mut().copy_from_slice(chunk);
             let buf = Rc::new(buf);
-            let written = self.file.write_rc_at(buf.clone(), offset + done as u64).await;
+            let written = self.write_buffer(buf.clone(), offset + done as u64).await;
             // The kernel is done with the buffer once the write completed.
             if let Ok(buf) = Rc::try_unwrap(buf) {
                 keep_write_buffer(buf);
             }
-            let n = written.map_err(|e| self.err("write", e))?;
-            if n == 0 {
-                return Err(Error::io(
-                    &*self.name,
-                    "write",
-                    std::io::Error::from(std::io::ErrorKind::WriteZero),
-                ));
-            }
-            if n % IO_ALIGN != 0 {
-                // A short O_DIRECT write that ends mid-page cannot be resumed aligned.
-                return Err(Error::io(
-                    &*self.name,
-                    "write",
-                    std::io::Error::other(format!("short unaligned write of {n} bytes")),
-                ));
-            }
-            done += n;
+            done += written?;
+        }
+        Ok(())
+    }
+
+    async fn write_zeros_at(&self, offset: u64, len: usize) -> Result<()> {
+        assert_eq!(offset as usize % IO_ALIGN, 0, "unaligned write offset");
+        assert_eq!(len % IO_ALIGN, 0, "unaligned write length");
+        let mut done = 0usize;
+        while done < len {
+            let buf = match len - done {
+                ZERO_BUFFER_BYTES.. => ZEROS.with(|z| {
+                    z.borrow_mut()
+                        .get_or_insert_with(|| {
+                            let mut buf = self.file.alloc_dma_buffer(ZERO_BUFFER_BYTES);
+                            buf.as_bytes_mut().fill(0);
+                            Rc::new(buf)
+                        })
+                        .clone()
+                }),
+                // The tail of an odd length, or of a short write.
+                rest => {
+                    let mut buf = self.file.alloc_dma_buffer(rest);
+                    buf.as_bytes_mut().fill(0);
+                    Rc::new(buf)
+                }
+            };
+            done += self.write_buffer(buf, offset + done as u64).await?;
         }
         Ok(())
     }

@@ -6,7 +6,9 @@
 //!   u64 slot = tag (hash >> 32) | record id + 1 ─────► Record { key, value }
 //! Ordered: BTreeSet<OrdKey>                              ▲
 //!   OrdKey = first 32 bytes, length, rest, record id ───┘
-//!   (+ up to 1,024 new OrdKeys in a batch, settled sorted)
+//!   (+ a sorted run moving in 32 at a time, and up to 1,024
+//!    new OrdKeys; an ordered read sorts those into the run and
+//!    merges it with the tree)
 //! ```
 //!
 //! Records never move and are never removed one at a time (a memtable
@@ -61,9 +63,9 @@ const KEY_INLINE_BYTES: usize = 46;
 const ORDER_BATCH_KEYS: usize = 1024;
 const _: () = assert!(ORDER_BATCH_KEYS / SETTLE_STEP_INSERTS * SETTLE_STEP_KEYS >= ORDER_BATCH_KEYS);
 
-/// The sorted batch moves into the ordered index [`SETTLE_STEP_KEYS`] at
-/// a time, once every [`SETTLE_STEP_INSERTS`] new keys: two per insert,
-/// so a batch is in before the next is full. Moving a whole batch at once
+/// The sorted run moves into the ordered index [`SETTLE_STEP_KEYS`] at a
+/// time, once every [`SETTLE_STEP_INSERTS`] new keys: two per insert, so
+/// a batch is in before the next is full. Moving a whole batch at once
 /// held the core for 0.4 ms per 1,024 new keys, which every client
 /// waiting on that core saw as latency; steps of neighbouring keys keep
 /// most of the shared descent's cache hits.
@@ -325,10 +327,12 @@ pub(super) struct Keys<V> {
     ordered: BTreeSet<OrdKey>,
     /// New keys not yet in `ordered` (fewer than [`ORDER_BATCH_KEYS`]).
     unordered: Vec<OrdKey>,
-    /// The previous batch, sorted in descending order, moving into
-    /// `ordered` from its end a few keys per insert. Every ordered read
-    /// settles both batches first.
+    /// Earlier new keys, sorted in descending order, moving into
+    /// `ordered` from the end a step at a time. An ordered read first
+    /// sorts `unordered` into it, then walks both runs merged.
     settling: Vec<OrdKey>,
+    /// New keys since the last step of `settling`.
+    inserts_since_step: usize,
 }
 
 impl<V> Keys<V> {
@@ -343,6 +347,7 @@ impl<V> Keys<V> {
             ordered: BTreeSet::new(),
             unordered: Vec::new(),
             settling: Vec::new(),
+            inserts_since_step: 0,
         }
     }
 
@@ -392,16 +397,38 @@ impl<V> Keys<V> {
             self.unordered.reserve_exact(ORDER_BATCH_KEYS);
         }
         self.unordered.push(OrdKey::new(key, id));
-        if self.unordered.len() % SETTLE_STEP_INSERTS == 0 {
+        self.inserts_since_step += 1;
+        if self.inserts_since_step == SETTLE_STEP_INSERTS {
+            self.inserts_since_step = 0;
             self.settle_some(SETTLE_STEP_KEYS);
         }
         if self.unordered.len() >= ORDER_BATCH_KEYS {
-            // Drained already: the batch before moved two keys per
-            // insert of this one.
-            self.settle_some(usize::MAX);
-            std::mem::swap(&mut self.unordered, &mut self.settling);
-            self.settling.sort_unstable_by(|a, b| b.cmp(a));
+            self.sort_new_keys();
         }
+    }
+
+    /// Sorts the new keys into `settling`. Steps move two keys per insert
+    /// and every key passes through `unordered` first, so `settling`
+    /// never holds more than about two batches.
+    fn sort_new_keys(&mut self) {
+        self.unordered.sort_unstable_by(|a, b| b.cmp(a));
+        if self.settling.is_empty() {
+            std::mem::swap(&mut self.unordered, &mut self.settling);
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.settling.len() + self.unordered.len());
+        let mut old = std::mem::take(&mut self.settling).into_iter().peekable();
+        let mut new = self.unordered.drain(..).peekable();
+        loop {
+            let next = match (old.peek(), new.peek()) {
+                (Some(a), Some(b)) if a > b => old.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => new.next(),
+                (Some(_), None) => old.next(),
+                (None, None) => break,
+            };
+            merged.extend(next);
+        }
+        self.settling = merged;
     }
 
     /// Moves up to `n` keys of the sorted batch into the ordered index,
@@ -414,17 +441,18 @@ impl<V> Keys<V> {
         }
     }
 
-    /// Whether every key is in the ordered index.
-    pub(super) fn is_settled(&self) -> bool {
-        self.unordered.is_empty() && self.settling.is_empty()
+    /// Whether ordered reads may run: every key is in a sorted run.
+    pub(super) fn is_sorted(&self) -> bool {
+        self.unordered.is_empty()
     }
 
-    /// Moves every new key into the ordered index, in key order.
-    pub(super) fn settle(&mut self) {
-        self.settle_some(usize::MAX);
-        std::mem::swap(&mut self.unordered, &mut self.settling);
-        self.settling.sort_unstable_by(|a, b| b.cmp(a));
-        self.settle_some(usize::MAX);
+    /// Readies ordered reads: sorts the new keys (at most a batch) into
+    /// the sorted run, rather than moving up to two batches into the
+    /// tree at once, which held the core for most of a millisecond.
+    pub(super) fn sort(&mut self) {
+        if !self.unordered.is_empty() {
+            self.sort_new_keys();
+        }
     }
 
     /// Starts loading what point reads of `keys` will touch: every key's
@@ -447,22 +475,46 @@ impl<V> Keys<V> {
         }
     }
 
-    /// Keys in `range`, in order, each with its value. Only once settled.
+    /// Keys in `range`, in order, each with its value: the tree and the
+    /// sorted run, merged. Only once sorted ([`Keys::sort`]).
     pub(super) fn range<'a>(
         &'a self,
         range: (Bound<&[u8]>, Bound<&[u8]>),
     ) -> impl Iterator<Item = (&'a [u8], &'a V)> + 'a {
-        assert!(self.is_settled(), "an ordered read of an unsettled key index");
-        let bound = |b: Bound<&[u8]>| b.map(OrdKey::bound);
-        let walk = self.ordered.range((bound(range.0), bound(range.1)));
+        assert!(self.is_sorted(), "an ordered read of an unsorted key index");
+        let (lower, upper) = (range.0.map(OrdKey::bound), range.1.map(OrdKey::bound));
+        // `settling` is descending: the keys above `upper` come first,
+        // then those in range, then those below `lower`.
+        let from = self.settling.partition_point(|k| match &upper {
+            Bound::Included(u) => k > u,
+            Bound::Excluded(u) => k >= u,
+            Bound::Unbounded => false,
+        });
+        let to = self.settling.partition_point(|k| match &lower {
+            Bound::Included(l) => k >= l,
+            Bound::Excluded(l) => k > l,
+            Bound::Unbounded => true,
+        });
+        let mut run = self.settling[from..to.max(from)].iter().rev().peekable();
+        let walk = self.ordered.range((lower, upper));
         let mut ahead = walk.clone().skip(PREFETCH_DISTANCE);
-        walk.map(move |k| {
-            if let Some(next) = ahead.next() {
-                self.arena.prefetch(next.id);
-            }
+        let mut tree = walk
+            .map(move |k| {
+                if let Some(next) = ahead.next() {
+                    self.arena.prefetch(next.id);
+                }
+                k
+            })
+            .peekable();
+        std::iter::from_fn(move || {
+            let k = match (tree.peek(), run.peek()) {
+                (Some(a), Some(b)) if b < a => run.next(),
+                (Some(_), _) => tree.next(),
+                (None, _) => run.next(),
+            }?;
             let record = self.arena.get(k.id);
             debug_assert!(OrdKey::bound(record.key()) == *k, "ordered index points at another key");
-            (record.key(), &record.value)
+            Some((record.key(), &record.value))
         })
     }
 
@@ -537,7 +589,7 @@ mod tests {
             let want = if i % 97 == 0 { i + 1 } else { i };
             assert_eq!(keys.get(format!("key:{i:012}").as_bytes()), Some(&want));
         }
-        keys.settle();
+        keys.sort();
         let walked: Vec<&[u8]> = keys
             .range((Bound::Unbounded, Bound::Unbounded))
             .map(|(k, _)| k)
@@ -550,26 +602,51 @@ mod tests {
     }
 
     #[test]
-    fn keys_inserted_between_ordered_reads_are_all_walked_in_order() {
+    fn ordered_reads_between_inserts_see_every_key_in_range_in_order() {
         let mut keys: Keys<u32> = Keys::new();
-        let mut inserted = Vec::new();
-        // Descending keys, reads at points inside and between batches, so
-        // both the sorted batch and the new one are partly full.
-        for (i, read_at) in [(0u32, 1124usize), (1, 2448), (2, 2500), (3, 5000)] {
-            while inserted.len() < read_at {
-                let key = format!("key:{:08}:{i}", 1_000_000 - inserted.len());
-                keys.insert_new(keys.locate(key.as_bytes()), key.as_bytes(), inserted.len() as u32);
-                inserted.push(key);
+        let mut model = std::collections::BTreeSet::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        // Reads come every 1 to 3,000 inserts, so they find the tree, the
+        // sorted run and the new keys in every mix of sizes; some keys
+        // share a 32-byte head and differ past it.
+        for round in 0..40 {
+            for _ in 0..(next() % 3000 + 1) {
+                let key = if next() % 4 == 0 {
+                    format!("{:032}{}", 7, next() % 100_000)
+                } else {
+                    format!("k{}", next() % 1_000_000)
+                };
+                let at = keys.locate(key.as_bytes());
+                if keys.get_mut_at(at, key.as_bytes()).is_none() {
+                    keys.insert_new(at, key.as_bytes(), round);
+                    model.insert(key.into_bytes());
+                }
             }
-            keys.settle();
-            assert!(keys.is_settled());
+            keys.sort();
+            let a = format!("k{}", next() % 1_000_000).into_bytes();
+            let b = format!("k{}", next() % 1_000_000).into_bytes();
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            let bound = |k: &[u8], n: u64| match n % 3 {
+                0 => Bound::Included(k.to_vec()),
+                1 => Bound::Excluded(k.to_vec()),
+                _ => Bound::Unbounded,
+            };
+            let (lo, hi) = (bound(&lo, next()), bound(&hi, next()));
+            if matches!((&lo, &hi), (Bound::Excluded(l), Bound::Excluded(h)) if l == h) {
+                continue; // BTreeSet panics on an empty excluded range
+            }
             let walked: Vec<&[u8]> = keys
-                .range((Bound::Unbounded, Bound::Unbounded))
+                .range((lo.as_ref().map(|k| &k[..]), hi.as_ref().map(|k| &k[..])))
                 .map(|(k, _)| k)
                 .collect();
-            let mut want: Vec<&[u8]> = inserted.iter().map(|k| k.as_bytes()).collect();
-            want.sort();
-            assert_eq!(walked, want);
+            let want: Vec<&[u8]> = model.range((lo.clone(), hi.clone())).map(|k| &k[..]).collect();
+            assert_eq!(walked, want, "round {round}: {lo:?}..{hi:?}");
         }
     }
 
@@ -583,7 +660,7 @@ mod tests {
         for (i, k) in long.iter().enumerate() {
             assert_eq!(keys.get(k), Some(&i));
         }
-        keys.settle();
+        keys.sort();
         let order: Vec<usize> = keys
             .range((Bound::Unbounded, Bound::Unbounded))
             .map(|(_, v)| *v)

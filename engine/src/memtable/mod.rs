@@ -412,8 +412,8 @@ impl MemTable {
 
     /// The key index, every key in its ordered index (for range reads).
     fn ordered_keys(&self) -> std::cell::Ref<'_, Keys<Versions>> {
-        if !self.keys.borrow().is_settled() {
-            self.keys.borrow_mut().settle();
+        if !self.keys.borrow().is_sorted() {
+            self.keys.borrow_mut().sort();
         }
         self.keys.borrow()
     }

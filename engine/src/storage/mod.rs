@@ -51,6 +51,13 @@ pub trait StorageFile: Clone + 'static {
     /// Writes `data` at `offset`. Both must be multiples of [`IO_ALIGN`].
     fn write_at(&self, offset: u64, data: &[u8]) -> impl Future<Output = Result<()>>;
 
+    /// Writes `len` zero bytes at `offset`. Both must be multiples of
+    /// [`IO_ALIGN`]. A backend may keep one zeroed buffer for this, so
+    /// that extending a file neither fills nor copies memory.
+    fn write_zeros_at(&self, offset: u64, len: usize) -> impl Future<Output = Result<()>> {
+        async move { self.write_at(offset, &vec![0; len]).await }
+    }
+
     /// fdatasync: everything written so far, and the file size, is durable.
     fn sync(&self) -> impl Future<Output = Result<()>>;
 

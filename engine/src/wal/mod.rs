@@ -25,7 +25,7 @@ mod writer;
 mod tests;
 
 pub use reader::{parse_segment, read_log, DropKind, DroppedTail, LogReplay, RESYNC_HASH_BYTES_MAX};
-pub use writer::{LogWriter, WalSync, WalWrite};
+pub use writer::{LogWriter, WalSync, WalWrite, WAL_PREALLOC_BYTES};
 
 use crate::batch::{WriteBatch, BATCH_BYTES_MAX};
 use crate::coding::{checksum, put_u32, put_u64, Reader};

@@ -37,8 +37,8 @@ pub const WAL_PREALLOC_BYTES: usize = 1 << 20;
 
 const _: () = assert!(WAL_PREALLOC_BYTES.is_multiple_of(IO_ALIGN));
 
-/// Capacity the writer's buffer keeps between writes: a write-behind
-/// piece plus the zero fill ahead, so the steady state allocates nothing.
+/// Capacity the writer's buffer keeps between writes (a few write-behind
+/// pieces), so the steady state allocates nothing.
 const WAL_BUFFER_KEPT_BYTES: usize = 2 * WAL_PREALLOC_BYTES;
 
 /// Appends records to one segment. Owned by one task at a time (the
@@ -84,6 +84,9 @@ pub struct WalWrite<F: StorageFile> {
     segment: u64,
     offset: u64,
     data: Vec<u8>,
+    /// Where [`WAL_PREALLOC_BYTES`] of zero fill go after `data`, if the
+    /// write reaches past the fill already written.
+    zero_fill_at: Option<u64>,
     /// The writer's `written_len` once this write is done.
     logical_end: u64,
 }
@@ -91,12 +94,21 @@ pub struct WalWrite<F: StorageFile> {
 impl<F: StorageFile> WalWrite<F> {
     /// Performs the write.
     pub async fn run(&self) -> Result<()> {
-        self.file.write_at(self.offset, &self.data).await
+        self.file.write_at(self.offset, &self.data).await?;
+        if let Some(at) = self.zero_fill_at {
+            self.file.write_zeros_at(at, WAL_PREALLOC_BYTES).await?;
+        }
+        Ok(())
     }
 
-    /// Bytes this write sends to the file (zero padding included).
+    /// Bytes this write sends to the file (zero fill included).
     pub fn len(&self) -> usize {
         self.data.len()
+            + if self.zero_fill_at.is_some() {
+                WAL_PREALLOC_BYTES
+            } else {
+                0
+            }
     }
 
     /// Whether the write sends nothing (never true of a started write).
@@ -268,12 +280,13 @@ impl<F: StorageFile> LogWriter<F> {
             return Ok(None);
         }
         let logical = self.buf.len();
-        let mut padded = align_up(logical);
-        if self.buf_offset + padded as u64 > self.allocated_len {
-            // Zero-fill ahead (see WAL_PREALLOC_BYTES).
-            padded += WAL_PREALLOC_BYTES;
-        }
+        let padded = align_up(logical);
         let offset = self.buf_offset;
+        // Zero-fill ahead (see WAL_PREALLOC_BYTES), as a write of its own
+        // from a kept zeroed buffer: padding the records' buffer instead
+        // filled and copied a megabyte on the executor.
+        let end = offset + padded as u64;
+        let zero_fill_at = (end > self.allocated_len).then_some(end);
         // The next write starts over from the last partial page.
         let full = align_down(logical);
         let mut next = std::mem::take(&mut self.spare);
@@ -283,7 +296,9 @@ impl<F: StorageFile> LogWriter<F> {
         data.resize(padded, 0);
         self.buf_offset += full as u64;
         self.written_in_buf = self.buf.len();
-        self.allocated_len = self.allocated_len.max(offset + padded as u64);
+        self.allocated_len = self
+            .allocated_len
+            .max(end + zero_fill_at.map_or(0, |_| WAL_PREALLOC_BYTES as u64));
         self.writing = true;
         assert!(self.buf.len() < IO_ALIGN);
         assert_eq!(self.buf_offset % IO_ALIGN as u64, 0);
@@ -292,6 +307,7 @@ impl<F: StorageFile> LogWriter<F> {
             segment: self.segment,
             offset,
             data,
+            zero_fill_at,
             logical_end: offset + logical as u64,
         }))
     }
