@@ -499,11 +499,10 @@ impl<V> Keys<V> {
         let walk = self.ordered.range((lower, upper));
         let mut ahead = walk.clone().skip(PREFETCH_DISTANCE);
         let mut tree = walk
-            .map(move |k| {
+            .inspect(move |_| {
                 if let Some(next) = ahead.next() {
                     self.arena.prefetch(next.id);
                 }
-                k
             })
             .peekable();
         std::iter::from_fn(move || {
