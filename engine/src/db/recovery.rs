@@ -16,7 +16,7 @@ use crate::manifest::{self, ManifestState};
 use crate::memtable::{History, MemTable};
 use crate::options::EngineOptions;
 use crate::sst::Table;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageFile};
 use crate::sync::{LocalMutex, Notify};
 use crate::version::{table_file_name, Version};
 use crate::wal::{self, LogWriter};
@@ -139,9 +139,20 @@ impl<S: Storage> Engine<S> {
                 next_file_number = next_file_number.max(n + 1);
             }
         }
-        for (i, &seg) in segments.iter().enumerate() {
+        // The last segment that holds anything past its header: only it
+        // may end torn. Segments after it were prepared ahead of a roll
+        // (`Engine::prepare_wal_segment`) and never written.
+        let mut last_written = None;
+        for &seg in segments.iter().rev() {
+            let file = storage.open(&wal::wal_file_name(seg)).await?;
+            if file.size().await? > wal::SEGMENT_HEADER_SIZE as u64 {
+                last_written = Some(seg);
+                break;
+            }
+        }
+        for &seg in &segments {
             next_file_number = next_file_number.max(seg + 1);
-            let is_last = i + 1 == segments.len();
+            let is_last = last_written.is_none_or(|last| seg >= last);
             let name = wal::wal_file_name(seg);
             let file = storage.open(&name).await?;
             let replay = wal::read_log(&file, opts.recovery_mode).await?;
@@ -243,6 +254,7 @@ impl<S: Storage> Engine<S> {
             state: RefCell::new(state),
             commit: RefCell::new(Default::default()),
             wal: RefCell::new(None),
+            next_wal: RefCell::new(None),
             wal_io: Notify::new(),
             wal_due: Notify::new(),
             commit_idle: Notify::new(),

@@ -91,6 +91,20 @@ fn workload(storage: &MemStorage) -> Ledger {
             })
             .expect("spawn");
     }
+    // The next WAL segment made ready ahead of each roll, as the runtime
+    // does, so crashes find one prepared and never written.
+    {
+        let e = engine.clone();
+        pool.spawner()
+            .spawn_local(async move {
+                while e.wal_segment_work().await {
+                    if e.prepare_wal_segment().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawn");
+    }
     pool.run_until(futures::future::join_all(writers));
     pool.run_until(async {
         engine.close().await.ok();
