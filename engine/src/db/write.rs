@@ -631,16 +631,17 @@ impl<S: Storage> Engine<S> {
                 "the old WAL segment took appends during the roll"
             );
         }
-        let mut st = self.inner.state.borrow_mut();
-        st.wal_segment = number;
-        st.wal_segments.insert(number, 0);
-        for id in to_freeze {
-            let ks = st.keyspaces.get_mut(&id).expect("keyspace exists");
-            ks.mem.freeze();
-            let old = std::mem::replace(&mut ks.mem, Rc::new(MemTable::new(number)));
-            ks.imm.push(old);
+        {
+            let mut st = self.inner.state.borrow_mut();
+            st.wal_segment = number;
+            st.wal_segments.insert(number, 0);
+            for id in to_freeze {
+                let ks = st.keyspaces.get_mut(&id).expect("keyspace exists");
+                ks.mem.freeze();
+                let old = std::mem::replace(&mut ks.mem, Rc::new(MemTable::new(number)));
+                ks.imm.push(old);
+            }
         }
-        drop(st);
         self.drop_passed_wal_segment().await;
         // Wakes the flush loop, and the task that prepares the next segment.
         self.inner.background.notify_all();
