@@ -125,6 +125,11 @@ impl<K: Hash + Eq + Clone, V: Clone> LruCache<K, V> {
         Some(inner.node(i).value.clone())
     }
 
+    /// Whether `charge` more bytes fit without evicting anything.
+    pub fn has_room_for(&self, charge: usize) -> bool {
+        self.inner.borrow().usage + charge.saturating_add(ENTRY_OVERHEAD_BYTES) <= self.capacity_bytes
+    }
+
     /// Inserts or replaces `key`, charging `charge` bytes (plus
     /// [`ENTRY_OVERHEAD_BYTES`]), then evicts to fit the capacity.
     pub fn insert(&self, key: K, value: V, charge: usize) {

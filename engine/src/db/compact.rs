@@ -11,7 +11,7 @@ use super::Engine;
 use crate::batch::KeyspaceId;
 use crate::compaction::{self, CompactionPlan, ManualStep};
 use crate::key::{self, RangeTombstone, SeqNo, ValueKind};
-use crate::sst::{Table, TableIter, TableWriter};
+use crate::sst::{Table, TableIter, TableWriter, Warm};
 use crate::storage::Storage;
 use crate::version::{table_file_name, FileMeta};
 use crate::{Error, Result};
@@ -117,6 +117,9 @@ pub(crate) struct OutputWriter<S: Storage> {
     pub(crate) outputs: Vec<(FileMeta, S::File)>,
     entries: usize,
     pub(crate) bytes_written: u64,
+    /// How outputs fill the block cache as they are written
+    /// ([`TableWriter::warming`]).
+    pub(crate) warm_cache: Warm,
 }
 
 impl<S: Storage> OutputWriter<S> {
@@ -148,6 +151,7 @@ impl<S: Storage> OutputWriter<S> {
             outputs: Vec::new(),
             entries: 0,
             bytes_written: 0,
+            warm_cache: Warm::IfRoom,
         }
     }
 
@@ -197,7 +201,11 @@ impl<S: Storage> OutputWriter<S> {
     async fn open_output(&mut self) -> Result<()> {
         let number = self.engine.alloc_file_number();
         let file = self.engine.inner.storage.create(&table_file_name(number)).await?;
-        let w = TableWriter::new(file.clone(), &self.ks_opts);
+        let w = TableWriter::new(file.clone(), &self.ks_opts).warming(
+            self.engine.inner.block_cache.clone(),
+            number,
+            self.warm_cache,
+        );
         self.current = Some((number, w, file));
         Ok(())
     }

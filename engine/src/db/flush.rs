@@ -12,7 +12,7 @@ use super::Engine;
 use crate::batch::KeyspaceId;
 use crate::key::{self, RangeTombstone, SeqNo, ValueKind};
 use crate::memtable::MemTable;
-use crate::sst::Table;
+use crate::sst::{Table, Warm};
 use crate::storage::Storage;
 use crate::version::FileMeta;
 use crate::wal;
@@ -167,6 +167,9 @@ impl<S: Storage> Engine<S> {
         let tombstones = mem.all_range_tombstones();
         let mut gc = GcFilter::new(snapshots, false, self.inner.storage.now_unix_ms(), tombstones.clone());
         let mut out = OutputWriter::new(self.clone(), opts, None, tombstones, Vec::new());
+        // What was just in memory is what is being read: its table's
+        // blocks go into the block cache as they are written.
+        out.warm_cache = Warm::Always;
         let mut chunk = Vec::new();
         let mut after: Option<Vec<u8>> = None;
         loop {

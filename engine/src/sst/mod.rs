@@ -16,7 +16,7 @@ pub mod bloom;
 pub mod builder;
 pub mod reader;
 
-pub use builder::{TableBuilder, TableWriter};
+pub use builder::{TableBuilder, TableWriter, Warm};
 pub use reader::{Table, TableIter};
 
 use crate::coding::{checksum, put_len_prefixed, put_u32, put_u64, put_varint, Reader};

@@ -67,6 +67,36 @@ fn interval_mode_is_durable_after_sync_wal() {
 }
 
 #[test]
+fn a_flushed_table_is_read_from_the_block_cache() {
+    run(async {
+        let storage = MemStorage::new();
+        let mut opts = tiny_options(CompactionStyle::Leveled);
+        opts.memtable_size = 1 << 20;
+        opts.wal_total_bytes_max = 1 << 30;
+        opts.block_cache_size = 1 << 20;
+        opts.row_cache_size = 0;
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        for i in 0..500u32 {
+            e.put(ks, format!("k{i:04}").as_bytes(), &[b'v'; 40]).await.unwrap();
+        }
+        e.flush().await.unwrap();
+        let before = e.stats();
+        for i in 0..500u32 {
+            assert!(e.get(ks, format!("k{i:04}").as_bytes()).await.unwrap().is_some());
+        }
+        let after = e.stats();
+        let requests = after.block_cache_requests - before.block_cache_requests;
+        let hits = after.block_cache_hits - before.block_cache_hits;
+        assert!(requests >= 500, "the reads went to the table ({requests} block reads)");
+        assert_eq!(
+            hits, requests,
+            "every block of the flushed table was cached as it was written"
+        );
+    });
+}
+
+#[test]
 fn a_memtable_switch_writes_on_into_the_prepared_segment() {
     run(async {
         let storage = MemStorage::new();
