@@ -15,6 +15,7 @@
 
 use hashbrown::HashMap;
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -100,9 +101,32 @@ pub struct Db<S: Storage> {
     pub waiters: RefCell<Waiters>,
     /// Expired keys reclaimed, for INFO.
     pub expired_keys: Cell<u64>,
+    /// SCAN, HSCAN, SSCAN and ZSCAN resume points on this shard: token ->
+    /// the engine key to go on from. Any connection can resume a token.
+    scan_cursors: RefCell<(u64, BTreeMap<u64, Vec<u8>>)>,
 }
 
+/// Scan resume points kept per shard; the oldest go first.
+pub const SCAN_CURSORS_MAX: usize = 4096;
+
 impl<S: Storage> Db<S> {
+    /// Remembers a scan's resume key; returns its token (never 0).
+    pub fn save_scan_cursor(&self, key: Vec<u8>) -> u64 {
+        let mut c = self.scan_cursors.borrow_mut();
+        c.0 += 1;
+        let token = c.0;
+        c.1.insert(token, key);
+        while c.1.len() > SCAN_CURSORS_MAX {
+            c.1.pop_first();
+        }
+        token
+    }
+
+    /// The resume key of a scan token.
+    pub fn scan_cursor(&self, token: u64) -> Option<Vec<u8>> {
+        self.scan_cursors.borrow().1.get(&token).cloned()
+    }
+
     /// Opens the database over `store`: reads the version reservation
     /// and counts keys and expiries (one scan of the meta records).
     pub async fn open(store: Rc<Store<S>>) -> StoreResult<Rc<Db<S>>> {
@@ -123,6 +147,7 @@ impl<S: Storage> Db<S> {
             watched: RefCell::new(HashMap::new()),
             waiters: RefCell::new(Waiters::default()),
             expired_keys: Cell::new(0),
+            scan_cursors: RefCell::new((0, BTreeMap::new())),
         };
         let (mut count, mut expiring) = (0, 0);
         let mut from = vec![keys::META_PREFIX];

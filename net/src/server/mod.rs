@@ -265,15 +265,9 @@ pub struct Shard {
     pub max_clients: Cell<u64>,
     /// This shard's even split of `max_clients`.
     pub max_clients_here: Cell<u64>,
-    /// SCAN resume points on this shard's keys: token -> last key
-    /// examined. Any connection, on any shard, can resume a token.
-    scan_cursors: RefCell<(u64, BTreeMap<u64, Vec<u8>>)>,
     /// This shard's connections' Pub/Sub subscriptions.
     pub pubsub: RefCell<pubsub::Registry>,
 }
-
-/// SCAN resume points kept per shard; the oldest go first.
-pub const SCAN_CURSORS_MAX: usize = 4096;
 
 impl Shard {
     /// Builds shard state on its own core (the runtime's factory).
@@ -316,7 +310,6 @@ impl Shard {
             stopping: Cell::new(false),
             max_clients: Cell::new(max_clients),
             max_clients_here: Cell::new(max_clients_here),
-            scan_cursors: RefCell::new((0, BTreeMap::new())),
             pubsub: RefCell::new(pubsub::Registry::default()),
         });
         let s = shard.clone();
@@ -352,23 +345,6 @@ impl Shard {
         let n = self.next_txid.get() + 1;
         self.next_txid.set(n);
         n * self.shards() as u64 + self.id() as u64
-    }
-
-    /// Remembers a SCAN resume key; returns its token (never 0).
-    pub fn save_scan_cursor(&self, key: Vec<u8>) -> u64 {
-        let mut c = self.scan_cursors.borrow_mut();
-        c.0 += 1;
-        let token = c.0;
-        c.1.insert(token, key);
-        while c.1.len() > SCAN_CURSORS_MAX {
-            c.1.pop_first();
-        }
-        token
-    }
-
-    /// The resume key of a SCAN token.
-    pub fn scan_cursor(&self, token: u64) -> Option<Vec<u8>> {
-        self.scan_cursors.borrow().1.get(&token).cloned()
     }
 
     /// Counts one command and its latency; logs it to `slow-query.log`
@@ -710,7 +686,7 @@ impl Service for Shard {
                     let _settled = self.settled(in_tx).await;
                     let after = match token {
                         0 => None,
-                        t => match self.scan_cursor(t) {
+                        t => match self.db.scan_cursor(t) {
                             Some(k) => Some(k),
                             None => {
                                 return ShardResponse::Scanned(Err(Reply::error(crate::resp::errors::CURSOR_INVALID)))
@@ -719,7 +695,7 @@ impl Service for Shard {
                     };
                     let r = keyspace::scan_local(&self.db, after.as_deref(), pattern.as_deref(), kind, count).await;
                     ShardResponse::Scanned(
-                        r.map(|(keys, resume)| (keys, resume.map(|k| self.save_scan_cursor(k))))
+                        r.map(|(keys, resume)| (keys, resume.map(|k| self.db.save_scan_cursor(k))))
                             .map_err(CmdError::into_reply),
                     )
                 }

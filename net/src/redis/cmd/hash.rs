@@ -281,10 +281,15 @@ pub fn parse_scan_options(opts: &[Bytes]) -> Result<(Option<&[u8]>, u64), CmdErr
     Ok((pattern, count))
 }
 
-/// One page of a collection SCAN: the elements of `tag` at ordinals
-/// `cursor..cursor + count` (as (rest, value)) and the next cursor (0 at
-/// the end).
+/// One page of a collection scan (HSCAN, SSCAN, ZSCAN): up to `count`
+/// elements of `tag` in element order (as (rest, value)) from where
+/// `cursor` left off, and the next cursor (0 at the end). A cursor is a
+/// token for the element key to go on from ([`Db::save_scan_cursor`]),
+/// not a position: elements deleted during a scan move nothing, so every
+/// element present for the whole scan is returned, as Redis promises,
+/// and each call reads only its page.
 pub async fn scan_page<S: Storage>(
+    db: &Db<S>,
     tx: &Tx<'_, S>,
     key: &[u8],
     meta: &Meta,
@@ -292,24 +297,39 @@ pub async fn scan_page<S: Storage>(
     cursor: u64,
     count: u64,
 ) -> Result<(u64, Vec<(Vec<u8>, Vec<u8>)>), CmdError> {
-    if cursor >= meta.count {
+    let (start, end) = keys::tag_range(key, meta.version, tag);
+    let from = match cursor {
+        0 => start,
+        token => {
+            let resume = db
+                .scan_cursor(token)
+                .ok_or_else(|| CmdError::msg(errors::CURSOR_INVALID))?;
+            // A token of another key (or of this key before it was
+            // replaced) starts at the range's nearer end.
+            resume.max(start)
+        }
+    };
+    if from >= end {
         return Ok((0, Vec::new()));
     }
-    let end_ordinal = cursor.saturating_add(count);
-    let limit = usize::try_from(end_ordinal.saturating_add(1)).unwrap_or(usize::MAX);
-    let (start, end) = keys::tag_range(key, meta.version, tag);
-    let rows = tx.scan(&start, &end, limit).await?;
-    let more = rows.len() as u64 > end_ordinal;
-    let next = if more { end_ordinal } else { 0 };
-    let skip = usize::try_from(cursor).unwrap_or(usize::MAX);
+    let page_len = usize::try_from(count).unwrap_or(usize::MAX).min(SCAN_PAGE_ELEMENTS_MAX);
+    let mut rows = tx.scan(&from, &end, page_len.saturating_add(1)).await?;
+    let next = if rows.len() > page_len {
+        let (resume, _) = rows.pop().expect("more rows than the page");
+        db.save_scan_cursor(resume)
+    } else {
+        0
+    };
     let page = rows
         .into_iter()
-        .skip(skip)
-        .take(usize::try_from(count).unwrap_or(usize::MAX))
         .map(|(k, v)| (keys::element_rest(&k, key).to_vec(), v))
         .collect();
     Ok((next, page))
 }
+
+/// Elements one scan call returns at most, whatever its COUNT (the page
+/// is read into memory whole).
+pub const SCAN_PAGE_ELEMENTS_MAX: usize = 100_000;
 
 /// The SCAN reply: `[cursor, items]`.
 pub fn scan_reply(next: u64, items: Vec<Reply>) -> Reply {
@@ -331,7 +351,7 @@ async fn hscan<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> Cm
         return Ok(scan_reply(0, Vec::new()));
     };
     let (pattern, count) = parse_scan_options(&args[3..])?;
-    let (next, page) = scan_page(tx, key, &meta, TAG_HASH, cursor, count).await?;
+    let (next, page) = scan_page(db, tx, key, &meta, TAG_HASH, cursor, count).await?;
     let mut items = Vec::with_capacity(page.len() * 2);
     for (field, value) in page {
         if scan_matches(pattern, &field) {
@@ -672,20 +692,57 @@ mod tests {
                 ]),
             ])
         );
-        assert_eq!(
-            t.cmd(&["HSCAN", "h", "24", "count", "1"]),
-            Reply::Array(vec![bulk("0"), bulks(&["f24", "24"])])
-        );
-        assert_eq!(
-            t.cmd(&["HSCAN", "h", "3", "count", "1", "match", "*"]),
-            Reply::Array(vec![bulk("4"), bulks(&["f03", "3"])])
-        );
-        assert_eq!(t.cmd(&["HSCAN", "h", "99"]), empty);
+        let Reply::Array(first) = t.cmd(&["HSCAN", "h", "0", "count", "1"]) else {
+            panic!()
+        };
+        assert_eq!(first[1], bulks(&["f00", "0"]));
+        let Reply::Bulk(token) = &first[0] else { panic!() };
+        let token = std::str::from_utf8(token).unwrap().to_string();
+        assert_ne!(token, "0");
+        let Reply::Array(second) = t.cmd(&["HSCAN", "h", &token, "count", "1", "match", "*"]) else {
+            panic!()
+        };
+        assert_eq!(second[1], bulks(&["f01", "1"]));
+        // A cursor is a token the server handed out, not a position.
+        assert_eq!(t.cmd(&["HSCAN", "h", "99999"]), err(errors::CURSOR_INVALID));
         assert_eq!(t.cmd(&["HSCAN", "h", "0", "COUNT", "0"]), err(errors::SYNTAX));
         assert_eq!(t.cmd(&["HSCAN", "h", "0", "COUNT", "x"]), err(errors::NOT_INTEGER));
         assert_eq!(t.cmd(&["HSCAN", "h", "0", "COUNT"]), err(errors::SYNTAX));
         assert_eq!(t.cmd(&["HSCAN", "h", "0", "TYPE", "hash"]), err(errors::SYNTAX));
         assert_eq!(t.cmd(&["HSCAN", "h", "0", "NOVALUES"]), err(errors::SYNTAX));
+    }
+
+    #[test]
+    fn a_scan_returns_every_element_present_throughout_despite_deletions() {
+        let t = TestDb::new();
+        for i in 0..200 {
+            t.cmd(&["HSET", "h", &format!("f{i:03}"), "v"]);
+        }
+        let mut cursor = "0".to_string();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut deleted = std::collections::BTreeSet::new();
+        loop {
+            let Reply::Array(r) = t.cmd(&["HSCAN", "h", &cursor, "COUNT", "7"]) else {
+                panic!()
+            };
+            let Reply::Bulk(next) = &r[0] else { panic!() };
+            let Reply::Array(items) = &r[1] else { panic!() };
+            for pair in items.chunks(2) {
+                let Reply::Bulk(f) = &pair[0] else { panic!() };
+                seen.insert(f.clone());
+                // Deleting what was already returned moves nothing.
+                if seen.len() % 2 == 0 {
+                    t.cmd(&["HDEL", "h", std::str::from_utf8(f).unwrap()]);
+                    deleted.insert(f.clone());
+                }
+            }
+            cursor = std::str::from_utf8(next).unwrap().to_string();
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 200, "every field was returned once");
+        assert_eq!(deleted.len(), 100);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use lumadb_engine::storage::Storage;
 
-use crate::glob::glob_match;
+use super::hash::{parse_scan_cursor, parse_scan_options, scan_matches, scan_page, scan_reply};
 use crate::redis::db::{float_arg, int_arg, syntax_error, CmdError, CmdResult, Db};
 use crate::redis::keys::{self, Kind, Meta, TAG_ZMEMBER, TAG_ZSCORE};
 use crate::redis::store::Tx;
@@ -745,53 +745,32 @@ pub async fn zpop_first<S: Storage>(
 }
 
 async fn zscan<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> CmdResult {
-    let cursor: u64 = std::str::from_utf8(&args[2])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::msg(errors::CURSOR_INVALID))?;
-    let mut pattern: Option<&[u8]> = None;
-    let mut count: i64 = 10;
-    let mut j = 3;
-    while j < args.len() {
-        let a = args[j].to_ascii_lowercase();
-        let left = args.len() - j - 1;
-        if a == b"count" && left >= 1 {
-            count = int_arg(&args[j + 1])?;
-            if count < 1 {
-                return Err(syntax_error());
-            }
-            j += 2;
-        } else if a == b"match" && left >= 1 {
-            pattern = Some(&args[j + 1]);
-            j += 2;
-        } else {
-            return Err(syntax_error());
-        }
-    }
     let key = &args[1];
-    let empty = || Reply::Array(vec![bulk(b"0"), Reply::Array(Vec::new())]);
+    let cursor = parse_scan_cursor(&args[2])?;
     let Some(meta) = read_meta(db, tx, key).await? else {
-        return Ok(empty());
+        return Ok(scan_reply(0, Vec::new()));
     };
-    let items = all_sorted(db, tx, key, &meta).await?;
-    let from = usize::try_from(cursor).unwrap_or(usize::MAX).min(items.len());
-    let to = from.saturating_add(count as usize).min(items.len());
-    let next = if to >= items.len() { 0 } else { to as u64 };
-    let mut out = Vec::new();
-    for (s, m) in &items[from..to] {
-        // A pattern of exactly "*" matches everything.
-        if pattern.is_some_and(|p| p != b"*" && !glob_match(p, m, false)) {
+    let (pattern, count) = parse_scan_options(&args[3..])?;
+    // By member (the member records), so deletions and score changes
+    // during a scan move nothing.
+    let (next, page) = scan_page(db, tx, key, &meta, TAG_ZMEMBER, cursor, count).await?;
+    let mut items = Vec::with_capacity(page.len() * 2);
+    for (member, bits) in page {
+        if !scan_matches(pattern, &member) {
             continue;
         }
-        out.push(bulk(m));
+        let bits: [u8; 8] = bits.as_slice().try_into().map_err(|_| {
+            CmdError::Store(crate::redis::store::StoreError(format!(
+                "malformed sorted-set score record for key {:?}",
+                String::from_utf8_lossy(key)
+            )))
+        })?;
         let mut text = Vec::new();
-        format_double(*s, &mut text);
-        out.push(Reply::Bulk(text.into()));
+        format_double(f64::from_bits(u64::from_be_bytes(bits)), &mut text);
+        items.push(Reply::bulk(member));
+        items.push(Reply::Bulk(text.into()));
     }
-    Ok(Reply::Array(vec![
-        Reply::Bulk(itoa::Buffer::new().format(next).as_bytes().to_vec().into()),
-        Reply::Array(out),
-    ]))
+    Ok(scan_reply(next, items))
 }
 
 #[cfg(test)]
@@ -1026,14 +1005,19 @@ mod tests {
         assert_eq!(t.cmd(&["ZREMRANGEBYRANK", "x", "0", "-1"]), Reply::Int(1));
         assert_eq!(t.db.key_count(), 0);
         t.cmd(&["ZADD", "s", "1", "a", "1.5", "b", "3", "c"]);
+        let Reply::Array(r) = t.cmd(&["ZSCAN", "s", "0", "COUNT", "2"]) else {
+            panic!()
+        };
+        assert_eq!(r[1], bulks(&["a", "1", "b", "1.5"]));
+        let Reply::Bulk(token) = &r[0] else { panic!() };
+        // A score change during the scan moves nothing (members go in
+        // member order).
+        t.cmd(&["ZADD", "s", "-5", "c"]);
         assert_eq!(
-            t.cmd(&["ZSCAN", "s", "0", "COUNT", "2"]),
-            Reply::Array(vec![bulk("2"), bulks(&["a", "1", "b", "1.5"])])
+            t.cmd(&["ZSCAN", "s", std::str::from_utf8(token).unwrap()]),
+            Reply::Array(vec![bulk("0"), bulks(&["c", "-5"])])
         );
-        assert_eq!(
-            t.cmd(&["ZSCAN", "s", "2"]),
-            Reply::Array(vec![bulk("0"), bulks(&["c", "3"])])
-        );
+        assert_eq!(t.cmd(&["ZSCAN", "s", "2"]), err(errors::CURSOR_INVALID));
         assert_eq!(
             t.cmd(&["ZSCAN", "s", "0", "MATCH", "b*"]),
             Reply::Array(vec![bulk("0"), bulks(&["b", "1.5"])])
