@@ -101,30 +101,60 @@ pub struct Db<S: Storage> {
     pub waiters: RefCell<Waiters>,
     /// Expired keys reclaimed, for INFO.
     pub expired_keys: Cell<u64>,
-    /// SCAN, HSCAN, SSCAN and ZSCAN resume points on this shard: token ->
-    /// the engine key to go on from. Any connection can resume a token.
-    scan_cursors: RefCell<(u64, BTreeMap<u64, Vec<u8>>)>,
+    /// SCAN, HSCAN, SSCAN and ZSCAN resume points on this shard.
+    scan_cursors: RefCell<ScanCursors>,
 }
 
-/// Scan resume points kept per shard; the oldest go first.
-pub const SCAN_CURSORS_MAX: usize = 4096;
+/// Scan resume points kept per shard at most; past it the oldest go
+/// first. A scan in progress holds two (its last two pages' tokens), so
+/// only abandoned scans fill this.
+pub const SCAN_CURSORS_MAX: usize = 65_536;
+
+/// Scan cursors handed out by a shard: token -> (the engine key to go on
+/// from, the token that page was resumed from). Any connection can resume
+/// a token, and resume it again (a client retrying a page); a token is
+/// dropped once the page after it is resumed (its client has what it
+/// led to), or when too many are kept. Tokens start at a random point
+/// per process, so a cursor from before a restart names nothing.
+#[derive(Debug)]
+pub struct ScanCursors {
+    next: u64,
+    resume: BTreeMap<u64, (Vec<u8>, u64)>,
+}
+
+impl ScanCursors {
+    fn new() -> Self {
+        // Below 2^41, so SCAN's cursor (token × shards + shard) has room
+        // for 2^16 shards and 2^40 pages before it could overflow.
+        let start = (crate::redis::cmd::hash::random_u64() >> 24) | (1 << 39);
+        ScanCursors {
+            next: start,
+            resume: BTreeMap::new(),
+        }
+    }
+}
 
 impl<S: Storage> Db<S> {
-    /// Remembers a scan's resume key; returns its token (never 0).
-    pub fn save_scan_cursor(&self, key: Vec<u8>) -> u64 {
+    /// Remembers a scan's resume key for the page after the one resumed
+    /// from token `from` (0: a scan's first page); returns its token
+    /// (never 0). Drops the token `from` was resumed from.
+    pub fn save_scan_cursor(&self, key: Vec<u8>, from: u64) -> u64 {
         let mut c = self.scan_cursors.borrow_mut();
-        c.0 += 1;
-        let token = c.0;
-        c.1.insert(token, key);
-        while c.1.len() > SCAN_CURSORS_MAX {
-            c.1.pop_first();
+        if let Some(&(_, before)) = c.resume.get(&from) {
+            c.resume.remove(&before);
+        }
+        c.next += 1;
+        let token = c.next;
+        c.resume.insert(token, (key, from));
+        while c.resume.len() > SCAN_CURSORS_MAX {
+            c.resume.pop_first();
         }
         token
     }
 
     /// The resume key of a scan token.
     pub fn scan_cursor(&self, token: u64) -> Option<Vec<u8>> {
-        self.scan_cursors.borrow().1.get(&token).cloned()
+        self.scan_cursors.borrow().resume.get(&token).map(|(k, _)| k.clone())
     }
 
     /// Opens the database over `store`: reads the version reservation
@@ -147,7 +177,7 @@ impl<S: Storage> Db<S> {
             watched: RefCell::new(HashMap::new()),
             waiters: RefCell::new(Waiters::default()),
             expired_keys: Cell::new(0),
-            scan_cursors: RefCell::new((0, BTreeMap::new())),
+            scan_cursors: RefCell::new(ScanCursors::new()),
         };
         let (mut count, mut expiring) = (0, 0);
         let mut from = vec![keys::META_PREFIX];

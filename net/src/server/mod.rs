@@ -695,7 +695,7 @@ impl Service for Shard {
                     };
                     let r = keyspace::scan_local(&self.db, after.as_deref(), pattern.as_deref(), kind, count).await;
                     ShardResponse::Scanned(
-                        r.map(|(keys, resume)| (keys, resume.map(|k| self.db.save_scan_cursor(k))))
+                        r.map(|(keys, resume)| (keys, resume.map(|k| self.db.save_scan_cursor(k, token))))
                             .map_err(CmdError::into_reply),
                     )
                 }

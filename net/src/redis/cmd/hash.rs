@@ -316,7 +316,7 @@ pub async fn scan_page<S: Storage>(
     let mut rows = tx.scan(&from, &end, page_len.saturating_add(1)).await?;
     let next = if rows.len() > page_len {
         let (resume, _) = rows.pop().expect("more rows than the page");
-        db.save_scan_cursor(resume)
+        db.save_scan_cursor(resume, cursor)
     } else {
         0
     };
@@ -710,6 +710,55 @@ mod tests {
         assert_eq!(t.cmd(&["HSCAN", "h", "0", "COUNT"]), err(errors::SYNTAX));
         assert_eq!(t.cmd(&["HSCAN", "h", "0", "TYPE", "hash"]), err(errors::SYNTAX));
         assert_eq!(t.cmd(&["HSCAN", "h", "0", "NOVALUES"]), err(errors::SYNTAX));
+    }
+
+    /// The cursor of a HSCAN reply.
+    fn next_cursor(r: &Reply) -> String {
+        let Reply::Array(r) = r else { panic!("{r:?}") };
+        let Reply::Bulk(c) = &r[0] else { panic!() };
+        std::str::from_utf8(c).unwrap().to_string()
+    }
+
+    #[test]
+    fn a_paused_scan_keeps_its_cursor_while_others_scan_and_after_retries() {
+        let t = TestDb::new();
+        for i in 0..30 {
+            t.cmd(&["HSET", "h", &format!("f{i:02}"), "v"]);
+            t.cmd(&["HSET", "other", &format!("f{i:02}"), "v"]);
+        }
+        let paused = next_cursor(&t.cmd(&["HSCAN", "h", "0", "COUNT", "10"]));
+        // Other clients: 6,000 scans abandoned after a page, and 20,000
+        // pages of scans that run to the end.
+        for _ in 0..6_000 {
+            t.cmd(&["HSCAN", "other", "0", "COUNT", "1"]);
+        }
+        for _ in 0..700 {
+            let mut c = "0".to_string();
+            loop {
+                c = next_cursor(&t.cmd(&["HSCAN", "other", &c, "COUNT", "1"]));
+                if c == "0" {
+                    break;
+                }
+            }
+        }
+        let page = t.cmd(&["HSCAN", "h", &paused, "COUNT", "10"]);
+        let Reply::Array(items) = &page else { panic!() };
+        assert_eq!(
+            items[1],
+            bulks(&[
+                "f10", "v", "f11", "v", "f12", "v", "f13", "v", "f14", "v", "f15", "v", "f16", "v", "f17", "v", "f18",
+                "v", "f19", "v"
+            ])
+        );
+        // A retried page answers the same elements.
+        let Reply::Array(again) = t.cmd(&["HSCAN", "h", &paused, "COUNT", "10"]) else {
+            panic!()
+        };
+        assert_eq!(again[1], items[1]);
+        let next = next_cursor(&page);
+        let t = t.reopen();
+        // A cursor from before a restart names nothing in the new process.
+        assert_eq!(t.cmd(&["HSCAN", "h", &next]), err(errors::CURSOR_INVALID));
     }
 
     #[test]
