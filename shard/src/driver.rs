@@ -42,7 +42,10 @@ impl BackgroundTasks {
 
 /// Creates the low-priority task queue for background work.
 pub fn background_queue() -> TaskQueueHandle {
-    glommio::executor().create_task_queue(Shares::Static(BACKGROUND_SHARES), Latency::NotImportant, "lumadb-bg")
+    let tq =
+        glommio::executor().create_task_queue(Shares::Static(BACKGROUND_SHARES), Latency::NotImportant, "lumadb-bg");
+    crate::storage::set_background_queue(tq);
+    tq
 }
 
 /// Spawns the flush loop, the compaction loop and the task that prepares
