@@ -244,53 +244,55 @@ impl Session {
         let shards = self.shard.shards();
         let (src, dst) = (args[1].to_vec(), args[2].to_vec());
         let (s_src, s_dst) = (shard_of(&src, shards), shard_of(&dst, shards));
-        match self
-            .call(
-                s_src,
-                ShardRequest::Export {
-                    key: src.clone(),
-                    now_ms: self.clock,
-                    txid: self.txid,
-                },
-            )
-            .await
-        {
-            Ok(ShardResponse::Exported(Ok(Some(value)))) => {
-                let import = ShardRequest::Import {
-                    key: dst,
-                    value,
-                    nx,
-                    txid: self.txid,
-                };
-                match self.call(s_dst, import).await {
-                    Ok(ShardResponse::Reply(r @ (Reply::Int(1) | Reply::Simple(_)))) => {
-                        match self
-                            .call(
-                                s_src,
-                                ShardRequest::RunLocked {
-                                    cmds: vec![vec![Bytes::from_static(b"DEL"), args[1].clone()]],
-                                    now_ms: self.clock,
-                                    txid: self.txid,
-                                },
-                            )
-                            .await
-                        {
-                            Ok(ShardResponse::Replies(rs)) => match rs.into_iter().next() {
-                                Some(Reply::Error(e)) => Reply::Error(e),
-                                _ => r,
-                            },
-                            Err(e) => e,
-                            _ => r,
-                        }
-                    }
-                    Ok(ShardResponse::Reply(r)) => r,
-                    Ok(_) => Reply::error("ERR internal routing error"),
-                    Err(e) => e,
+        match self.copy_value(s_src, src, s_dst, dst, nx).await {
+            Ok(Some(r @ (Reply::Int(1) | Reply::Simple(_)))) => {
+                match self
+                    .run_locked(s_src, vec![Bytes::from_static(b"DEL"), args[1].clone()])
+                    .await
+                {
+                    Reply::Error(e) => Reply::Error(e),
+                    _ => r,
                 }
             }
-            Ok(ShardResponse::Exported(Ok(None))) => Reply::error(errors::NO_SUCH_KEY),
-            Ok(ShardResponse::Exported(Err(e))) | Err(e) => e,
-            Ok(_) => Reply::error("ERR internal routing error"),
+            Ok(Some(r)) => r,
+            Ok(None) => Reply::error(errors::NO_SUCH_KEY),
+            Err(e) => e,
+        }
+    }
+
+    /// Copies `key`, read whole on shard `from`, to `dst` on shard `to`
+    /// (under the locks held; `nx`: not over an existing key): `None` when
+    /// there is no such key, else the write's reply. `Err` carries an
+    /// error of the read or of the routing.
+    async fn copy_value(
+        &self,
+        from: usize,
+        key: Vec<u8>,
+        to: usize,
+        dst: Vec<u8>,
+        nx: bool,
+    ) -> Result<Option<Reply>, Reply> {
+        let export = ShardRequest::Export {
+            key,
+            now_ms: self.clock,
+            txid: self.txid,
+        };
+        let value = match self.call(from, export).await {
+            Ok(ShardResponse::Exported(Ok(Some(value)))) => value,
+            Ok(ShardResponse::Exported(Ok(None))) => return Ok(None),
+            Ok(ShardResponse::Exported(Err(e))) | Err(e) => return Err(e),
+            Ok(_) => return Err(Reply::error("ERR internal routing error")),
+        };
+        let import = ShardRequest::Import {
+            key: dst,
+            value,
+            nx,
+            txid: self.txid,
+        };
+        match self.call(to, import).await {
+            Ok(ShardResponse::Reply(r)) => Ok(Some(r)),
+            Ok(_) => Err(Reply::error("ERR internal routing error")),
+            Err(e) => Err(e),
         }
     }
 
@@ -428,33 +430,11 @@ impl Session {
                 continue;
             }
             let tmp = Bytes::from(format!("\u{0}lumadb-gather:{txid}:{i}"));
-            match self
-                .call(
-                    s,
-                    ShardRequest::Export {
-                        key: k.to_vec(),
-                        now_ms: self.clock,
-                        txid: self.txid,
-                    },
-                )
-                .await
-            {
-                Ok(ShardResponse::Exported(Ok(Some(value)))) => {
-                    let import = ShardRequest::Import {
-                        key: tmp.to_vec(),
-                        value,
-                        nx: false,
-                        txid: self.txid,
-                    };
-                    match self.call(home, import).await {
-                        Ok(ShardResponse::Reply(Reply::Error(e))) => return Reply::Error(e),
-                        Err(e) => return e,
-                        _ => temps.push(tmp.clone()),
-                    }
-                }
-                Ok(ShardResponse::Exported(Ok(None))) => {}
-                Ok(ShardResponse::Exported(Err(e))) | Err(e) => return e,
-                Ok(_) => return Reply::error("ERR internal routing error"),
+            match self.copy_value(s, k.to_vec(), home, tmp.to_vec(), false).await {
+                Ok(Some(Reply::Error(e))) => return Reply::Error(e),
+                Ok(Some(_)) => temps.push(tmp.clone()),
+                Ok(None) => {}
+                Err(e) => return e,
             }
             local_args[i] = tmp;
         }
@@ -478,34 +458,11 @@ impl Session {
         let shards = self.shard.shards();
         let (src, dst) = (args[1].to_vec(), args[2].to_vec());
         let (s_src, s_dst) = (shard_of(&src, shards), shard_of(&dst, shards));
-        match self
-            .call(
-                s_src,
-                ShardRequest::Export {
-                    key: src,
-                    now_ms: self.clock,
-                    txid: self.txid,
-                },
-            )
-            .await
-        {
-            Ok(ShardResponse::Exported(Ok(Some(value)))) => {
-                let import = ShardRequest::Import {
-                    key: dst,
-                    value,
-                    nx: !replace,
-                    txid: self.txid,
-                };
-                match self.call(s_dst, import).await {
-                    Ok(ShardResponse::Reply(Reply::Simple(_))) => Reply::Int(1),
-                    Ok(ShardResponse::Reply(r)) => r,
-                    Ok(_) => Reply::error("ERR internal routing error"),
-                    Err(e) => e,
-                }
-            }
-            Ok(ShardResponse::Exported(Ok(None))) => Reply::Int(0),
-            Ok(ShardResponse::Exported(Err(e))) | Err(e) => e,
-            Ok(_) => Reply::error("ERR internal routing error"),
+        match self.copy_value(s_src, src, s_dst, dst, !replace).await {
+            Ok(Some(Reply::Simple(_))) => Reply::Int(1),
+            Ok(Some(r)) => r,
+            Ok(None) => Reply::Int(0),
+            Err(e) => e,
         }
     }
 
