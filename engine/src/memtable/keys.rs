@@ -411,24 +411,10 @@ impl<V> Keys<V> {
     /// and every key passes through `unordered` first, so `settling`
     /// never holds more than about two batches.
     fn sort_new_keys(&mut self) {
-        self.unordered.sort_unstable_by(|a, b| b.cmp(a));
-        if self.settling.is_empty() {
-            std::mem::swap(&mut self.unordered, &mut self.settling);
-            return;
-        }
-        let mut merged = Vec::with_capacity(self.settling.len() + self.unordered.len());
-        let mut old = std::mem::take(&mut self.settling).into_iter().peekable();
-        let mut new = self.unordered.drain(..).peekable();
-        loop {
-            let next = match (old.peek(), new.peek()) {
-                (Some(a), Some(b)) if a > b => old.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => new.next(),
-                (Some(_), None) => old.next(),
-                (None, None) => break,
-            };
-            merged.extend(next);
-        }
-        self.settling = merged;
+        // A stable sort finds the run already sorted and merges the new
+        // keys into it, in linear time past the new keys' own sort.
+        self.settling.append(&mut self.unordered);
+        self.settling.sort_by(|a, b| b.cmp(a));
     }
 
     /// Moves up to `n` keys of the sorted batch into the ordered index,
