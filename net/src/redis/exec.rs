@@ -1,5 +1,7 @@
 //! Runs one command on the shard that owns its keys.
 
+use std::future::Future;
+
 use bytes::Bytes;
 use lumadb_engine::storage::Storage;
 
@@ -52,13 +54,36 @@ pub fn lock_set<'a>(spec: &'static CommandSpec, args: &'a [Bytes]) -> impl Itera
 /// Runs one command alone on this shard: locks its keys, executes,
 /// queues its writes, releases the locks, and waits until the writes are
 /// durable before answering.
+///
+/// **Elided locks.** Most commands find their data in memory and run to
+/// the end without suspending, so no other task can run while they do;
+/// locks would only cost a table entry made and removed. When its keys
+/// are free (nobody holds or waits for them, no whole-shard lock is
+/// held or queued), a command runs with no lock entry, and takes its
+/// locks at the first point where it suspends (a disk read), before any
+/// other task can run: the same as having held them from the start.
 pub async fn run_one<S: Storage>(db: &Db<S>, spec: &'static CommandSpec, args: &[Bytes]) -> crate::resp::Reply {
     // A pipeline's commands run back to back without awaiting (writes go
     // to the engine at once in the relaxed modes); the shard offers the
     // core between them (`server::join`), never here with the locks held.
-    let guard = db.store.locks.lock(lock_set(spec, args)).await;
+    let locks = &db.store.locks;
+    let mut guard = if locks.free_for(lock_set(spec, args)) {
+        None
+    } else {
+        Some(locks.lock(lock_set(spec, args)).await)
+    };
     let mut tx = db.store.tx();
-    let result = execute(db, &mut tx, spec, args).await;
+    let result = {
+        let mut fut = std::pin::pin!(execute(db, &mut tx, spec, args));
+        std::future::poll_fn(|cx| {
+            let poll = fut.as_mut().poll(cx);
+            if poll.is_pending() && guard.is_none() {
+                guard = Some(locks.lock_now(lock_set(spec, args)));
+            }
+            poll
+        })
+        .await
+    };
     if spec.is_write() && !tx.is_empty() {
         for i in spec.key_indexes(args) {
             if let Some(k) = args.get(i) {

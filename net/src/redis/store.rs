@@ -888,6 +888,12 @@ impl KeyLocks {
         &self,
         keys: impl IntoIterator<Item = (&'k [u8], bool)>,
     ) -> impl std::future::Future<Output = LockGuard> + 'static {
+        self.acquire(self.slots(keys))
+    }
+
+    /// The gate (shared) and `keys`, in locking order, one entry per key
+    /// (exclusive wins over shared).
+    fn slots<'k>(&self, keys: impl IntoIterator<Item = (&'k [u8], bool)>) -> Vec<(LockSlot, bool)> {
         let mut slots: Vec<(LockSlot, bool)> = std::iter::once((LockSlot::Gate, false))
             .chain(
                 keys.into_iter()
@@ -904,7 +910,49 @@ impl KeyLocks {
                 false
             }
         });
-        self.acquire(slots)
+        slots
+    }
+
+    /// Whether `keys` could all be locked at once with nobody queued
+    /// ahead: the test for running a command with its locks elided
+    /// ([`KeyLocks::lock_now`]). Hashes no key while no key is locked.
+    pub fn free_for<'k>(&self, keys: impl IntoIterator<Item = (&'k [u8], bool)>) -> bool {
+        let table = self.table.borrow();
+        if !table.gate.waiters.is_empty() || !table.gate.grantable(false) {
+            return false;
+        }
+        if table.keys.is_empty() {
+            return true;
+        }
+        keys.into_iter().all(|(k, exclusive)| {
+            match table.keys.get(&std::hash::BuildHasher::hash_one(&self.hasher, k)) {
+                None => true,
+                Some(st) => st.waiters.is_empty() && st.grantable(exclusive),
+            }
+        })
+    }
+
+    /// Locks `keys` now, without waiting: for a command that ran with its
+    /// locks elided and is about to suspend. Nothing else ran since
+    /// [`KeyLocks::free_for`] said yes (the command has not yet yielded),
+    /// so every lock is still free; holding them from here is the same as
+    /// having held them from the start.
+    pub fn lock_now<'k>(&self, keys: impl IntoIterator<Item = (&'k [u8], bool)>) -> LockGuard {
+        let slots = self.slots(keys);
+        let mut table = self.table.borrow_mut();
+        for &(slot, exclusive) in &slots {
+            let st = table.state(slot);
+            assert!(
+                st.waiters.is_empty() && st.grantable(exclusive),
+                "an elided lock was taken while the command ran"
+            );
+            st.grant(exclusive);
+        }
+        LockGuard {
+            table: self.table.clone(),
+            held: slots,
+            waiting: None,
+        }
     }
 
     /// Locks the whole shard: waits for every keyed lock held or queued
@@ -1030,6 +1078,61 @@ mod tests {
         assert!(poll_once(&mut b).is_some(), "nothing left ahead of it");
         drop(a);
         assert!(locks.is_empty());
+    }
+
+    /// Elided locks: keys are free only while nobody holds or waits for
+    /// them and no whole-shard lock is held or queued; locks taken by
+    /// `lock_now` hold off later lockers like any other.
+    #[test]
+    fn elided_locks_are_free_only_when_nobody_holds_or_waits() {
+        let locks = KeyLocks::default();
+        let a = |ex| [(&b"a"[..], ex)];
+        let b = |ex| [(&b"b"[..], ex)];
+        assert!(locks.free_for(a(true)));
+        let held = locks.lock_now(a(true));
+        assert!(!locks.free_for(a(false)), "held exclusive");
+        assert!(locks.free_for(b(true)), "another key");
+        let mut later = Box::pin(locks.lock(a(false)));
+        assert!(poll_once(&mut later).is_none(), "waits for the lock taken now");
+        let mut flush = Box::pin(locks.lock_shard());
+        assert!(poll_once(&mut flush).is_none(), "the shard lock waits too");
+        assert!(!locks.free_for(b(true)), "nothing runs ahead of a queued shard lock");
+        drop(held);
+        let shared = poll_once(&mut later).expect("granted once released");
+        assert!(poll_once(&mut flush).is_none(), "still a shared holder");
+        drop(shared);
+        let flush = poll_once(&mut flush).expect("granted");
+        assert!(!locks.free_for(b(false)), "the shard is locked");
+        drop(flush);
+
+        // Shared holders leave a key free for readers, not for writers;
+        // a queued writer keeps later readers in line (FIFO).
+        let reader = poll_once(&mut Box::pin(locks.lock(a(false)))).expect("free");
+        assert!(locks.free_for(a(false)));
+        assert!(!locks.free_for(a(true)));
+        let mut writer = Box::pin(locks.lock(a(true)));
+        assert!(poll_once(&mut writer).is_none());
+        assert!(!locks.free_for(a(false)), "a writer waits");
+        drop(reader);
+        drop(poll_once(&mut writer).expect("granted"));
+        assert!(locks.is_empty());
+        assert!(locks.free_for(a(true)));
+    }
+
+    /// A command whose key is locked by another waits for it (its locks
+    /// are not elided), and runs once the lock is released.
+    #[test]
+    fn a_command_on_a_locked_key_waits_for_the_lock() {
+        let t = TestDb::new();
+        let locks = &t.db.store.locks;
+        let held = poll_once(&mut Box::pin(locks.lock([(&b"k"[..], true)]))).expect("free");
+        let args: Vec<bytes::Bytes> = ["SET", "k", "v"].iter().map(|a| bytes::Bytes::from(*a)).collect();
+        let spec = crate::resp::command::lookup(b"set").expect("set exists");
+        let mut set = Box::pin(crate::redis::exec::run_one(&t.db, spec, &args));
+        assert!(poll_once(&mut set).is_none(), "waits for the held lock");
+        drop(held);
+        assert_eq!(poll_once(&mut set), Some(crate::resp::Reply::ok()));
+        assert_eq!(t.cmd(&["GET", "k"]), crate::redis::testkit::bulk("v"));
     }
 
     fn k(i: usize) -> Vec<u8> {

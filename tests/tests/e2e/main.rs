@@ -8,6 +8,7 @@ mod engine_kill;
 mod redis_auth;
 mod redis_blocking;
 mod redis_cli;
+mod redis_concurrency;
 mod redis_diff;
 mod redis_faults;
 mod redis_pubsub;
