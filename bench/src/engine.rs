@@ -355,7 +355,7 @@ fn run_lumadb(plan: &Plan, dir: PathBuf) -> Result<Vec<WorkloadResult>, BenchErr
             ..EngineOptions::default()
         };
         let engine = Engine::open(storage, opts).await?;
-        let bg = driver::spawn_background(&engine, driver::background_queue());
+        let bg = driver::spawn_background(&engine, driver::background_queue(&engine));
         let values = Rc::new(ValueSource::new(plan.value_size));
         let mut results = Vec::new();
         for w in &plan.workloads {

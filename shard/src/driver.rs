@@ -1,7 +1,7 @@
 //! Runs an engine's background work on the current glommio executor:
 //! flush, compaction and the preparation of the next WAL segment in a
-//! low-priority task queue (so foreground requests keep their latency),
-//! and, in the relaxed sync modes, two WAL
+//! low-priority task queue (so foreground requests keep their latency;
+//! its shares rise as writers near a stall), and, in the relaxed sync modes, two WAL
 //! tasks in the caller's (foreground) queue: a timer (in `interval` mode
 //! it writes and fdatasyncs the WAL every `interval_ms`, in `none` mode it
 //! writes the WAL out every `WAL_WRITE_OUT_INTERVAL_MS`) and the
@@ -11,19 +11,45 @@
 //! priority queue's turn would let the buffer fill up to its bound.
 
 use crate::storage::DmaStorage;
-use glommio::{Latency, Shares, TaskQueueHandle};
+use glommio::{Latency, Shares, SharesManager, TaskQueueHandle};
 use lumadb_engine::db::{Engine, WAL_WRITE_OUT_INTERVAL_MS};
 use lumadb_engine::SyncMode;
+use std::rc::Rc;
 use std::time::Duration;
 
-/// Shares of the background task queue against the default queue's 1000:
-/// background work gets about a tenth of a busy core. (Shares that rose
-/// with the engine's write pressure, up to parity, were tried: no write
-/// stall to avoid appeared in the benchmarks, and ZADD lost about 5%.)
+/// Shares of the background task queue against the default queue's 1000
+/// while writers are far from a stall: background work gets about a
+/// tenth of a busy core.
 pub const BACKGROUND_SHARES: usize = 100;
+
+/// Shares of the background task queue when writers are about to stall
+/// ([`Engine::write_pressure`] at 1): half of a busy core. At a fixed
+/// tenth, a write-heavy load can fill memtables (or level 0) faster than
+/// flushes (or compactions) drain them, and every writer then stops
+/// until they catch up; rising shares slow writers a little, early.
+pub const BACKGROUND_SHARES_MAX: usize = 1000;
 
 /// The wait before preparing the next WAL segment again after a failure.
 const WAL_PREPARE_RETRY: Duration = Duration::from_secs(1);
+
+/// How often the background queue's shares follow the write pressure.
+const BACKGROUND_SHARES_PERIOD_MS: u64 = 20;
+
+/// The background queue's shares, from the engine's write pressure.
+struct BackgroundShares {
+    engine: Engine<DmaStorage>,
+}
+
+impl SharesManager for BackgroundShares {
+    fn shares(&self) -> usize {
+        let pressure = self.engine.write_pressure().clamp(0.0, 1.0);
+        BACKGROUND_SHARES + (pressure * (BACKGROUND_SHARES_MAX - BACKGROUND_SHARES) as f64) as usize
+    }
+
+    fn adjustment_period(&self) -> Duration {
+        Duration::from_millis(BACKGROUND_SHARES_PERIOD_MS)
+    }
+}
 
 /// Handles of the background tasks of one engine.
 pub struct BackgroundTasks {
@@ -40,10 +66,11 @@ impl BackgroundTasks {
     }
 }
 
-/// Creates the low-priority task queue for background work.
-pub fn background_queue() -> TaskQueueHandle {
-    let tq =
-        glommio::executor().create_task_queue(Shares::Static(BACKGROUND_SHARES), Latency::NotImportant, "lumadb-bg");
+/// Creates the task queue for `engine`'s background work: low priority
+/// until its writers near a stall (see [`BACKGROUND_SHARES_MAX`]).
+pub fn background_queue(engine: &Engine<DmaStorage>) -> TaskQueueHandle {
+    let shares = Shares::Dynamic(Rc::new(BackgroundShares { engine: engine.clone() }));
+    let tq = glommio::executor().create_task_queue(shares, Latency::NotImportant, "lumadb-bg");
     crate::storage::set_background_queue(tq);
     tq
 }

@@ -335,7 +335,7 @@ where
                     // Opening (WAL replay above all) serves no one: stalls
                     // count from here on.
                     arm_stalls.store(true, Ordering::Relaxed);
-                    let background = driver::spawn_background(&engine, driver::background_queue());
+                    let background = driver::spawn_background(&engine, driver::background_queue(&engine));
                     let router = Router::<S>::new(req_tx, resp_tx);
                     let ctx = Rc::new(ShardCtx {
                         slot,

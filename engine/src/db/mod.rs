@@ -30,7 +30,7 @@ use crate::cache::{BlockCache, RowCache};
 use crate::key::SeqNo;
 use crate::manifest::{KeyspaceManifest, ManifestState};
 use crate::memtable::MemTable;
-use crate::options::{EngineOptions, KeyspaceOptions};
+use crate::options::{CompactionStyle, EngineOptions, KeyspaceOptions};
 use crate::sst::Table;
 use crate::storage::Storage;
 use crate::sync::{LocalMutex, Notify};
@@ -449,6 +449,44 @@ impl<S: Storage> Engine<S> {
             wal_segments: st.wal_segments.len(),
             wal_bytes: st.wal_segments.values().sum(),
         }
+    }
+
+    /// How near writers are to stalling on background work, from 0 (no
+    /// backlog) to 1 (they wait): for the keyspace nearest a stall, the
+    /// active memtable's fill while frozen ones wait for their flush (it
+    /// reaches 1 when the queue of frozen memtables is full), or level 0
+    /// between its compaction trigger and its stop trigger. The runtime
+    /// gives background work more of the core as it rises, so flushes
+    /// keep up with writers instead of stopping them all at once.
+    pub fn write_pressure(&self) -> f64 {
+        let st = self.inner.state.borrow();
+        let max_imm = self.inner.opts.max_immutable_memtables.max(1);
+        let memtable_size = self.inner.opts.memtable_size.max(1);
+        st.keyspaces
+            .values()
+            .map(|k| {
+                let flush = match k.imm.len() {
+                    0 => 0.0,
+                    n if n >= max_imm => 1.0,
+                    n => {
+                        let fill = (k.mem.size_bytes() as f64 / memtable_size as f64).min(1.0);
+                        // 1 <= n < max_imm: the next freeze at n = max_imm - 1 stalls.
+                        ((n - 1) as f64 + fill) / (max_imm - 1) as f64
+                    }
+                };
+                let l0 = k.version.levels[0].len();
+                let (trigger, stop) = (
+                    k.opts.level0_file_num_compaction_trigger,
+                    k.opts.level0_stop_writes_trigger,
+                );
+                let compaction = if k.opts.compaction_style == CompactionStyle::Fifo || l0 <= trigger {
+                    0.0
+                } else {
+                    ((l0 - trigger) as f64 / stop.saturating_sub(trigger).max(1) as f64).min(1.0)
+                };
+                flush.max(compaction)
+            })
+            .fold(0.0, f64::max)
     }
 
     /// Waits until a frozen memtable waits for flush, or the engine is

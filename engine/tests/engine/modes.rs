@@ -67,6 +67,37 @@ fn interval_mode_is_durable_after_sync_wal() {
 }
 
 #[test]
+fn write_pressure_rises_as_frozen_memtables_wait_and_falls_once_flushed() {
+    run(async {
+        let storage = MemStorage::new();
+        let mut opts = tiny_options(CompactionStyle::Leveled);
+        opts.memtable_size = 64 << 10;
+        opts.max_immutable_memtables = 2;
+        opts.wal_total_bytes_max = 1 << 30;
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        assert_eq!(e.write_pressure(), 0.0, "nothing waits");
+        e.put(ks, b"a", &[b'v'; 100]).await.unwrap();
+        e.freeze(ks).await.unwrap();
+        // One frozen memtable waits: the pressure follows the new
+        // memtable's fill toward the stall a second freeze would cause.
+        let empty = e.write_pressure();
+        for i in 0..200u32 {
+            e.put(ks, format!("k{i:04}").as_bytes(), &[b'v'; 100]).await.unwrap();
+        }
+        let filled = e.write_pressure();
+        assert!(
+            empty < filled && filled < 1.0,
+            "pressure {empty} with an empty memtable, {filled} with a part-full one"
+        );
+        e.freeze(ks).await.unwrap();
+        assert_eq!(e.write_pressure(), 1.0, "two frozen memtables: writers would stall");
+        while e.flush_once().await.unwrap() {}
+        assert_eq!(e.write_pressure(), 0.0, "flushed");
+    });
+}
+
+#[test]
 fn a_flushed_table_is_read_from_the_block_cache() {
     run(async {
         let storage = MemStorage::new();

@@ -99,7 +99,7 @@ fn main() -> ExitCode {
             }
             println!("verified {checked}");
         }
-        let _bg = driver::spawn_background(&engine, driver::background_queue());
+        let _bg = driver::spawn_background(&engine, driver::background_queue(&engine));
         let mut tasks = Vec::new();
         for w in 0..writers {
             let e = engine.clone();
