@@ -403,6 +403,19 @@ impl<S: Storage> Store<S> {
         }
     }
 
+    /// Takes `ticket`'s writes in `batch`, now in the engine, out of the
+    /// overlay (a key written since by a newer ticket stays).
+    fn settle(&self, batch: &WriteBatch, ticket: u64) {
+        let mut overlay = self.overlay.borrow_mut();
+        for op in batch.iter() {
+            if op.kind == ValueKind::RangeDelete {
+                overlay.settle_clear(op.key, op.value, ticket);
+            } else {
+                overlay.settle(op.key, ticket);
+            }
+        }
+    }
+
     /// Transactions queued or being written.
     pub fn queued(&self) -> usize {
         self.in_flight.get()
@@ -464,17 +477,8 @@ impl<S: Storage> Store<S> {
                 }
             };
             let result = result.map(|_| ()).map_err(StoreError::from);
-            {
-                let mut overlay = self.overlay.borrow_mut();
-                for q in &group {
-                    for op in q.batch.iter() {
-                        if op.kind == ValueKind::RangeDelete {
-                            overlay.settle_clear(op.key, op.value, q.ticket);
-                        } else {
-                            overlay.settle(op.key, q.ticket);
-                        }
-                    }
-                }
+            for q in &group {
+                self.settle(&q.batch, q.ticket);
             }
             self.in_flight.set(self.in_flight.get() - group.len());
             for q in group {
@@ -955,6 +959,12 @@ impl KeyLocks {
         }
     }
 
+    /// Locks `keys` if that needs no wait ([`KeyLocks::free_for`]); `None`
+    /// otherwise, leaving nothing queued.
+    pub fn try_lock<'k>(&self, keys: impl IntoIterator<Item = (&'k [u8], bool)> + Clone) -> Option<LockGuard> {
+        self.free_for(keys.clone()).then(|| self.lock_now(keys))
+    }
+
     /// Locks the whole shard: waits for every keyed lock held or queued
     /// before it; keyed locks asked for after it wait until it is dropped.
     pub fn lock_shard(&self) -> impl std::future::Future<Output = LockGuard> + 'static {
@@ -1117,6 +1127,23 @@ mod tests {
         drop(poll_once(&mut writer).expect("granted"));
         assert!(locks.is_empty());
         assert!(locks.free_for(a(true)));
+    }
+
+    /// `try_lock` takes free keys at once and, where it would wait,
+    /// takes and queues nothing.
+    #[test]
+    fn try_lock_takes_free_keys_and_queues_nothing_otherwise() {
+        let locks = KeyLocks::default();
+        let both = [(&b"a"[..], true), (&b"b"[..], false)];
+        let held = locks.try_lock(both).expect("free");
+        assert!(locks.try_lock([(&b"b"[..], false)]).is_some(), "shared with a reader");
+        assert!(locks.try_lock([(&b"c"[..], true), (&b"a"[..], false)]).is_none());
+        assert_eq!(locks.len(), 2, "nothing queued or left for c");
+        let mut later = Box::pin(locks.lock([(&b"a"[..], false)]));
+        assert!(poll_once(&mut later).is_none());
+        drop(held);
+        drop(poll_once(&mut later).expect("granted"));
+        assert!(locks.is_empty());
     }
 
     /// A command whose key is locked by another waits for it (its locks

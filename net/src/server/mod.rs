@@ -54,21 +54,28 @@ pub enum ShardRequest {
     Run(Vec<(&'static CommandSpec, Vec<Bytes>)>),
     /// Take a transaction's locks on this shard and check its WATCHes;
     /// `whole`: lock the whole shard (the transaction flushes it).
+    /// Without `wait`, a keyed lock answers `Busy` (and holds nothing)
+    /// where it would have to wait: locks asked of several shards at
+    /// once, which must not wait on each other in different orders.
     Lock {
         txid: u64,
         keys: Vec<(Vec<u8>, bool)>,
         watches: Vec<(Vec<u8>, u64)>,
         whole: bool,
+        wait: bool,
     },
     /// Run commands of a locked transaction, in order, at the
     /// transaction's time (`now_ms`, Unix ms) when it has one; `Replies`.
     /// Under transaction `txid`'s locks on this shard, their writes are
     /// made durable at `Unlock`, once for the whole transaction, instead
     /// of before the replies.
+    /// With `unlock`, then releases the transaction here as `Unlock`
+    /// does (a storage error replaces every reply).
     RunLocked {
         cmds: Vec<Vec<Bytes>>,
         now_ms: Option<u64>,
         txid: Option<u64>,
+        unlock: bool,
     },
     /// Release a transaction's locks, then wait until its writes are
     /// durable: `Done`, or the storage error as a `Reply`.
@@ -167,6 +174,8 @@ pub enum ShardResponse {
     Locked {
         clean: bool,
     },
+    /// A `Lock` without `wait` found a lock taken or asked for.
+    Busy,
     Done,
     Stamp(u64),
     Keys(Result<Vec<Bytes>, Reply>),
@@ -461,6 +470,17 @@ impl Shard {
         }
     }
 
+    /// Releases transaction `txid`'s locks here, then waits until its
+    /// writes are durable; the storage error if that fails.
+    async fn unlock(&self, txid: u64) -> Option<Reply> {
+        let (guard, held) = self.tx_locks.borrow_mut().remove(&txid)?;
+        // Visible already; the engine gets them before the keys' next
+        // writers, who queue behind them.
+        let durable = self.db.store.release(held);
+        drop(guard);
+        durable.wait().await.err().map(|e| CmdError::Store(e).into_reply())
+    }
+
     /// For a keyless read: the shard gate, exclusively, once every keyed
     /// command and transaction in flight here is done (none inside a
     /// transaction: see [`ShardRequest::Keys`]).
@@ -621,12 +641,19 @@ impl Service for Shard {
                     keys,
                     watches,
                     whole,
+                    wait,
                 } => {
                     let locks = &self.db.store.locks;
+                    let keyed = || keys.iter().map(|(k, ex)| (k.as_slice(), *ex));
                     let guard = if whole {
                         locks.lock_shard().await
+                    } else if wait {
+                        locks.lock(keyed()).await
                     } else {
-                        locks.lock(keys.iter().map(|(k, ex)| (k.as_slice(), *ex))).await
+                        match locks.try_lock(keyed()) {
+                            Some(g) => g,
+                            None => return ShardResponse::Busy,
+                        }
                     };
                     let clean = watches.iter().all(|(k, stamp)| self.db.watch_stamp(k) == *stamp);
                     let held = self.db.store.hold();
@@ -638,7 +665,12 @@ impl Service for Shard {
                     }
                     ShardResponse::Locked { clean }
                 }
-                ShardRequest::RunLocked { cmds, now_ms, txid } => {
+                ShardRequest::RunLocked {
+                    cmds,
+                    now_ms,
+                    txid,
+                    unlock,
+                } => {
                     let mut replies = Vec::with_capacity(cmds.len());
                     for (i, args) in cmds.iter().enumerate() {
                         if i > 0 {
@@ -646,21 +678,17 @@ impl Service for Shard {
                         }
                         replies.push(self.run_locked(args, now_ms, txid).await);
                     }
+                    if let (true, Some(t)) = (unlock, txid) {
+                        if let Some(e) = self.unlock(t).await {
+                            replies.iter_mut().for_each(|r| *r = e.clone());
+                        }
+                    }
                     ShardResponse::Replies(replies)
                 }
-                ShardRequest::Unlock(txid) => {
-                    let Some((guard, held)) = self.tx_locks.borrow_mut().remove(&txid) else {
-                        return ShardResponse::Done;
-                    };
-                    // Visible already; the engine gets them before the
-                    // keys' next writers, who queue behind them.
-                    let durable = self.db.store.release(held);
-                    drop(guard);
-                    match durable.wait().await {
-                        Ok(()) => ShardResponse::Done,
-                        Err(e) => ShardResponse::Reply(CmdError::Store(e).into_reply()),
-                    }
-                }
+                ShardRequest::Unlock(txid) => match self.unlock(txid).await {
+                    None => ShardResponse::Done,
+                    Some(e) => ShardResponse::Reply(e),
+                },
                 ShardRequest::Watch(key) => ShardResponse::Stamp(self.db.watch(&key)),
                 ShardRequest::Unwatch(keys) => {
                     for k in keys {

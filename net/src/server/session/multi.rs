@@ -29,6 +29,7 @@ impl Session {
             cmds,
             now_ms: self.clock,
             txid: self.txid,
+            unlock: false,
         };
         match self.call(shard, req).await {
             Ok(ShardResponse::Replies(r)) if r.len() == n => r,
@@ -38,11 +39,29 @@ impl Session {
     }
 
     /// MGET, MSET, MSETNX, DEL, UNLINK, EXISTS, TOUCH over any shards.
+    ///
+    /// Outside a transaction the command runs as a one-command
+    /// transaction: every key's lock on every shard first (shared for the
+    /// reads), then each shard's part, so no client sees some of its keys
+    /// changed and others not (as Redis, where MSET and DEL are atomic).
+    ///
+    /// The common case takes two messages per shard, sent to every shard
+    /// at once: `Lock` without waiting, then the part with `unlock`. If a
+    /// shard answers `Busy` (a key locked or asked for), the locks taken
+    /// are released and the command runs as an ordinary transaction,
+    /// whose locks are taken shard after shard, waiting, in the one order
+    /// every transaction uses. Locks taken at once without waiting cannot
+    /// deadlock, and every part runs while all of them are held, so the
+    /// command stays isolated either way.
     pub(super) async fn split(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>, in_exec: bool) -> Reply {
         let shards = self.shard.shards();
         let step = if matches!(spec.name, "mset" | "msetnx") { 2 } else { 1 };
-        if spec.name == "msetnx" && !in_exec {
-            // All or nothing across shards: a one-command transaction.
+        if !in_exec {
+            if spec.name != "msetnx" {
+                if let Some(reply) = self.split_at_once(spec, &args, step).await {
+                    return reply;
+                }
+            }
             return self
                 .exec_queue(vec![args], Vec::new())
                 .await
@@ -80,53 +99,123 @@ impl Session {
             return Reply::Int(1);
         }
         let this = &*self;
-        let calls = parts.into_iter().map(|(s, (pos, part))| async move {
-            let r = if in_exec {
-                this.run_locked(s, part).await
-            } else {
-                this.run_on(s, part).await
-            };
-            (pos, r)
-        });
+        let calls = parts
+            .into_iter()
+            .map(|(s, (pos, part))| async move { (pos, this.run_locked(s, part).await) });
         let results = futures::future::join_all(calls).await;
-        match spec.name {
-            "mget" => {
-                let mut values = vec![Reply::Null; n];
-                for (pos, r) in results {
-                    match r {
-                        Reply::Array(items) => {
-                            for (p, v) in pos.into_iter().zip(items) {
-                                values[p] = v;
-                            }
-                        }
-                        e @ Reply::Error(_) => return e,
-                        _ => {}
-                    }
-                }
-                Reply::Array(values)
-            }
-            "mset" => {
-                for (_, r) in results {
-                    if let e @ Reply::Error(_) = r {
-                        return e;
-                    }
-                }
-                Reply::ok()
-            }
-            _ => {
-                let mut total = 0;
-                for (_, r) in results {
-                    match r {
-                        Reply::Int(c) => total += c,
-                        e @ Reply::Error(_) => return e,
-                        _ => {}
-                    }
-                }
-                Reply::Int(total)
-            }
-        }
+        gather_split(spec, results, n)
     }
 
+    /// [`Session::split`]'s common case: every shard's locks at once
+    /// without waiting, then every part, each releasing its shard. `None`
+    /// (nothing run, nothing held) if a shard was busy.
+    async fn split_at_once(&mut self, spec: &'static CommandSpec, args: &[Bytes], step: usize) -> Option<Reply> {
+        let shards = self.shard.shards();
+        let exclusive = spec.is_write();
+        let mut parts: BTreeMap<usize, (Vec<usize>, Vec<Bytes>)> = BTreeMap::new();
+        let mut i = 1;
+        let mut n = 0;
+        while i < args.len() {
+            let s = shard_of(&args[i], shards);
+            let e = parts.entry(s).or_insert_with(|| (Vec::new(), vec![args[0].clone()]));
+            e.0.push(n);
+            e.1.extend_from_slice(&args[i..(i + step).min(args.len())]);
+            i += step;
+            n += 1;
+        }
+        let txid = self.shard.new_txid();
+        let this = &*self;
+        let locks = parts.iter().map(|(&s, (_, part))| {
+            let keys = part[1..]
+                .iter()
+                .step_by(step)
+                .map(|k| (k.to_vec(), exclusive))
+                .collect();
+            let req = ShardRequest::Lock {
+                txid,
+                keys,
+                watches: Vec::new(),
+                whole: false,
+                wait: false,
+            };
+            async move { (s, this.call(s, req).await) }
+        });
+        let mut locked = Vec::new();
+        let mut all = true;
+        for (s, r) in futures::future::join_all(locks).await {
+            match r {
+                Ok(ShardResponse::Locked { .. }) => locked.push(s),
+                _ => all = false,
+            }
+        }
+        if !all {
+            let unlocks = locked.into_iter().map(|s| this.call(s, ShardRequest::Unlock(txid)));
+            futures::future::join_all(unlocks).await;
+            return None;
+        }
+        let now_ms = Some(self.shard.db.now_ms());
+        let runs = parts.into_iter().map(|(s, (pos, part))| async move {
+            let req = ShardRequest::RunLocked {
+                cmds: vec![part],
+                now_ms,
+                txid: Some(txid),
+                unlock: true,
+            };
+            let reply = match this.call(s, req).await {
+                Ok(ShardResponse::Replies(mut r)) if r.len() == 1 => r.pop().unwrap_or(Reply::Null),
+                Ok(_) => Reply::error("ERR internal routing error"),
+                Err(e) => e,
+            };
+            (pos, reply)
+        });
+        let results = futures::future::join_all(runs).await;
+        Some(gather_split(spec, results, n))
+    }
+}
+
+/// The reply of a split command from its parts' replies, each with the
+/// positions of its keys: MGET's values in request order, MSET's OK, the
+/// others' total; the first error instead, if any.
+fn gather_split(spec: &'static CommandSpec, results: Vec<(Vec<usize>, Reply)>, n: usize) -> Reply {
+    match spec.name {
+        "mget" => {
+            let mut values = vec![Reply::Null; n];
+            for (pos, r) in results {
+                match r {
+                    Reply::Array(items) => {
+                        for (p, v) in pos.into_iter().zip(items) {
+                            values[p] = v;
+                        }
+                    }
+                    e @ Reply::Error(_) => return e,
+                    _ => {}
+                }
+            }
+            Reply::Array(values)
+        }
+        "mset" => {
+            for (_, r) in results {
+                if let e @ Reply::Error(_) = r {
+                    return e;
+                }
+            }
+            Reply::ok()
+        }
+        _ => {
+            let mut total = 0;
+            for (_, r) in results {
+                match r {
+                    Reply::Int(c) => total += c,
+                    e @ Reply::Error(_) => return e,
+                    _ => {}
+                }
+            }
+            Reply::Int(total)
+        }
+    }
+}
+
+impl Session {
     pub(super) async fn exec(&mut self) -> Reply {
         let Some(queue) = self.multi.take() else {
             return Reply::error(errors::EXEC_WITHOUT_MULTI);
@@ -319,6 +408,7 @@ impl Session {
                     keys,
                     watches: Vec::new(),
                     whole: false,
+                    wait: true,
                 };
                 if let Err(e) = self.call(s, req).await {
                     for s in locked {
@@ -386,6 +476,7 @@ impl Session {
                 keys,
                 watches,
                 whole,
+                wait: true,
             };
             match self.call(s, req).await {
                 Ok(ShardResponse::Locked { clean: true }) => locked.push(s),
