@@ -67,18 +67,7 @@ impl Session {
                 .await
                 .map_or(Reply::NullArray, |mut r| r.pop().unwrap_or(Reply::Null));
         }
-        // Positions of each shard's keys, in request order.
-        let mut parts: BTreeMap<usize, (Vec<usize>, Vec<Bytes>)> = BTreeMap::new();
-        let mut i = 1;
-        let mut n = 0;
-        while i < args.len() {
-            let s = shard_of(&args[i], shards);
-            let e = parts.entry(s).or_insert_with(|| (Vec::new(), vec![args[0].clone()]));
-            e.0.push(n);
-            e.1.extend_from_slice(&args[i..(i + step).min(args.len())]);
-            i += step;
-            n += 1;
-        }
+        let (parts, n) = split_parts(&args, step, shards);
         if spec.name == "msetnx" {
             // Inside a transaction: check every shard, then set.
             for (s, (_, part)) in &parts {
@@ -112,17 +101,7 @@ impl Session {
     async fn split_at_once(&mut self, spec: &'static CommandSpec, args: &[Bytes], step: usize) -> Option<Reply> {
         let shards = self.shard.shards();
         let exclusive = spec.is_write();
-        let mut parts: BTreeMap<usize, (Vec<usize>, Vec<Bytes>)> = BTreeMap::new();
-        let mut i = 1;
-        let mut n = 0;
-        while i < args.len() {
-            let s = shard_of(&args[i], shards);
-            let e = parts.entry(s).or_insert_with(|| (Vec::new(), vec![args[0].clone()]));
-            e.0.push(n);
-            e.1.extend_from_slice(&args[i..(i + step).min(args.len())]);
-            i += step;
-            n += 1;
-        }
+        let (parts, n) = split_parts(args, step, shards);
         let txid = self.shard.new_txid();
         let this = &*self;
         let locks = parts.iter().map(|(&s, (_, part))| {
@@ -171,6 +150,26 @@ impl Session {
         let results = futures::future::join_all(runs).await;
         Some(gather_split(spec, results, n))
     }
+}
+
+/// A split command's part for each shard: the positions of its keys in
+/// request order, and the command for them (the name, then each key with
+/// the `step - 1` arguments after it); also the number of keys.
+type SplitParts = BTreeMap<usize, (Vec<usize>, Vec<Bytes>)>;
+
+fn split_parts(args: &[Bytes], step: usize, shards: usize) -> (SplitParts, usize) {
+    let mut parts = SplitParts::new();
+    let mut i = 1;
+    let mut n = 0;
+    while i < args.len() {
+        let s = shard_of(&args[i], shards);
+        let e = parts.entry(s).or_insert_with(|| (Vec::new(), vec![args[0].clone()]));
+        e.0.push(n);
+        e.1.extend_from_slice(&args[i..(i + step).min(args.len())]);
+        i += step;
+        n += 1;
+    }
+    (parts, n)
 }
 
 /// The reply of a split command from its parts' replies, each with the
