@@ -30,6 +30,36 @@ PUBLISH SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE PUBSUB
 """.split()
 
 
+# The subcommands LumaDB answers, per container command: COMMAND INFO and
+# COMMAND DOCS list only these (a listed command works, or it is not listed).
+SUBCOMMANDS = {
+    "client": {"getname", "id", "info", "list", "setname"},
+    "command": {"count", "docs", "getkeys", "info", "list"},
+    "config": {"get", "set"},
+    "pubsub": {"channels", "help", "numpat", "numsub", "shardchannels", "shardnumsub"},
+}
+
+
+def keep_subcommands(name, info, doc):
+    """Drops the subcommands LumaDB does not answer from a container's
+    COMMAND INFO entry (field 9) and COMMAND DOCS map ("subcommands")."""
+    keep = SUBCOMMANDS.get(name)
+    if keep is None:
+        return info, doc
+    fields = list(info[1])
+    subs = fields[9]
+    assert subs[0] == "array", name
+    kept = [e for e in subs[1] if e[1][0][1].split("|", 1)[1] in keep]
+    assert len(kept) == len(keep), (name, sorted(keep), [e[1][0][1] for e in subs[1]])
+    fields[9] = ("array", kept)
+    entries = []
+    for k, v in doc[1]:
+        if k[1] == "subcommands":
+            v = (v[0], [(sk, sv) for sk, sv in v[1] if sk[1].split("|", 1)[1] in keep])
+        entries.append((k, v))
+    return ("array", fields), (doc[0], entries)
+
+
 class Conn:
     def __init__(self, port):
         self.s = socket.create_connection(("127.0.0.1", port))
@@ -140,7 +170,8 @@ def main():
         assert info[0] == "array", name
         f = info[1]
         assert f[0][1] == name, (f[0], name)
-        d = docs[name]
+        info, d = keep_subcommands(name, info, docs[name])
+        f = info[1]
         summary = map_get(d, "summary")
         since = map_get(d, "since")
         group = map_get(d, "group")

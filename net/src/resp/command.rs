@@ -123,6 +123,12 @@ impl CommandSpec {
     /// The full names (`config|get`, ...) of a container command's
     /// subcommands, from its COMMAND INFO entry; none for other commands.
     pub fn subcommand_names(&self) -> impl Iterator<Item = &'static str> {
+        self.subcommands().map(|(name, _)| name)
+    }
+
+    /// A container command's subcommands, each with its ACL categories
+    /// (`@slow`, ...), from its COMMAND INFO entry.
+    pub fn subcommands(&self) -> impl Iterator<Item = (&'static str, Vec<&'static str>)> {
         let subs: &'static [StaticReply] = match self.info {
             StaticReply::Array(fields) => match fields.get(9) {
                 Some(StaticReply::Array(subs)) => subs,
@@ -130,12 +136,22 @@ impl CommandSpec {
             },
             _ => &[],
         };
-        subs.iter().filter_map(|sub| match sub {
-            StaticReply::Array(entry) => match entry.first() {
-                Some(StaticReply::Bulk(name)) => Some(*name),
-                _ => None,
-            },
-            _ => None,
+        subs.iter().filter_map(|sub| {
+            let StaticReply::Array(entry) = sub else { return None };
+            let Some(StaticReply::Bulk(name)) = entry.first() else {
+                return None;
+            };
+            let cats = match entry.get(6) {
+                Some(StaticReply::Set(cats) | StaticReply::Array(cats)) => cats
+                    .iter()
+                    .filter_map(|c| match c {
+                        StaticReply::Simple(c) | StaticReply::Bulk(c) => Some(*c),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some((*name, cats))
         })
     }
 
@@ -267,6 +283,48 @@ pub fn command_getkeys_reply(line: &[Bytes]) -> Reply {
     Reply::Array(keys)
 }
 
+/// Whether a command (its full name, its ACL categories) is listed.
+type ListFilter = dyn Fn(&str, &[&str]) -> bool;
+
+/// `COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]`:
+/// the name of every command and subcommand (`config|get`) that passes
+/// the filter. LumaDB has no modules, so MODULE matches nothing.
+pub fn command_list_reply(options: &[Bytes]) -> Reply {
+    let filter: Box<ListFilter> = match options {
+        [] => Box::new(|_, _| true),
+        [by, kind, arg] if by.eq_ignore_ascii_case(b"filterby") => {
+            let arg = arg.clone();
+            if kind.eq_ignore_ascii_case(b"module") {
+                Box::new(|_, _| false)
+            } else if kind.eq_ignore_ascii_case(b"aclcat") {
+                Box::new(move |_, cats| {
+                    cats.iter().any(|c| {
+                        c.strip_prefix('@')
+                            .is_some_and(|c| c.as_bytes().eq_ignore_ascii_case(&arg))
+                    })
+                })
+            } else if kind.eq_ignore_ascii_case(b"pattern") {
+                Box::new(move |name, _| crate::glob::glob_match(&arg, name.as_bytes(), true))
+            } else {
+                return Reply::error(super::errors::SYNTAX);
+            }
+        }
+        _ => return Reply::error(super::errors::SYNTAX),
+    };
+    let mut names = Vec::new();
+    for spec in COMMANDS {
+        if filter(spec.name, spec.acl_categories) {
+            names.push(Reply::Bulk(Bytes::from_static(spec.name.as_bytes())));
+        }
+        for (name, cats) in spec.subcommands() {
+            if filter(name, &cats) {
+                names.push(Reply::Bulk(Bytes::from_static(name.as_bytes())));
+            }
+        }
+    }
+    Reply::Array(names)
+}
+
 /// `COMMAND COUNT`.
 pub fn command_count_reply() -> Reply {
     Reply::Int(COMMANDS.len() as i64)
@@ -308,6 +366,48 @@ mod tests {
     fn keys_of(args: &[&str]) -> Vec<usize> {
         let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
         lookup(&args[0]).unwrap().key_indexes(&args).collect()
+    }
+
+    fn list(options: &[&str]) -> Result<Vec<String>, Reply> {
+        let options: Vec<Bytes> = options.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        match command_list_reply(&options) {
+            Reply::Array(names) => Ok(names
+                .into_iter()
+                .map(|n| match n {
+                    Reply::Bulk(b) => String::from_utf8(b.to_vec()).expect("utf-8"),
+                    other => panic!("{other:?}"),
+                })
+                .collect()),
+            other => Err(other),
+        }
+    }
+
+    /// COMMAND LIST names every command and the subcommands LumaDB
+    /// answers (only those are in the table), filtered as Redis does.
+    #[test]
+    fn command_list_names_commands_and_answered_subcommands() {
+        let all = list(&[]).unwrap();
+        assert!(all.iter().any(|n| n == "get") && all.iter().any(|n| n == "config|get"));
+        assert!(!all.iter().any(|n| n == "client|kill" || n == "config|rewrite"));
+        assert_eq!(
+            all.len(),
+            COMMANDS.len() + all.iter().filter(|n| n.contains('|')).count()
+        );
+        let mut config = list(&["FILTERBY", "pattern", "CONFIG*"]).unwrap();
+        config.sort();
+        assert_eq!(config, ["config", "config|get", "config|set"]);
+        let hashes = list(&["filterby", "aclcat", "hash"]).unwrap();
+        assert!(hashes.iter().all(|n| n.starts_with('h')) && hashes.iter().any(|n| n == "hset"));
+        assert!(list(&["FILTERBY", "ACLCAT", "nosuchcategory"]).unwrap().is_empty());
+        assert!(list(&["FILTERBY", "MODULE", "any"]).unwrap().is_empty());
+        assert_eq!(
+            list(&["FILTERBY", "nope", "x"]),
+            Err(Reply::error(super::super::errors::SYNTAX))
+        );
+        assert_eq!(
+            list(&["FILTERBY", "pattern"]),
+            Err(Reply::error(super::super::errors::SYNTAX))
+        );
     }
 
     #[test]
