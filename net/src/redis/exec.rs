@@ -86,7 +86,7 @@ pub async fn run_one<S: Storage>(db: &Db<S>, spec: &'static CommandSpec, args: &
     };
     if spec.is_write() && !tx.is_empty() {
         for i in spec.key_indexes(args) {
-            if let Some(k) = args.get(i) {
+            if let Some(k) = args.get(i).filter(|k| tx.writes_key(k)) {
                 db.touch(k);
             }
         }

@@ -340,6 +340,21 @@ pub fn expire_key(at_ms: u64, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Whether the engine key `engine_key` is part of user key `key`: its
+/// meta, one of its elements (any generation) or its expiry-index entry.
+pub fn belongs_to(engine_key: &[u8], key: &[u8]) -> bool {
+    match engine_key.split_first() {
+        Some((&META_PREFIX, rest)) => rest == key,
+        Some((&DATA_PREFIX, rest)) => {
+            rest.len() >= 4 + key.len()
+                && rest[..4] == (key.len() as u32).to_be_bytes()
+                && &rest[4..4 + key.len()] == key
+        }
+        Some((&EXPIRE_PREFIX, rest)) => rest.len() == 8 + key.len() && &rest[8..] == key,
+        _ => false,
+    }
+}
+
 /// The time and user key of an expiry-index entry.
 pub fn parse_expire_key(engine_key: &[u8]) -> Option<(u64, &[u8])> {
     if engine_key.first() != Some(&EXPIRE_PREFIX) || engine_key.len() < 9 {

@@ -639,6 +639,14 @@ impl<S: Storage> Tx<'_, S> {
         self.batch.is_empty()
     }
 
+    /// Whether this transaction writes anything of user key `key` (its
+    /// meta, elements or expiry): what WATCH counts as a change, as Redis
+    /// signals only the keys a command modified (`DEL a b` with no `b`
+    /// leaves a WATCH on `b` alone).
+    pub fn writes_key(&self, key: &[u8]) -> bool {
+        self.batch.iter().any(|op| keys::belongs_to(op.key, key))
+    }
+
     /// Shows this transaction's writes to every reader through the
     /// overlay, as transaction `ticket`'s, until they are durable.
     fn show(&self, ticket: u64) {

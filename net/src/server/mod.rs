@@ -455,7 +455,7 @@ impl Shard {
         let result = exec::execute(&self.db, &mut tx, spec, args).await;
         if spec.is_write() && !tx.is_empty() {
             for i in spec.key_indexes(args) {
-                if let Some(k) = args.get(i) {
+                if let Some(k) = args.get(i).filter(|k| tx.writes_key(k)) {
                     self.db.touch(k);
                 }
             }

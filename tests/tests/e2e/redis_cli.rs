@@ -544,6 +544,33 @@ fn multi_exec_across_shards_and_watch_abort() {
     }
 }
 
+/// WATCH fires for the keys a command changed and no others, as in
+/// Redis: DEL of a watched key that does not exist, alongside one that
+/// does (same shard, same command), leaves the watch alone; an HSET that
+/// only overwrites a field, a DEL that deletes and an expiry set do not.
+#[test]
+fn watch_fires_only_for_keys_a_command_changed() {
+    let s = server();
+    let [w, other] = [0, 1].map(|i| keys_on_shard("wk", 0, SHARDS, 2).remove(i));
+    let mut watcher = s.conn();
+    let mut run = |change: &str| -> Value {
+        assert_eq!(watcher.call(&["WATCH", w.as_str()]), Value::Simple(b"OK".to_vec()));
+        let mut c = s.conn();
+        let args: Vec<&str> = change.split(' ').collect();
+        assert!(!c.call(&args).is_error(), "{change}");
+        watcher.call(&["MULTI"]);
+        watcher.call(&["PING"]);
+        watcher.call(&["EXEC"])
+    };
+    let ran = Value::Array(vec![Value::Simple(b"PONG".to_vec())]);
+    assert_eq!(run(&format!("MSET {other} x")), ran, "a write of another key");
+    assert_eq!(run(&format!("DEL {other} {w}")), ran, "DEL of a missing watched key");
+    assert_eq!(run(&format!("HSET {w} f 1")), Value::Nil, "HSET creating it");
+    assert_eq!(run(&format!("HSET {w} f 2")), Value::Nil, "HSET overwriting a field");
+    assert_eq!(run(&format!("EXPIRE {w} 1000")), Value::Nil, "EXPIRE");
+    assert_eq!(run(&format!("DEL {other} {w}")), Value::Nil, "DEL deleting it");
+}
+
 #[test]
 fn interval_mode_writes_behind_and_keeps_data_across_shutdown_and_its_sync() {
     // In `interval` mode a write is answered before it reaches the disk;

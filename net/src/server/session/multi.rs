@@ -489,10 +489,17 @@ impl Session {
         (true, locked)
     }
 
+    /// Releases transaction `txid` on every shard at once: each hands its
+    /// held writes to the engine, unlocks, and answers once they are
+    /// durable. One after another, each shard kept its locks through the
+    /// durability waits of the shards before it (an fdatasync each in
+    /// `sync` mode), and writers of those keys queued behind them.
     pub(super) async fn unlock_all(&mut self, txid: u64, shards: Vec<usize>) -> Option<Reply> {
+        let this = &*self;
+        let unlocks = shards.into_iter().map(|s| this.call(s, ShardRequest::Unlock(txid)));
         let mut failed = None;
-        for s in shards {
-            match self.call(s, ShardRequest::Unlock(txid)).await {
+        for r in futures::future::join_all(unlocks).await {
+            match r {
                 Ok(ShardResponse::Reply(e @ Reply::Error(_))) | Err(e) => {
                     failed.get_or_insert(e);
                 }
