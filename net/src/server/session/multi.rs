@@ -40,27 +40,25 @@ impl Session {
 
     /// MGET, MSET, MSETNX, DEL, UNLINK, EXISTS, TOUCH over any shards.
     ///
-    /// Outside a transaction the command runs as a one-command
-    /// transaction: every key's lock on every shard first (shared for the
-    /// reads), then each shard's part, so no client sees some of its keys
-    /// changed and others not (as Redis, where MSET and DEL are atomic).
+    /// Outside a transaction the command is isolated as a whole: every
+    /// key's lock on every shard (shared for the reads) is held while
+    /// every part runs, so no client sees some of its keys changed and
+    /// others not (as Redis, where MSET and DEL are atomic).
     ///
-    /// The common case takes two messages per shard, sent to every shard
-    /// at once: `Lock` without waiting, then the part with `unlock`. If a
-    /// shard answers `Busy` (a key locked or asked for), the locks taken
-    /// are released and the command runs as an ordinary transaction,
-    /// whose locks are taken shard after shard, waiting, in the one order
-    /// every transaction uses. Locks taken at once without waiting cannot
+    /// Two messages per shard, sent to every shard at once: `Lock`
+    /// without waiting, then the part with `unlock`. If a shard answers
+    /// `Busy` (a key locked or asked for), the locks taken are released
+    /// and taken again shard after shard, waiting, in the one order every
+    /// transaction uses. Locks taken at once without waiting cannot
     /// deadlock, and every part runs while all of them are held, so the
-    /// command stays isolated either way.
+    /// command is isolated either way. MSETNX (check every shard, then
+    /// set) runs as a one-command transaction.
     pub(super) async fn split(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>, in_exec: bool) -> Reply {
         let shards = self.shard.shards();
         let step = if matches!(spec.name, "mset" | "msetnx") { 2 } else { 1 };
         if !in_exec {
             if spec.name != "msetnx" {
-                if let Some(reply) = self.split_at_once(spec, &args, step).await {
-                    return reply;
-                }
+                return self.split_isolated(spec, &args, step).await;
             }
             return self
                 .exec_queue(vec![args], Vec::new())
@@ -95,24 +93,26 @@ impl Session {
         gather_split(spec, results, n)
     }
 
-    /// [`Session::split`]'s common case: every shard's locks at once
-    /// without waiting, then every part, each releasing its shard. `None`
-    /// (nothing run, nothing held) if a shard was busy.
-    async fn split_at_once(&mut self, spec: &'static CommandSpec, args: &[Bytes], step: usize) -> Option<Reply> {
+    /// [`Session::split`] outside a transaction: every shard's locks at
+    /// once without waiting or, if a shard was busy, shard after shard,
+    /// waiting; then every part at once, each releasing its shard.
+    async fn split_isolated(&mut self, spec: &'static CommandSpec, args: &[Bytes], step: usize) -> Reply {
         let shards = self.shard.shards();
         let exclusive = spec.is_write();
         let (parts, n) = split_parts(args, step, shards);
-        let txid = self.shard.new_txid();
-        let this = &*self;
-        let locks = parts.iter().map(|(&s, (_, part))| {
-            let keys = part[1..]
+        let keys_of = |part: &[Bytes]| -> Vec<(Vec<u8>, bool)> {
+            part[1..]
                 .iter()
                 .step_by(step)
                 .map(|k| (k.to_vec(), exclusive))
-                .collect();
+                .collect()
+        };
+        let txid = self.shard.new_txid();
+        let this = &*self;
+        let locks = parts.iter().map(|(&s, (_, part))| {
             let req = ShardRequest::Lock {
                 txid,
-                keys,
+                keys: keys_of(part),
                 watches: Vec::new(),
                 whole: false,
                 wait: false,
@@ -130,8 +130,17 @@ impl Session {
         if !all {
             let unlocks = locked.into_iter().map(|s| this.call(s, ShardRequest::Unlock(txid)));
             futures::future::join_all(unlocks).await;
-            return None;
+            let ordered = parts
+                .iter()
+                .map(|(&s, (_, part))| (s, (keys_of(part), Vec::new())))
+                .collect();
+            let (clean, locked) = self.lock_shards(txid, ordered, false).await;
+            if !clean {
+                let failed = self.unlock_all(txid, locked).await;
+                return failed.unwrap_or_else(|| Reply::error("ERR internal routing error"));
+            }
         }
+        let this = &*self;
         let now_ms = Some(self.shard.db.now_ms());
         let runs = parts.into_iter().map(|(s, (pos, part))| async move {
             let req = ShardRequest::RunLocked {
@@ -148,7 +157,7 @@ impl Session {
             (pos, reply)
         });
         let results = futures::future::join_all(runs).await;
-        Some(gather_split(spec, results, n))
+        gather_split(spec, results, n)
     }
 }
 
