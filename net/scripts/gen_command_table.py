@@ -35,7 +35,7 @@ PUBLISH SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE PUBSUB
 SUBCOMMANDS = {
     "client": {"getname", "id", "info", "list", "setname"},
     "command": {"count", "docs", "getkeys", "info", "list"},
-    "config": {"get", "set"},
+    "config": {"get", "resetstat", "set"},
     "pubsub": {"channels", "help", "numpat", "numsub", "shardchannels", "shardnumsub"},
 }
 

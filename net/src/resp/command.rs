@@ -395,7 +395,7 @@ mod tests {
         );
         let mut config = list(&["FILTERBY", "pattern", "CONFIG*"]).unwrap();
         config.sort();
-        assert_eq!(config, ["config", "config|get", "config|set"]);
+        assert_eq!(config, ["config", "config|get", "config|resetstat", "config|set"]);
         let hashes = list(&["filterby", "aclcat", "hash"]).unwrap();
         assert!(hashes.iter().all(|n| n.starts_with('h')) && hashes.iter().any(|n| n == "hset"));
         assert!(list(&["FILTERBY", "ACLCAT", "nosuchcategory"]).unwrap().is_empty());

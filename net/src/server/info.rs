@@ -85,20 +85,27 @@ pub fn render(shard: &Shard, stats: &[ShardStats], pubsub: (usize, usize), secti
         );
     }
     if want("stats") {
-        let commands: u64 = stats.iter().flat_map(|s| s.commands.iter().map(|c| c.1 + c.2)).sum();
+        // Counters since the last CONFIG RESETSTAT.
+        let since = |f: fn(&super::InfoBaseline) -> u64| -> u64 {
+            stats
+                .iter()
+                .map(|s| f(&s.info_counters()).saturating_sub(f(&s.info_baseline)))
+                .sum()
+        };
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\n\
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
              rejected_connections:{}\r\nexpired_keys:{}\r\n\
              pubsub_channels:{}\r\npubsub_patterns:{}\r\n\
              cross_shard_requests:{}\r\nstalls_detected:{}\r\n\r\n",
-            sum(|s| s.connections_total),
-            sum(|s| s.rejected_connections),
-            sum(|s| s.expired_keys),
+            since(|c| c.connections_total),
+            since(|c| c.commands_processed),
+            since(|c| c.rejected_connections),
+            since(|c| c.expired_keys),
             pubsub.0,
             pubsub.1,
-            sum(|s| s.xcore_sent),
-            sum(|s| s.stalls),
+            since(|c| c.xcore_sent),
+            since(|c| c.stalls),
         );
     }
     if want("keyspace") {

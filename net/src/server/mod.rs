@@ -157,6 +157,9 @@ pub enum ShardRequest {
     /// `maxclients` over the whole server (CONFIG SET, PATCH /admin/config).
     SetMaxClients(u64),
     ClientList,
+    /// CONFIG RESETSTAT: INFO's counters start again from zero (the
+    /// Prometheus metrics stay monotonic).
+    ResetStats,
     /// Deliver each (channel, message) to this shard's subscribers, in
     /// order; answers `Counts` (receivers per message).
     Publish(Vec<(Bytes, Bytes)>),
@@ -214,6 +217,38 @@ pub struct ShardStats {
     pub stalls: u64,
     pub xcore_sent: u64,
     pub rejected_connections: u64,
+    /// The counters at the last CONFIG RESETSTAT, which INFO subtracts.
+    pub info_baseline: InfoBaseline,
+}
+
+/// INFO's counters as they were at a CONFIG RESETSTAT.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InfoBaseline {
+    pub connections_total: u64,
+    pub commands_processed: u64,
+    pub rejected_connections: u64,
+    pub expired_keys: u64,
+    pub xcore_sent: u64,
+    pub stalls: u64,
+}
+
+impl ShardStats {
+    /// Commands run here so far, successful or not.
+    pub fn commands_processed(&self) -> u64 {
+        self.commands.iter().map(|c| c.1 + c.2).sum()
+    }
+
+    /// INFO's counters now (from the start, not from a reset).
+    pub fn info_counters(&self) -> InfoBaseline {
+        InfoBaseline {
+            connections_total: self.connections_total,
+            commands_processed: self.commands_processed(),
+            rejected_connections: self.rejected_connections,
+            expired_keys: self.expired_keys,
+            xcore_sent: self.xcore_sent,
+            stalls: self.stalls,
+        }
+    }
 }
 
 /// A connected client, for CLIENT LIST.
@@ -262,6 +297,7 @@ pub struct Shard {
     pub connections_total: Cell<u64>,
     pub rejected_connections: Cell<u64>,
     commands: RefCell<HashMap<&'static str, (u64, u64)>>,
+    info_baseline: Cell<InfoBaseline>,
     latency_us: RefCell<Histogram<u64>>,
     /// Each open transaction's locks and its writes held back until it
     /// ends ([`Store::hold`](crate::redis::store::Store::hold)).
@@ -312,6 +348,7 @@ impl Shard {
             connections_total: Cell::new(0),
             rejected_connections: Cell::new(0),
             commands: RefCell::new(HashMap::new()),
+            info_baseline: Cell::new(InfoBaseline::default()),
             latency_us: RefCell::new(Histogram::new_with_bounds(1, 60_000_000, 2).map_err(|e| e.to_string())?),
             tx_locks: RefCell::new(HashMap::new()),
             next_txid: Cell::new(0),
@@ -407,6 +444,7 @@ impl Shard {
             stalls: self.ctx.stalls.load(std::sync::atomic::Ordering::Relaxed),
             xcore_sent: self.ctx.router.sent_total(),
             rejected_connections: self.rejected_connections.get(),
+            info_baseline: self.info_baseline.get(),
         }
     }
 
@@ -829,6 +867,10 @@ impl Service for Shard {
                     ShardResponse::Done
                 }
                 ShardRequest::ClientList => ShardResponse::Text(info::client_list(&self)),
+                ShardRequest::ResetStats => {
+                    self.info_baseline.set(self.stats().info_counters());
+                    ShardResponse::Done
+                }
                 ShardRequest::Publish(messages) => {
                     let registry = self.pubsub.borrow();
                     ShardResponse::Counts(messages.iter().map(|(c, m)| registry.publish(c, m)).collect())

@@ -185,6 +185,7 @@ fn command_name(args: &[Bytes]) -> &'static str {
         ("client", b"setinfo") => "client|setinfo",
         ("config", b"get") => "config|get",
         ("config", b"set") => "config|set",
+        ("config", b"resetstat") => "config|resetstat",
         ("command", b"count") => "command|count",
         ("command", b"info") => "command|info",
         ("command", b"docs") => "command|docs",

@@ -571,6 +571,45 @@ fn watch_fires_only_for_keys_a_command_changed() {
     assert_eq!(run(&format!("DEL {other} {w}")), Value::Nil, "DEL deleting it");
 }
 
+/// CONFIG RESETSTAT starts INFO's counters again from zero on every
+/// shard; the Prometheus metrics keep counting.
+#[test]
+fn config_resetstat_zeroes_info_counters_not_metrics() {
+    let s = server();
+    for i in 0..50 {
+        check(&s, &format!("SET rs{i} v"), "OK");
+    }
+    let stat = |s: &LumaServer, name: &str| -> u64 {
+        c(s, "INFO stats")
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in INFO stats"))
+    };
+    assert!(stat(&s, "total_commands_processed") >= 50);
+    assert!(stat(&s, "total_connections_received") >= 50);
+    let requests = |s: &LumaServer| -> f64 {
+        s.http("GET", "/metrics", None)
+            .body
+            .lines()
+            .filter(|l| l.starts_with("lumadb_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let before = requests(&s);
+    check(&s, "CONFIG RESETSTAT", "OK");
+    // Each redis-cli run is one connection: the INFO's own, and the
+    // RESETSTAT counted after it ran.
+    assert!(stat(&s, "total_commands_processed") <= 2);
+    assert!(stat(&s, "total_connections_received") <= 2);
+    assert!(requests(&s) >= before, "metrics went backwards");
+    check(
+        &s,
+        "CONFIG RESETSTAT x",
+        "(error) ERR wrong number of arguments for 'config|resetstat' command",
+    );
+}
+
 #[test]
 fn interval_mode_writes_behind_and_keeps_data_across_shutdown_and_its_sync() {
     // In `interval` mode a write is answered before it reaches the disk;

@@ -170,7 +170,14 @@ impl Session {
                 }
                 Reply::ok()
             }
-            b"resetstat" if args.len() == 2 => Reply::ok(),
+            b"resetstat" if args.len() == 2 => {
+                for r in self.call_all(|| ShardRequest::ResetStats).await {
+                    if let Err(e) = r {
+                        return e;
+                    }
+                }
+                Reply::ok()
+            }
             b"set" if args.len() >= 4 => Reply::error(errors::SYNTAX),
             b"get" | b"set" | b"resetstat" => Reply::Error(errors::wrong_arity(&format!(
                 "config|{}",
