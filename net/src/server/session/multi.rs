@@ -128,16 +128,16 @@ impl Session {
             }
         }
         if !all {
-            let unlocks = locked.into_iter().map(|s| this.call(s, ShardRequest::Unlock(txid)));
-            futures::future::join_all(unlocks).await;
+            // Nothing ran under these locks: nothing to be durable.
+            let _ = self.unlock_all(txid, locked).await;
             let ordered = parts
                 .iter()
                 .map(|(&s, (_, part))| (s, (keys_of(part), Vec::new())))
                 .collect();
             let (clean, locked) = self.lock_shards(txid, ordered, false).await;
-            if !clean {
-                let failed = self.unlock_all(txid, locked).await;
-                return failed.unwrap_or_else(|| Reply::error("ERR internal routing error"));
+            if let Err(e) = clean {
+                let _ = self.unlock_all(txid, locked).await;
+                return e;
             }
         }
         let this = &*self;
@@ -277,6 +277,7 @@ impl Session {
         }
         let txid = self.shard.new_txid();
         let (clean, locked) = self.lock_shards(txid, locks, whole).await;
+        let clean = matches!(clean, Ok(true));
         let replies = if clean {
             // One time for the whole transaction (as Redis), once it holds
             // its locks.
@@ -402,31 +403,22 @@ impl Session {
     pub(super) async fn across(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>, in_exec: bool) -> Reply {
         let shards = self.shard.shards();
         let txid = self.shard.new_txid();
-        let mut locked = Vec::new();
-        if !in_exec {
-            let mut per: BTreeMap<usize, Vec<(Vec<u8>, bool)>> = BTreeMap::new();
+        let locked = if in_exec {
+            Vec::new()
+        } else {
+            let mut per: BTreeMap<usize, ShardLocks> = BTreeMap::new();
             for i in spec.key_indexes(&args) {
                 if let Some(k) = args.get(i) {
-                    per.entry(shard_of(k, shards)).or_default().push((k.to_vec(), true));
+                    per.entry(shard_of(k, shards)).or_default().0.push((k.to_vec(), true));
                 }
             }
-            for (s, keys) in per {
-                let req = ShardRequest::Lock {
-                    txid,
-                    keys,
-                    watches: Vec::new(),
-                    whole: false,
-                    wait: true,
-                };
-                if let Err(e) = self.call(s, req).await {
-                    for s in locked {
-                        let _ = self.call(s, ShardRequest::Unlock(txid)).await;
-                    }
-                    return e;
-                }
-                locked.push(s);
+            let (clean, locked) = self.lock_shards(txid, per, false).await;
+            if let Err(e) = clean {
+                let _ = self.unlock_all(txid, locked).await;
+                return e;
             }
-        }
+            locked
+        };
         let outer = self.clock;
         if outer.is_none() {
             self.clock = Some(self.shard.db.now_ms());
@@ -450,8 +442,6 @@ impl Session {
         }
     }
 
-    /// Releases transaction `txid` on `shards`, each waiting until its
-    /// writes there are durable; the first storage error, if any.
     /// Holds every shard whole (in ascending order, as a transaction
     /// locks) for a keyless read across shards (KEYS, DBSIZE), which then
     /// sees no transaction half done on any of them; the caller unlocks.
@@ -468,15 +458,16 @@ impl Session {
     }
 
     /// Takes transaction `txid`'s locks (and checks its WATCHes) shard by
-    /// shard, in ascending order; stops at a shard that fails or finds a
-    /// WATCHed key changed. Whether every shard was locked clean, and the
-    /// shards locked (to unlock).
+    /// shard, in ascending order, waiting; stops at a shard that fails or
+    /// finds a WATCHed key changed. Whether every shard was locked clean
+    /// (`Ok(false)`: a WATCHed key changed; `Err`: a shard did not answer
+    /// the lock), and the shards locked (to unlock).
     pub(super) async fn lock_shards(
         &self,
         txid: u64,
         locks: BTreeMap<usize, ShardLocks>,
         whole: bool,
-    ) -> (bool, Vec<usize>) {
+    ) -> (Result<bool, Reply>, Vec<usize>) {
         let mut locked = Vec::new();
         for (s, (keys, watches)) in locks {
             let req = ShardRequest::Lock {
@@ -490,17 +481,18 @@ impl Session {
                 Ok(ShardResponse::Locked { clean: true }) => locked.push(s),
                 Ok(ShardResponse::Locked { clean: false }) => {
                     locked.push(s);
-                    return (false, locked);
+                    return (Ok(false), locked);
                 }
-                _ => return (false, locked),
+                Ok(_) => return (Err(Reply::error("ERR internal routing error")), locked),
+                Err(e) => return (Err(e), locked),
             }
         }
-        (true, locked)
+        (Ok(true), locked)
     }
 
-    /// Releases transaction `txid` on every shard at once: each hands its
-    /// held writes to the engine, unlocks, and answers once they are
-    /// durable. One after another, each shard kept its locks through the
+    /// Releases transaction `txid` on `shards`, all at once: each hands
+    /// its held writes to the engine, unlocks, and answers once they are
+    /// durable; the first storage error, if any. One after another, each shard kept its locks through the
     /// durability waits of the shards before it (an fdatasync each in
     /// `sync` mode), and writers of those keys queued behind them.
     pub(super) async fn unlock_all(&mut self, txid: u64, shards: Vec<usize>) -> Option<Reply> {
