@@ -51,6 +51,18 @@ pub fn lock_set<'a>(spec: &'static CommandSpec, args: &'a [Bytes]) -> impl Itera
         .map(move |k| (k.as_ref(), exclusive))
 }
 
+/// Moves the WATCH stamp of each key argument that `tx` wrote (as Redis
+/// signals the keys a command modified).
+pub fn touch_written<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>, spec: &'static CommandSpec, args: &[Bytes]) {
+    if spec.is_write() && !tx.is_empty() {
+        for i in spec.key_indexes(args) {
+            if let Some(k) = args.get(i).filter(|k| tx.writes_key(k)) {
+                db.touch(k);
+            }
+        }
+    }
+}
+
 /// Runs one command alone on this shard: locks its keys, executes,
 /// queues its writes, releases the locks, and waits until the writes are
 /// durable before answering.
@@ -84,13 +96,7 @@ pub async fn run_one<S: Storage>(db: &Db<S>, spec: &'static CommandSpec, args: &
         })
         .await
     };
-    if spec.is_write() && !tx.is_empty() {
-        for i in spec.key_indexes(args) {
-            if let Some(k) = args.get(i).filter(|k| tx.writes_key(k)) {
-                db.touch(k);
-            }
-        }
-    }
+    touch_written(db, &tx, spec, args);
     let durable = tx.commit();
     drop(guard);
     match result {

@@ -86,11 +86,9 @@ pub fn render(shard: &Shard, stats: &[ShardStats], pubsub: (usize, usize), secti
     }
     if want("stats") {
         // Counters since the last CONFIG RESETSTAT.
-        let since = |f: fn(&super::InfoBaseline) -> u64| -> u64 {
-            stats
-                .iter()
-                .map(|s| f(&s.info_counters()).saturating_sub(f(&s.info_baseline)))
-                .sum()
+        let counters: Vec<_> = stats.iter().map(|s| (s.info_counters(), s.info_baseline)).collect();
+        let since = |f: fn(&super::InfoCounters) -> u64| -> u64 {
+            counters.iter().map(|(now, base)| f(now).saturating_sub(f(base))).sum()
         };
         let _ = write!(
             out,

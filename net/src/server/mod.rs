@@ -218,12 +218,14 @@ pub struct ShardStats {
     pub xcore_sent: u64,
     pub rejected_connections: u64,
     /// The counters at the last CONFIG RESETSTAT, which INFO subtracts.
-    pub info_baseline: InfoBaseline,
+    pub info_baseline: InfoCounters,
 }
 
-/// INFO's counters as they were at a CONFIG RESETSTAT.
+/// The counters INFO's stats section shows: a shard's now
+/// ([`ShardStats::info_counters`]) or as they were at a CONFIG RESETSTAT
+/// (`info_baseline`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct InfoBaseline {
+pub struct InfoCounters {
     pub connections_total: u64,
     pub commands_processed: u64,
     pub rejected_connections: u64,
@@ -239,8 +241,8 @@ impl ShardStats {
     }
 
     /// INFO's counters now (from the start, not from a reset).
-    pub fn info_counters(&self) -> InfoBaseline {
-        InfoBaseline {
+    pub fn info_counters(&self) -> InfoCounters {
+        InfoCounters {
             connections_total: self.connections_total,
             commands_processed: self.commands_processed(),
             rejected_connections: self.rejected_connections,
@@ -297,7 +299,7 @@ pub struct Shard {
     pub connections_total: Cell<u64>,
     pub rejected_connections: Cell<u64>,
     commands: RefCell<HashMap<&'static str, (u64, u64)>>,
-    info_baseline: Cell<InfoBaseline>,
+    info_baseline: Cell<InfoCounters>,
     latency_us: RefCell<Histogram<u64>>,
     /// Each open transaction's locks and its writes held back until it
     /// ends ([`Store::hold`](crate::redis::store::Store::hold)).
@@ -348,7 +350,7 @@ impl Shard {
             connections_total: Cell::new(0),
             rejected_connections: Cell::new(0),
             commands: RefCell::new(HashMap::new()),
-            info_baseline: Cell::new(InfoBaseline::default()),
+            info_baseline: Cell::new(InfoCounters::default()),
             latency_us: RefCell::new(Histogram::new_with_bounds(1, 60_000_000, 2).map_err(|e| e.to_string())?),
             tx_locks: RefCell::new(HashMap::new()),
             next_txid: Cell::new(0),
@@ -491,13 +493,7 @@ impl Shard {
             tx.set_clock(now);
         }
         let result = exec::execute(&self.db, &mut tx, spec, args).await;
-        if spec.is_write() && !tx.is_empty() {
-            for i in spec.key_indexes(args) {
-                if let Some(k) = args.get(i).filter(|k| tx.writes_key(k)) {
-                    self.db.touch(k);
-                }
-            }
-        }
+        exec::touch_written(&self.db, &tx, spec, args);
         // Under a transaction's locks the writes join the transaction's
         // held batch (durable, all together, at `Unlock`); the next command
         // sees them through the store's overlay.
