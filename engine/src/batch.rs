@@ -71,7 +71,43 @@ impl<'a> BatchOp<'a> {
 pub struct WriteBatch {
     rep: Vec<u8>,
     count: usize,
+    /// The keyspaces the operations write to, as far as the write path
+    /// needs to know: nearly every batch writes one, which it then checks
+    /// once instead of once per operation.
+    keyspaces: Keyspaces,
 }
+
+/// The keyspaces of a batch's operations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Keyspaces {
+    #[default]
+    None,
+    One(KeyspaceId),
+    Several,
+}
+
+impl Keyspaces {
+    fn add(&mut self, ks: KeyspaceId) {
+        *self = match *self {
+            Keyspaces::None => Keyspaces::One(ks),
+            Keyspaces::One(k) if k == ks => Keyspaces::One(k),
+            _ => Keyspaces::Several,
+        };
+    }
+
+    fn merge(&mut self, other: Keyspaces) {
+        match other {
+            Keyspaces::None => {}
+            Keyspaces::One(ks) => self.add(ks),
+            Keyspaces::Several => *self = Keyspaces::Several,
+        }
+    }
+}
+
+/// Bytes a batch reserves at its first operation: a Redis command's
+/// writes (a key's metadata and an element or two) fit, so the buffer is
+/// allocated once instead of growing through several reallocations.
+const FIRST_RESERVE_BYTES: usize = 256;
 
 impl WriteBatch {
     pub fn new() -> Self {
@@ -83,6 +119,7 @@ impl WriteBatch {
         WriteBatch {
             rep: Vec::with_capacity(bytes),
             count: 0,
+            keyspaces: Keyspaces::None,
         }
     }
 
@@ -135,6 +172,7 @@ impl WriteBatch {
         self.check_room(other.rep.len(), other.count)?;
         self.rep.extend_from_slice(&other.rep);
         self.count += other.count;
+        self.keyspaces.merge(other.keyspaces);
         Ok(())
     }
 
@@ -161,6 +199,21 @@ impl WriteBatch {
     pub fn clear(&mut self) {
         self.rep.clear();
         self.count = 0;
+        self.keyspaces = Keyspaces::None;
+    }
+
+    /// The keyspace every operation writes to, when there is exactly one
+    /// (`None` for an empty batch or one that writes several).
+    pub fn single_keyspace(&self) -> Option<KeyspaceId> {
+        match self.keyspaces {
+            Keyspaces::One(ks) => Some(ks),
+            _ => None,
+        }
+    }
+
+    /// Bytes the buffer holds without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.rep.capacity()
     }
 
     /// The operations in insertion order.
@@ -182,8 +235,9 @@ impl WriteBatch {
         }
         let mut r = Reader::new(bytes);
         let mut count = 0usize;
+        let mut keyspaces = Keyspaces::None;
         while !r.is_empty() {
-            decode_op(&mut r)?;
+            keyspaces.add(decode_op(&mut r)?.keyspace);
             count += 1;
         }
         if count > BATCH_OPS_MAX {
@@ -192,6 +246,7 @@ impl WriteBatch {
         Some(WriteBatch {
             rep: bytes.to_vec(),
             count,
+            keyspaces,
         })
     }
 
@@ -217,6 +272,9 @@ impl WriteBatch {
         // kind + three varints of at most 10 bytes each.
         let size_max = 1 + 30 + key.len() + value_len;
         self.check_room(size_max, 1)?;
+        if self.rep.capacity() == 0 {
+            self.rep.reserve(size_max.max(FIRST_RESERVE_BYTES));
+        }
         let start = self.rep.len();
         self.rep.push(kind as u8);
         put_varint(&mut self.rep, u64::from(ks));
@@ -226,6 +284,7 @@ impl WriteBatch {
         self.rep.extend_from_slice(value_head);
         self.rep.extend_from_slice(value);
         self.count += 1;
+        self.keyspaces.add(ks);
         assert!(self.rep.len() - start <= size_max);
         Ok(())
     }
@@ -374,6 +433,29 @@ mod tests {
         assert!(a.is_empty());
         assert_eq!(a.encoded_size(), 0);
         assert_eq!(WriteBatch::decode(&[]).unwrap(), WriteBatch::new());
+    }
+
+    #[test]
+    fn single_keyspace_follows_every_way_ops_arrive() {
+        let mut b = WriteBatch::new();
+        assert_eq!(b.single_keyspace(), None);
+        b.put(3, b"a", b"1").unwrap();
+        b.delete(3, b"b").unwrap();
+        assert_eq!(b.single_keyspace(), Some(3));
+        assert_eq!(WriteBatch::decode(b.as_bytes()).unwrap().single_keyspace(), Some(3));
+        let mut other = WriteBatch::new();
+        other.put(4, b"a", b"1").unwrap();
+        let mut merged = b.clone();
+        merged.extend(&other).unwrap();
+        assert_eq!(merged.single_keyspace(), None);
+        assert_eq!(WriteBatch::decode(merged.as_bytes()).unwrap().single_keyspace(), None);
+        b.delete_range(5, b"a", b"b").unwrap();
+        assert_eq!(b.single_keyspace(), None);
+        b.clear();
+        assert_eq!(b.single_keyspace(), None);
+        assert!(b.capacity() > 0, "clear keeps the buffer");
+        b.put(4, b"a", b"1").unwrap();
+        assert_eq!(b.single_keyspace(), Some(4));
     }
 
     #[test]

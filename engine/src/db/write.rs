@@ -338,19 +338,24 @@ impl<S: Storage> Engine<S> {
 
     fn check_keyspaces(&self, batch: &WriteBatch) -> Result<()> {
         let st = self.inner.state.borrow();
-        for op in batch.iter() {
-            if !st.keyspaces.contains_key(&op.keyspace) {
-                return Err(Error::InvalidArgument(format!("no keyspace with id {}", op.keyspace)));
+        let known = |ks: KeyspaceId| {
+            if st.keyspaces.contains_key(&ks) {
+                Ok(())
+            } else {
+                Err(Error::InvalidArgument(format!("no keyspace with id {ks}")))
             }
+        };
+        match batch.single_keyspace() {
+            Some(ks) => known(ks),
+            None => batch.iter().try_for_each(|op| known(op.keyspace)),
         }
-        Ok(())
     }
 
     fn stall_reason(&self, batch: &WriteBatch) -> Option<Stall> {
         let st = self.inner.state.borrow();
         let max_imm = self.inner.opts.max_immutable_memtables;
-        for op in batch.iter() {
-            let ks = &st.keyspaces[&op.keyspace];
+        let stalled = |id: KeyspaceId| {
+            let ks = &st.keyspaces[&id];
             if ks.imm.len() >= max_imm {
                 return Some(Stall::Flush);
             }
@@ -359,8 +364,12 @@ impl<S: Storage> Engine<S> {
             {
                 return Some(Stall::Compaction);
             }
+            None
+        };
+        match batch.single_keyspace() {
+            Some(ks) => stalled(ks),
+            None => batch.iter().find_map(|op| stalled(op.keyspace)),
         }
-        None
     }
 
     /// Backpressure: while flushes or L0 compactions are behind, writers

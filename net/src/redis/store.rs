@@ -219,6 +219,9 @@ pub struct Store<S: Storage> {
     closed: Cell<bool>,
     next_ticket: Cell<u64>,
     pub locks: KeyLocks,
+    /// A committed transaction's emptied batch, whose buffer the next
+    /// transaction writes into ([`Store::recycle`]).
+    spare: Cell<Option<WriteBatch>>,
 }
 
 /// The parts of `[lower, upper)` outside every range of `cleared`, in
@@ -281,6 +284,7 @@ impl<S: Storage> Store<S> {
             closed: Cell::new(false),
             next_ticket: Cell::new(1),
             locks: KeyLocks::default(),
+            spare: Cell::new(None),
         })
     }
 
@@ -292,10 +296,21 @@ impl<S: Storage> Store<S> {
     pub fn tx(&self) -> Tx<'_, S> {
         Tx {
             store: self,
-            batch: WriteBatch::new(),
+            batch: self.spare.take().unwrap_or_default(),
             index: None,
             cleared: Vec::new(),
             clock_ms: None,
+        }
+    }
+
+    /// Keeps `batch`'s buffer for the next transaction: most commands
+    /// write a few hundred bytes, and reusing one buffer saves each of
+    /// them an allocation and its growth. A buffer grown by a big write
+    /// is let go.
+    fn recycle(&self, mut batch: WriteBatch) {
+        if batch.capacity() <= SPARE_BATCH_BYTES_MAX {
+            batch.clear();
+            self.spare.set(Some(batch));
         }
     }
 
@@ -496,6 +511,9 @@ pub struct Held {
     ticket: u64,
 }
 
+/// The largest buffer [`Store::recycle`] keeps.
+const SPARE_BATCH_BYTES_MAX: usize = 16 << 10;
+
 /// Batches up to this many operations find a key by a linear search;
 /// bigger ones keep an index ([`Tx`]).
 const TX_LINEAR_OPS_MAX: usize = 16;
@@ -689,13 +707,17 @@ impl<S: Storage> Tx<'_, S> {
     /// promise (at once when there were none, or when they went in at
     /// once).
     pub fn commit(self) -> Durable {
+        let store = self.store;
         if self.batch.is_empty() {
+            store.recycle(self.batch);
             return Durable::ready();
         }
-        let store = self.store;
         if store.in_flight.get() == 0 {
             match store.engine.try_write_now(&self.batch) {
-                Some(Ok(_)) => return Durable::ready(),
+                Some(Ok(_)) => {
+                    store.recycle(self.batch);
+                    return Durable::ready();
+                }
                 Some(Err(e)) => return Durable::failed(e.into()),
                 None => {}
             }

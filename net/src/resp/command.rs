@@ -88,7 +88,12 @@ impl CommandSpec {
     /// answers the error). Call after `check_arity`.
     pub fn key_indexes(&self, args: &[Bytes]) -> KeyIndexes {
         let argc = i64::try_from(args.len()).unwrap_or(i64::MAX);
-        if let Some((dest, count_at)) = numkeys_layout(self.name) {
+        let counted = if self.traits() & TRAIT_COUNTED_KEYS != 0 {
+            numkeys_layout(self.name)
+        } else {
+            None
+        };
+        if let Some((dest, count_at)) = counted {
             let count = args
                 .get(count_at)
                 .and_then(|a| super::num::parse_i64(a))
@@ -159,10 +164,58 @@ impl CommandSpec {
         self.flags.contains(&flag)
     }
 
+    /// Whether the command may write (Redis's `write` flag).
+    #[inline]
     pub fn is_write(&self) -> bool {
-        self.has_flag("write")
+        self.traits() & TRAIT_WRITE != 0
+    }
+
+    /// Whether the command may block its client (Redis's `blocking` flag).
+    #[inline]
+    pub fn is_blocking(&self) -> bool {
+        self.traits() & TRAIT_BLOCKING != 0
+    }
+
+    /// This command's position in [`all`].
+    pub fn index(&self) -> usize {
+        let offset = (self as *const Self as usize).wrapping_sub(COMMANDS.as_ptr() as usize);
+        let i = offset / std::mem::size_of::<Self>();
+        assert!(
+            i < COMMANDS.len() && offset % std::mem::size_of::<Self>() == 0,
+            "a CommandSpec outside the command table"
+        );
+        i
+    }
+
+    /// The flags the request path tests for every command, as bits: the
+    /// table spells them as strings.
+    #[inline]
+    fn traits(&self) -> u8 {
+        static TRAITS: std::sync::OnceLock<Box<[u8]>> = std::sync::OnceLock::new();
+        TRAITS.get_or_init(|| {
+            COMMANDS
+                .iter()
+                .map(|c| {
+                    let mut t = 0;
+                    if c.has_flag("write") {
+                        t |= TRAIT_WRITE;
+                    }
+                    if c.has_flag("blocking") {
+                        t |= TRAIT_BLOCKING;
+                    }
+                    if numkeys_layout(c.name).is_some() {
+                        t |= TRAIT_COUNTED_KEYS;
+                    }
+                    t
+                })
+                .collect()
+        })[self.index()]
     }
 }
+
+const TRAIT_WRITE: u8 = 1;
+const TRAIT_BLOCKING: u8 = 2;
+const TRAIT_COUNTED_KEYS: u8 = 4;
 
 /// Commands whose keys are counted by an argument (Redis's
 /// `movablekeys`): the destination key's position, if any, and the
@@ -208,6 +261,11 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     if name.len() > COMMAND_NAME_BYTES_MAX {
         return None;
     }
+    // A pipeline repeats its command: the last name looked up on this
+    // thread, as it was spelled, answers without lower-casing or hashing.
+    if let Some(spec) = LAST_LOOKUP.with(|last| last.get().matches(name)) {
+        return Some(spec);
+    }
     // Lower-case once, then one hash probe: this runs for every command a
     // client sends.
     static BY_NAME: std::sync::OnceLock<hashbrown::HashMap<&'static [u8], &'static CommandSpec>> =
@@ -216,10 +274,49 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     let lower = &mut lower[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    BY_NAME
+    let spec = BY_NAME
         .get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect())
         .get(&*lower)
-        .copied()
+        .copied()?;
+    LAST_LOOKUP.with(|last| last.set(LastLookup::new(name, spec)));
+    Some(spec)
+}
+
+/// The last command [`lookup`] found on a thread, under the name it was
+/// given.
+#[derive(Clone, Copy)]
+struct LastLookup {
+    len: u8,
+    name: [u8; COMMAND_NAME_BYTES_MAX],
+    spec: Option<&'static CommandSpec>,
+}
+
+impl LastLookup {
+    const EMPTY: LastLookup = LastLookup {
+        len: 0,
+        name: [0; COMMAND_NAME_BYTES_MAX],
+        spec: None,
+    };
+
+    /// Called with names of at most `COMMAND_NAME_BYTES_MAX` bytes.
+    fn new(name: &[u8], spec: &'static CommandSpec) -> LastLookup {
+        let mut last = LastLookup::EMPTY;
+        last.len = name.len() as u8;
+        last.name[..name.len()].copy_from_slice(name);
+        last.spec = Some(spec);
+        last
+    }
+
+    #[inline]
+    fn matches(&self, name: &[u8]) -> Option<&'static CommandSpec> {
+        (usize::from(self.len) == name.len() && self.name[..name.len()] == *name)
+            .then_some(self.spec)
+            .flatten()
+    }
+}
+
+thread_local! {
+    static LAST_LOOKUP: std::cell::Cell<LastLookup> = const { std::cell::Cell::new(LastLookup::EMPTY) };
 }
 
 /// Every command, sorted by name.
@@ -508,5 +605,31 @@ mod tests {
             b"*0\r\n"
         );
         assert_eq!(command_count_reply(), Reply::Int(158));
+    }
+
+    #[test]
+    fn lookup_answers_any_spelling_after_a_cached_one() {
+        let lpush = lookup(b"lpush").unwrap();
+        assert_eq!(lookup(b"lpush").unwrap().name, "lpush");
+        assert_eq!(lookup(b"LPUSH").unwrap().name, "lpush");
+        assert_eq!(lookup(b"LPush").unwrap().name, "lpush");
+        assert_eq!(lookup(b"rpush").unwrap().name, "rpush");
+        assert!(lookup(b"lpus").is_none());
+        assert!(lookup(b"lpushh").is_none());
+        assert!(lookup(b"").is_none());
+        assert!(lookup(&[b'x'; 40]).is_none());
+        assert_eq!(lookup(b"LPUSH").unwrap().name, lpush.name);
+    }
+
+    #[test]
+    fn traits_match_the_table_flags() {
+        for (i, spec) in all().iter().enumerate() {
+            assert_eq!(spec.index(), i);
+            assert_eq!(spec.is_write(), spec.has_flag("write"), "{}", spec.name);
+            assert_eq!(spec.is_blocking(), spec.has_flag("blocking"), "{}", spec.name);
+        }
+        assert!(lookup(b"blpop").unwrap().is_blocking());
+        assert!(lookup(b"set").unwrap().is_write());
+        assert!(!lookup(b"get").unwrap().is_write());
     }
 }

@@ -401,7 +401,7 @@ impl Shard {
         // Time spent blocked waiting (BLPOP) is not slowness (as Redis's
         // slowlog).
         if micros >= self.slow_query_ms.get().saturating_mul(1000)
-            && !command::lookup(name.as_bytes()).is_some_and(|s| s.has_flag("blocking"))
+            && !command::lookup(name.as_bytes()).is_some_and(|s| s.is_blocking())
         {
             tracing::info!(target: "lumadb::slow", shard = self.id(), command = name, duration_us = micros, "slow command");
         }
@@ -455,7 +455,8 @@ impl Shard {
     /// (or the batch's start): one clock read per command times them all.
     pub async fn run_command(&self, spec: &'static CommandSpec, args: &[Bytes], clock: &Cell<Instant>) -> Reply {
         let started = clock.get();
-        let reply = match self.refuse_write().filter(|_| spec.is_write()) {
+        let refused = if spec.is_write() { self.refuse_write() } else { None };
+        let reply = match refused {
             Some(r) => r,
             None => exec::run_one(&self.db, spec, args).await,
         };

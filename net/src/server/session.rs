@@ -209,7 +209,7 @@ type ShardLocks = (Vec<(Vec<u8>, bool)>, Vec<(Vec<u8>, u64)>);
 /// with a B, which spares every other request the table lookup).
 fn is_blocking(name: &[u8]) -> bool {
     name.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'b'))
-        && command::lookup(name).is_some_and(|s| s.has_flag("blocking"))
+        && command::lookup(name).is_some_and(|s| s.is_blocking())
 }
 
 /// What a session waiting for input got ([`Session::next_input`]).
@@ -944,7 +944,7 @@ type RunBatch = Vec<(&'static CommandSpec, Vec<Bytes>)>;
 fn single_shard(args: &[Bytes], shards: usize) -> Option<(usize, &'static CommandSpec)> {
     let spec = command::lookup(args.first()?)?;
     if !spec.check_arity(args.len())
-        || spec.has_flag("blocking")
+        || spec.is_blocking()
         || matches!(
             spec.name,
             "watch" | "unwatch" | "multi" | "exec" | "discard" | "lmpop" | "zmpop"
@@ -980,7 +980,7 @@ mod tests {
     #[test]
     fn every_blocking_command_begins_with_b() {
         for spec in crate::resp::command::all() {
-            if spec.has_flag("blocking") {
+            if spec.is_blocking() {
                 assert!(super::is_blocking(spec.name.as_bytes()), "{}", spec.name);
                 assert!(
                     super::is_blocking(spec.name.to_ascii_uppercase().as_bytes()),
