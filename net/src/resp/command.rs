@@ -181,7 +181,7 @@ impl CommandSpec {
         let offset = (self as *const Self as usize).wrapping_sub(COMMANDS.as_ptr() as usize);
         let i = offset / std::mem::size_of::<Self>();
         assert!(
-            i < COMMANDS.len() && offset % std::mem::size_of::<Self>() == 0,
+            i < COMMANDS.len() && offset.is_multiple_of(std::mem::size_of::<Self>()),
             "a CommandSpec outside the command table"
         );
         i
