@@ -10,10 +10,18 @@
 //! op := kind: u8 | keyspace: varint (u32) | key_len: varint | key | value_len: varint | value
 //! ```
 //!
-//! `kind` is a [`ValueKind`] tag. For `Delete` the value is empty; for
+//! `kind` is a [`ValueKind`] tag, or [`EDIT_TAG`] for an [`Edit`]. For
+//! `Delete` the value is empty; for
 //! `PutExpiring` the value is the stored form `expire_at_unix_ms: u64 LE ++
 //! user value` ([`key::join_expiring`]); for `RangeDelete` the key is the
-//! inclusive start and the value the exclusive end.
+//! inclusive start and the value the exclusive end; for an edit the value
+//! is `varint(at << 1 | from_end) | varint(remove) | insert`.
+//!
+//! An edit changes part of a key's value (appends, or overwrites a range)
+//! and is logged as just that change. It applies only to a value that
+//! sits in the active memtable ([`crate::Engine::try_write_now`] checks,
+//! and changes it in place there), so a WAL replay always finds the value
+//! it edits among the records it replays before it.
 //!
 //! **Validation happens at insertion.** The mutators return
 //! `Result<()>` and reject, with [`Error::InvalidArgument`], keys longer
@@ -43,15 +51,28 @@ const EXPIRY_SIZE: usize = 8;
 const _: () = assert!(BATCH_BYTES_MAX < u32::MAX as usize / 2);
 const _: () = assert!(VALUE_SIZE_MAX + USER_KEY_SIZE_MAX + 64 < BATCH_BYTES_MAX);
 
+/// The batch tag of an [`Edit`]; never stored in a memtable or table.
+pub const EDIT_TAG: u8 = 0x10;
+
+/// What one operation of a batch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// Stores an entry of this kind.
+    Value(ValueKind),
+    /// Changes part of the key's current value ([`BatchOp::edit`]).
+    Edit,
+}
+
 /// One operation of a batch, borrowed from its encoded bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOp<'a> {
     pub keyspace: KeyspaceId,
-    pub kind: ValueKind,
+    pub kind: OpKind,
     /// The user key; for `RangeDelete`, the inclusive start.
     pub key: &'a [u8],
     /// The stored value: empty for `Delete`, `expire_at ++ value` for
-    /// `PutExpiring`, the exclusive end for `RangeDelete`.
+    /// `PutExpiring`, the exclusive end for `RangeDelete`, the encoded
+    /// change for an edit.
     pub value: &'a [u8],
 }
 
@@ -59,9 +80,99 @@ impl<'a> BatchOp<'a> {
     /// For `PutExpiring`, the expiry time (Unix ms) and the user's value.
     pub fn split_expiring(&self) -> Option<(u64, &'a [u8])> {
         match self.kind {
-            ValueKind::PutExpiring => key::split_expiring(self.value),
+            OpKind::Value(ValueKind::PutExpiring) => key::split_expiring(self.value),
             _ => None,
         }
+    }
+
+    /// For an edit, the change.
+    pub fn edit(&self) -> Option<Edit<'a>> {
+        match self.kind {
+            // Validated when the op was added or decoded.
+            OpKind::Edit => Some(Edit::decode(self.value).expect("edit validated")),
+            OpKind::Value(_) => None,
+        }
+    }
+}
+
+/// A change to part of a value: the `remove` bytes at offset `at`
+/// (counted back from the end when `from_end`) are replaced by `insert`.
+/// An append is `at` 0 from the end, removing nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edit<'a> {
+    pub at: usize,
+    pub from_end: bool,
+    pub remove: usize,
+    pub insert: &'a [u8],
+}
+
+impl<'a> Edit<'a> {
+    /// Appends `bytes`.
+    pub fn append(bytes: &'a [u8]) -> Self {
+        Edit {
+            at: 0,
+            from_end: true,
+            remove: 0,
+            insert: bytes,
+        }
+    }
+
+    /// Overwrites `bytes.len()` bytes at `offset`, growing the value when
+    /// they pass its end.
+    pub fn overwrite(offset: usize, bytes: &'a [u8]) -> Self {
+        Edit {
+            at: offset,
+            from_end: false,
+            remove: bytes.len(),
+            insert: bytes,
+        }
+    }
+
+    /// The bytes of a value `len` long that the edit replaces (clamped to
+    /// the end, so an overwrite may grow the value); `None` if it starts
+    /// past the end.
+    pub fn range(&self, len: usize) -> Option<std::ops::Range<usize>> {
+        let start = if self.from_end {
+            len.checked_sub(self.at)?
+        } else {
+            self.at
+        };
+        if start > len {
+            return None;
+        }
+        Some(start..start.saturating_add(self.remove).min(len))
+    }
+
+    /// The length of a value `len` long after the edit.
+    pub fn result_len(&self, len: usize) -> Option<usize> {
+        let r = self.range(len)?;
+        Some(len - r.len() + self.insert.len())
+    }
+
+    /// Applies the edit to `value`; false (and `value` unchanged) if it
+    /// does not fit.
+    pub fn apply(&self, value: &mut Vec<u8>) -> bool {
+        match self.range(value.len()) {
+            Some(r) => {
+                value.splice(r, self.insert.iter().copied());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn decode(bytes: &'a [u8]) -> Option<Self> {
+        let mut r = Reader::new(bytes);
+        let at = r.varint()?;
+        let remove = r.varint_len(VALUE_SIZE_MAX)?;
+        let at_len = usize::try_from(at >> 1).ok().filter(|&a| a <= VALUE_SIZE_MAX)?;
+        let insert = r.bytes(r.remaining())?;
+        Some(Edit {
+            at: at_len,
+            from_end: at & 1 == 1,
+            remove,
+            insert,
+        })
     }
 }
 
@@ -71,6 +182,8 @@ impl<'a> BatchOp<'a> {
 pub struct WriteBatch {
     rep: Vec<u8>,
     count: usize,
+    /// How many of the operations are edits.
+    edits: usize,
     /// The keyspaces the operations write to, as far as the write path
     /// needs to know: nearly every batch writes one, which it then checks
     /// once instead of once per operation.
@@ -119,6 +232,7 @@ impl WriteBatch {
         WriteBatch {
             rep: Vec::with_capacity(bytes),
             count: 0,
+            edits: 0,
             keyspaces: Keyspaces::None,
         }
     }
@@ -167,11 +281,49 @@ impl WriteBatch {
         self.push(ValueKind::RangeDelete, ks, start, &[], end)
     }
 
+    /// Changes part of `key`'s current value (see [`Edit`]). The value
+    /// must be in the active memtable when the batch is written:
+    /// [`crate::Engine::try_write_now`] declines the batch otherwise, and
+    /// [`crate::Engine::write`] refuses edits.
+    pub fn edit(&mut self, ks: KeyspaceId, key: &[u8], edit: Edit<'_>) -> Result<()> {
+        check_key(key)?;
+        check_value_len(edit.insert.len())?;
+        if edit.at > VALUE_SIZE_MAX || edit.remove > VALUE_SIZE_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "edit at {} removing {} bytes is past the value size limit of {VALUE_SIZE_MAX}",
+                edit.at, edit.remove
+            )));
+        }
+        let mut head = Vec::with_capacity(20);
+        put_varint(&mut head, (edit.at as u64) << 1 | u64::from(edit.from_end));
+        put_varint(&mut head, edit.remove as u64);
+        self.push_tagged(EDIT_TAG, ks, key, &head, edit.insert)?;
+        self.edits += 1;
+        Ok(())
+    }
+
+    /// Appends a copy of `op` (from this or another batch).
+    pub fn push_op(&mut self, op: &BatchOp<'_>) -> Result<()> {
+        let tag = match op.kind {
+            OpKind::Value(kind) => kind as u8,
+            OpKind::Edit => EDIT_TAG,
+        };
+        self.push_tagged(tag, op.keyspace, op.key, &[], op.value)?;
+        self.edits += usize::from(op.kind == OpKind::Edit);
+        Ok(())
+    }
+
+    /// Edits among the operations.
+    pub fn edit_count(&self) -> usize {
+        self.edits
+    }
+
     /// Appends every operation of `other`, in order.
     pub fn extend(&mut self, other: &WriteBatch) -> Result<()> {
         self.check_room(other.rep.len(), other.count)?;
         self.rep.extend_from_slice(&other.rep);
         self.count += other.count;
+        self.edits += other.edits;
         self.keyspaces.merge(other.keyspaces);
         Ok(())
     }
@@ -199,6 +351,7 @@ impl WriteBatch {
     pub fn clear(&mut self) {
         self.rep.clear();
         self.count = 0;
+        self.edits = 0;
         self.keyspaces = Keyspaces::None;
     }
 
@@ -236,8 +389,11 @@ impl WriteBatch {
         let mut r = Reader::new(bytes);
         let mut count = 0usize;
         let mut keyspaces = Keyspaces::None;
+        let mut edits = 0;
         while !r.is_empty() {
-            keyspaces.add(decode_op(&mut r)?.keyspace);
+            let op = decode_op(&mut r)?;
+            keyspaces.add(op.keyspace);
+            edits += usize::from(op.kind == OpKind::Edit);
             count += 1;
         }
         if count > BATCH_OPS_MAX {
@@ -246,6 +402,7 @@ impl WriteBatch {
         Some(WriteBatch {
             rep: bytes.to_vec(),
             count,
+            edits,
             keyspaces,
         })
     }
@@ -268,6 +425,10 @@ impl WriteBatch {
     /// Appends one op whose value is `value_head ++ value` (the head is the
     /// expiry of `PutExpiring`, empty otherwise).
     fn push(&mut self, kind: ValueKind, ks: KeyspaceId, key: &[u8], value_head: &[u8], value: &[u8]) -> Result<()> {
+        self.push_tagged(kind as u8, ks, key, value_head, value)
+    }
+
+    fn push_tagged(&mut self, tag: u8, ks: KeyspaceId, key: &[u8], value_head: &[u8], value: &[u8]) -> Result<()> {
         let value_len = value_head.len() + value.len();
         // kind + three varints of at most 10 bytes each.
         let size_max = 1 + 30 + key.len() + value_len;
@@ -276,7 +437,7 @@ impl WriteBatch {
             self.rep.reserve(size_max.max(FIRST_RESERVE_BYTES));
         }
         let start = self.rep.len();
-        self.rep.push(kind as u8);
+        self.rep.push(tag);
         put_varint(&mut self.rep, u64::from(ks));
         put_varint(&mut self.rep, key.len() as u64);
         self.rep.extend_from_slice(key);
@@ -353,21 +514,29 @@ fn check_value_len(len: usize) -> Result<()> {
 
 /// Parses one op, applying every rule the mutators enforce.
 fn decode_op<'a>(r: &mut Reader<'a>) -> Option<BatchOp<'a>> {
-    let kind = ValueKind::from_u8(r.u8()?)?;
+    let tag = r.u8()?;
+    let kind = if tag == EDIT_TAG {
+        OpKind::Edit
+    } else {
+        OpKind::Value(ValueKind::from_u8(tag)?)
+    };
     let keyspace = u32::try_from(r.varint()?).ok()?;
     let key_len = r.varint_len(USER_KEY_SIZE_MAX)?;
     let key = r.bytes(key_len)?;
     let value_max = match kind {
-        ValueKind::Put => VALUE_SIZE_MAX,
-        ValueKind::PutExpiring => VALUE_SIZE_MAX + EXPIRY_SIZE,
-        ValueKind::Delete => 0,
-        ValueKind::RangeDelete => USER_KEY_SIZE_MAX,
+        OpKind::Value(ValueKind::Put) => VALUE_SIZE_MAX,
+        OpKind::Value(ValueKind::PutExpiring) => VALUE_SIZE_MAX + EXPIRY_SIZE,
+        OpKind::Value(ValueKind::Delete) => 0,
+        OpKind::Value(ValueKind::RangeDelete) => USER_KEY_SIZE_MAX,
+        // Two varints of at most 10 bytes before the inserted bytes.
+        OpKind::Edit => VALUE_SIZE_MAX + 20,
     };
     let value_len = r.varint_len(value_max)?;
     let value = r.bytes(value_len)?;
     match kind {
-        ValueKind::PutExpiring if value.len() < EXPIRY_SIZE => return None,
-        ValueKind::RangeDelete if key >= value => return None,
+        OpKind::Value(ValueKind::PutExpiring) if value.len() < EXPIRY_SIZE => return None,
+        OpKind::Value(ValueKind::RangeDelete) if key >= value => return None,
+        OpKind::Edit if Edit::decode(value).is_none_or(|e| e.insert.len() > VALUE_SIZE_MAX) => return None,
         _ => {}
     }
     Some(BatchOp {
@@ -402,18 +571,18 @@ mod tests {
         assert_eq!(ops.len(), 5);
         assert_eq!(
             (ops[0].keyspace, ops[0].kind, ops[0].key, ops[0].value),
-            (0, ValueKind::Put, &b"a"[..], &b"1"[..])
+            (0, OpKind::Value(ValueKind::Put), &b"a"[..], &b"1"[..])
         );
-        assert_eq!(ops[1].kind, ValueKind::PutExpiring);
+        assert_eq!(ops[1].kind, OpKind::Value(ValueKind::PutExpiring));
         assert_eq!(ops[1].value, key::join_expiring(1_700_000_000_000, b"22").as_slice());
         assert_eq!(ops[1].split_expiring(), Some((1_700_000_000_000, &b"22"[..])));
         assert_eq!(
             (ops[2].keyspace, ops[2].kind, ops[2].key, ops[2].value),
-            (300, ValueKind::Delete, &b"c"[..], &b""[..])
+            (300, OpKind::Value(ValueKind::Delete), &b"c"[..], &b""[..])
         );
         assert_eq!(
             (ops[3].keyspace, ops[3].kind, ops[3].key, ops[3].value),
-            (u32::MAX, ValueKind::RangeDelete, &b"d"[..], &b"f"[..])
+            (u32::MAX, OpKind::Value(ValueKind::RangeDelete), &b"d"[..], &b"f"[..])
         );
         assert_eq!((ops[4].key, ops[4].value), (&b""[..], &b""[..]));
 
@@ -433,6 +602,57 @@ mod tests {
         assert!(a.is_empty());
         assert_eq!(a.encoded_size(), 0);
         assert_eq!(WriteBatch::decode(&[]).unwrap(), WriteBatch::new());
+    }
+
+    #[test]
+    fn edits_round_trip_and_apply_as_documented() {
+        let mut b = WriteBatch::new();
+        b.put(1, b"k", b"hello").unwrap();
+        b.edit(1, b"k", Edit::append(b" world")).unwrap();
+        b.edit(1, b"k", Edit::overwrite(1, b"EL")).unwrap();
+        b.edit(
+            1,
+            b"k",
+            Edit {
+                at: 3,
+                from_end: true,
+                remove: 3,
+                insert: b"",
+            },
+        )
+        .unwrap();
+        assert_eq!(b.edit_count(), 3);
+        let decoded = WriteBatch::decode(b.as_bytes()).unwrap();
+        assert_eq!(decoded, b);
+        let mut copy = WriteBatch::new();
+        for op in decoded.iter() {
+            copy.push_op(&op).unwrap();
+        }
+        assert_eq!(copy, b);
+        let mut value = Vec::new();
+        for op in b.iter() {
+            match op.edit() {
+                Some(e) => assert!(e.apply(&mut value)),
+                None => value = op.value.to_vec(),
+            }
+        }
+        assert_eq!(value, b"hELlo wo");
+        // An overwrite past the end grows the value; one starting past it
+        // does not fit.
+        let mut v = b"abc".to_vec();
+        assert!(Edit::overwrite(2, b"XYZ").apply(&mut v));
+        assert_eq!(v, b"abXYZ");
+        assert!(!Edit::overwrite(6, b"Q").apply(&mut v));
+        assert_eq!(Edit::overwrite(6, b"Q").result_len(5), None);
+        assert_eq!(Edit::append(b"12").result_len(5), Some(7));
+        // A malformed edit value is refused when decoding.
+        let mut bad = WriteBatch::new();
+        bad.edit(1, b"k", Edit::append(b"x")).unwrap();
+        let mut bytes = bad.as_bytes().to_vec();
+        let n = bytes.len();
+        bytes[n - 4] = 0x80; // the value length varint never ends
+        bytes.truncate(n - 1);
+        assert!(WriteBatch::decode(&bytes).is_none());
     }
 
     #[test]

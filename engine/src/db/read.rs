@@ -4,7 +4,7 @@
 //! whether that version is deleted.
 
 use super::{Engine, Snapshot, ValueEntry};
-use crate::batch::KeyspaceId;
+use crate::batch::{Edit, KeyspaceId};
 use crate::key::{self, SeqNo, ValueKind};
 use crate::memtable::MemTable;
 use crate::sst::Table;
@@ -75,6 +75,26 @@ impl<S: Storage> Engine<S> {
     pub fn peek_newest<R>(&self, ks: KeyspaceId, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         let st = self.inner.state.borrow();
         st.keyspaces.get(&ks)?.mem.peek_newest(key, f)
+    }
+
+    /// Whether [`Engine::try_write_now`] can apply `edit` to `key`'s value
+    /// as the active memtable holds it now (see [`MemTable::editable`]).
+    pub fn editable(&self, ks: KeyspaceId, key: &[u8], edit: &Edit<'_>) -> bool {
+        let st = self.inner.state.borrow();
+        st.keyspaces.get(&ks).is_some_and(|k| k.mem.editable(key, edit))
+    }
+
+    /// The value `edit` makes of `key`'s value in the active memtable,
+    /// when [`Engine::editable`]: what a caller writes whole when the
+    /// edit cannot go in as one.
+    pub fn edited_value(&self, ks: KeyspaceId, key: &[u8], edit: &Edit<'_>) -> Option<Vec<u8>> {
+        let st = self.inner.state.borrow();
+        let mem = &st.keyspaces.get(&ks)?.mem;
+        if !mem.editable(key, edit) {
+            return None;
+        }
+        let mut value = mem.peek_newest(key, <[u8]>::to_vec)?;
+        edit.apply(&mut value).then_some(value)
     }
 
     /// The value of `key` as of `snapshot`.

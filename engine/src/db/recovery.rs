@@ -9,7 +9,7 @@
 //! keeps everything before it and reports exactly what was dropped.
 
 use super::{Counters, Engine, Inner, KeyspaceState, State, DEFAULT_KEYSPACE};
-use crate::batch::KeyspaceId;
+use crate::batch::{KeyspaceId, OpKind};
 use crate::cache::{BlockCache, RowCache};
 use crate::key::{SeqNo, ValueKind};
 use crate::manifest::{self, ManifestState};
@@ -216,9 +216,25 @@ impl<S: Storage> Engine<S> {
                     let floor = log_numbers.get(&op.keyspace).copied().unwrap_or(0);
                     if seg >= floor {
                         match op.kind {
-                            ValueKind::RangeDelete => ks.mem.add_range_delete(op.key, op.value, seq),
+                            OpKind::Value(ValueKind::RangeDelete) => ks.mem.add_range_delete(op.key, op.value, seq),
                             // No snapshot exists while recovering.
-                            kind => ks.mem.insert(op.key, seq, kind, op.value, History::Drop),
+                            OpKind::Value(kind) => ks.mem.insert(op.key, seq, kind, op.value, History::Drop),
+                            // The value it changes was in the active
+                            // memtable when it was written, so in a record
+                            // replayed before this one.
+                            OpKind::Edit => {
+                                let edit = op.edit().expect("an edit op");
+                                if !ks.mem.edit(op.key, seq, &edit, History::Drop) {
+                                    return Err(Error::corruption(
+                                        &name,
+                                        0,
+                                        format!(
+                                            "record {r} edits key {:?}, which has no value to edit before it",
+                                            String::from_utf8_lossy(op.key)
+                                        ),
+                                    ));
+                                }
+                            }
                         }
                     }
                     seq += 1;

@@ -24,7 +24,7 @@
 //! is behind) makes the next group write it inline, which bounds memory.
 
 use super::Engine;
-use crate::batch::{KeyspaceId, WriteBatch};
+use crate::batch::{BatchOp, KeyspaceId, OpKind, WriteBatch};
 use crate::key::{SeqNo, ValueKind};
 use crate::memtable::{History, MemTable};
 use crate::options::{CompactionStyle, SyncMode};
@@ -99,6 +99,13 @@ impl<S: Storage> Engine<S> {
         if batch.is_empty() {
             return Ok(self.visible_seq());
         }
+        if batch.edit_count() > 0 {
+            // A queued write reaches the memtable only after other work
+            // ran; the value an edit changes may have left it by then.
+            return Err(Error::InvalidArgument(
+                "edits are written only through try_write_now; write the whole value instead".into(),
+            ));
+        }
         self.check_keyspaces(&batch)?;
         self.wait_for_stall(&batch).await?;
         // The engine may have closed while this writer waited.
@@ -134,6 +141,12 @@ impl<S: Storage> Engine<S> {
     ///
     /// It never awaits, so a caller answering many commands in a row (a
     /// pipeline) sends their replies together.
+    ///
+    /// A batch with edits ([`WriteBatch::edit`]) also returns `None` when
+    /// one of them does not apply: the value it changes is not in the
+    /// active memtable, or an earlier op of the batch writes that key.
+    /// Checked and applied without a pause in between, an edit logged to
+    /// the WAL always finds its value when the log is replayed.
     pub fn try_write_now(&self, batch: &WriteBatch) -> Option<Result<SeqNo>> {
         if self.inner.opts.sync_mode == SyncMode::Sync || batch.is_empty() {
             return None;
@@ -151,6 +164,9 @@ impl<S: Storage> Engine<S> {
             return Some(Err(e));
         }
         if self.stall_reason(batch).is_some() || !self.keyspaces_to_freeze(&[]).is_empty() {
+            return None;
+        }
+        if batch.edit_count() > 0 && !self.edits_apply(batch) {
             return None;
         }
         let wal_bytes = wal_record_bytes(batch);
@@ -351,6 +367,24 @@ impl<S: Storage> Engine<S> {
         }
     }
 
+    /// Whether every edit of `batch` applies to the active memtables as
+    /// they are: its value is there ([`MemTable::editable`]) and no
+    /// earlier op of the batch writes the key or a range holding it.
+    fn edits_apply(&self, batch: &WriteBatch) -> bool {
+        let st = self.inner.state.borrow();
+        batch.iter().enumerate().all(|(i, op)| {
+            let Some(edit) = op.edit() else { return true };
+            let touches = |o: &BatchOp<'_>| {
+                o.keyspace == op.keyspace
+                    && match o.kind {
+                        OpKind::Value(ValueKind::RangeDelete) => o.key <= op.key && op.key < o.value,
+                        _ => o.key == op.key,
+                    }
+            };
+            st.keyspaces[&op.keyspace].mem.editable(op.key, &edit) && !batch.iter().take(i).any(|o| touches(&o))
+        })
+    }
+
     fn stall_reason(&self, batch: &WriteBatch) -> Option<Stall> {
         let st = self.inner.state.borrow();
         let max_imm = self.inner.opts.max_immutable_memtables;
@@ -539,7 +573,13 @@ impl<S: Storage> Engine<S> {
             for op in batch.iter() {
                 let ks = st.keyspaces.get_mut(&op.keyspace).expect("keyspace checked at submit");
                 match op.kind {
-                    ValueKind::RangeDelete => {
+                    OpKind::Edit => {
+                        let edit = op.edit().expect("an edit op");
+                        let applied = ks.mem.edit(op.key, seq, &edit, history);
+                        // `try_write_now` checked, with no pause since.
+                        assert!(applied, "an edit reached a memtable that cannot take it");
+                    }
+                    OpKind::Value(ValueKind::RangeDelete) => {
                         // A delete of nearly everything the memtable holds
                         // (FLUSHALL) leaves little in it that a reader could
                         // see: move that to a new table and set the old one
@@ -556,7 +596,7 @@ impl<S: Storage> Engine<S> {
                         }
                         ks.mem.add_range_delete(op.key, op.value, seq)
                     }
-                    kind => ks.mem.insert(op.key, seq, kind, op.value, history),
+                    OpKind::Value(kind) => ks.mem.insert(op.key, seq, kind, op.value, history),
                 }
                 seq += 1;
             }

@@ -14,7 +14,8 @@
 
 mod keys;
 
-use crate::key::{RangeTombstone, SeqNo, ValueKind};
+use crate::batch::Edit;
+use crate::key::{RangeTombstone, SeqNo, ValueKind, VALUE_SIZE_MAX};
 use std::cell::{Cell, RefCell};
 use std::ops::Bound;
 
@@ -68,6 +69,8 @@ pub struct InlineBytes<const N: usize> {
 impl<const N: usize> InlineBytes<N> {
     const FITS_LEN: () = assert!(N <= u8::MAX as usize);
 
+    const EMPTY: Self = InlineBytes { len: 0, bytes: [0; N] };
+
     /// `v` in place, if it fits.
     fn new(v: &[u8]) -> Option<Self> {
         #[allow(clippy::let_unit_value)]
@@ -117,10 +120,16 @@ pub struct Version {
 /// string, a hash field, a set member's empty value) sits in the version
 /// itself, which sits in its key's record: a point read then copies it out
 /// without another cache miss, and a write allocates nothing for it.
+///
+/// A value changed in place by an edit ([`MemTable::edit`]) keeps spare
+/// room, so that a run of appends copies it only as often as a `Vec`
+/// doubles.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoredValue {
     Inline(InlineBytes<VALUE_INLINE_BYTES>),
     Boxed(Box<[u8]>),
+    #[allow(clippy::box_collection)]
+    Growable(Box<Vec<u8>>),
 }
 
 const _: () = assert!(std::mem::size_of::<StoredValue>() <= 24);
@@ -142,6 +151,7 @@ impl std::ops::Deref for StoredValue {
         match self {
             StoredValue::Inline(b) => b.as_bytes(),
             StoredValue::Boxed(b) => b,
+            StoredValue::Growable(v) => v,
         }
     }
 }
@@ -266,6 +276,70 @@ impl MemTable {
             ),
         }
         self.account(key.len() + value.len(), seq);
+    }
+
+    /// Whether `edit` can change `key`'s value here: the newest version is
+    /// a plain put that no newer range tombstone of this memtable covers,
+    /// and the edit fits it (starts inside, ends within the size limit).
+    pub fn editable(&self, key: &[u8], edit: &Edit<'_>) -> bool {
+        let keys = self.keys.borrow();
+        let Some(versions) = keys.get(key) else {
+            return false;
+        };
+        let newest = &versions.newest;
+        newest.kind == ValueKind::Put
+            && self.covering_tombstone_seq(key, SeqNo::MAX) < newest.seq
+            && edit
+                .result_len(newest.value.len())
+                .is_some_and(|len| len <= VALUE_SIZE_MAX)
+    }
+
+    /// Applies `edit` to `key`'s newest value as version `seq`: in place
+    /// (and its old bytes are gone) under [`History::Drop`], as a new
+    /// version beside the old one under [`History::Keep`]. False, with
+    /// nothing changed, unless [`MemTable::editable`].
+    pub fn edit(&self, key: &[u8], seq: SeqNo, edit: &Edit<'_>, history: History) -> bool {
+        assert!(!self.frozen.get(), "edit of a frozen memtable");
+        if !self.editable(key, edit) {
+            return false;
+        }
+        let mut keys = self.keys.borrow_mut();
+        let at = keys.locate(key);
+        let versions = keys.get_mut_at(at, key).expect("editable: the key is here");
+        assert!(versions.newest.seq < seq, "memtable versions out of order");
+        let old_len = versions.newest.value.len();
+        let mut grown = match std::mem::replace(&mut versions.newest.value, StoredValue::Inline(InlineBytes::EMPTY)) {
+            StoredValue::Growable(v) if history == History::Drop => *v,
+            other => {
+                let mut v = Vec::with_capacity(edit.result_len(old_len).unwrap_or(old_len) * 2);
+                v.extend_from_slice(&other);
+                if history == History::Keep {
+                    let previous = Version {
+                        seq: versions.newest.seq,
+                        kind: versions.newest.kind,
+                        value: other,
+                    };
+                    versions.older.get_or_insert_with(Box::default).push(previous);
+                    self.entries.set(self.entries.get() + 1);
+                    self.size_bytes
+                        .set(self.size_bytes.get() + key.len() + old_len + ENTRY_OVERHEAD_BYTES);
+                }
+                v
+            }
+        };
+        let applied = edit.apply(&mut grown);
+        assert!(applied, "an editable edit applies");
+        let new_len = grown.len();
+        versions.newest.seq = seq;
+        versions.newest.value = match InlineBytes::new(&grown) {
+            Some(inline) => StoredValue::Inline(inline),
+            None => StoredValue::Growable(Box::new(grown)),
+        };
+        // The newest version's bytes were counted at their old length.
+        self.size_bytes
+            .set((self.size_bytes.get() + new_len).saturating_sub(old_len));
+        self.max_seq.set(self.max_seq.get().max(seq));
+        true
     }
 
     /// A delete of `[start, end)` that leaves at most

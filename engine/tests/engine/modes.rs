@@ -3,7 +3,7 @@
 
 use super::common::*;
 use lumadb_engine::storage::mem::MemStorage;
-use lumadb_engine::{CompactionStyle, SyncMode};
+use lumadb_engine::{CompactionStyle, SyncMode, WriteBatch};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
@@ -572,6 +572,84 @@ fn write_now_is_visible_at_once_in_order_and_durable_with_the_next_sync() {
         e.sync_wal().await.unwrap();
         let after = open(&storage.crash(None), &opts).await;
         assert_matches(&after, &model, "after a crash following sync_wal").await;
+    });
+}
+
+/// Edits (appends and overwrites of part of a value) go in at once while
+/// their value is in the active memtable, changed in place, and are
+/// declined otherwise (the caller writes the whole value); a snapshot
+/// keeps reading the value as it was; the queued path refuses them; and a
+/// crash replays them from the WAL onto the values before them.
+#[test]
+fn edits_apply_in_memory_keep_snapshots_and_replay_after_a_crash() {
+    use lumadb_engine::batch::Edit;
+    run(async {
+        let storage = MemStorage::new();
+        let mut opts = tiny_options(CompactionStyle::Leveled);
+        opts.memtable_size = 1 << 20;
+        opts.wal_total_bytes_max = 1 << 30;
+        opts.sync_mode = SyncMode::Interval { interval_ms: 50 };
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        let mut refused_edit = WriteBatch::new();
+        refused_edit.edit(ks, b"k", Edit::append(b"x")).unwrap();
+        assert!(e.write(refused_edit).await.is_err(), "queued writes take no edits");
+
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let (mut edited, mut declined) = (0, 0);
+        let mut snap: Option<(lumadb_engine::Snapshot, Vec<u8>, Vec<u8>)> = None;
+        for i in 0..4000u32 {
+            let key = format!("k{:02}", i % 23).into_bytes();
+            let piece = format!("<{i}>").into_bytes();
+            let edit = if i % 3 == 0 {
+                Edit::overwrite(1, &piece)
+            } else {
+                Edit::append(&piece)
+            };
+            let mut batch = WriteBatch::new();
+            batch.edit(ks, &key, edit).unwrap();
+            let applied = model.contains_key(&key) && matches!(e.try_write_now(&batch), Some(Ok(_)));
+            let value = if applied {
+                edited += 1;
+                let v = model.get_mut(&key).unwrap();
+                assert!(edit.apply(v));
+                v.clone()
+            } else {
+                // Not in the active memtable (or not there at all): whole.
+                declined += 1;
+                let mut v = model.get(&key).cloned().unwrap_or_else(|| b"start".to_vec());
+                if !edit.apply(&mut v) {
+                    v = piece.clone();
+                }
+                let mut whole = WriteBatch::new();
+                whole.put(ks, &key, &v).unwrap();
+                e.write(whole).await.unwrap();
+                model.insert(key.clone(), v.clone());
+                v
+            };
+            assert_eq!(e.get(ks, &key).await.unwrap().as_deref(), Some(&value[..]), "write {i}");
+            if i % 500 == 0 {
+                snap = Some((e.snapshot(), key.clone(), value.clone()));
+            }
+            if i % 700 == 0 {
+                // The values move to a table: the next edit of each is declined.
+                e.flush().await.unwrap();
+            }
+            if let Some((s, k, v)) = &snap {
+                assert_eq!(
+                    e.get_at(ks, k, s).await.unwrap().as_deref(),
+                    Some(&v[..]),
+                    "snapshot at write {i}"
+                );
+            }
+        }
+        drop(snap);
+        assert!(edited > 1000, "most edits find their value in memory ({edited})");
+        assert!(declined > 0, "memtable rolls send some edits down the whole-value path");
+        assert_matches(&e, &model, "live").await;
+        e.sync_wal().await.unwrap();
+        let after = open(&storage.crash(None), &opts).await;
+        assert_matches(&after, &model, "after a crash: edits replayed").await;
     });
 }
 

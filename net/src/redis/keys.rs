@@ -188,6 +188,18 @@ impl Meta {
         Some((kind, expire_at_ms))
     }
 
+    /// The expiry and length of the string a meta value holds, read
+    /// without copying it; `None` for another kind (or a malformed value).
+    pub fn peek_string(bytes: &[u8]) -> Option<(u64, usize)> {
+        match Self::decode_header(bytes)? {
+            (Kind::String, expire_at_ms) => Some((expire_at_ms, bytes.len() - META_HEADER_BYTES)),
+            _ => None,
+        }
+    }
+
+    /// Where a string's bytes begin in its meta value.
+    pub const STRING_OFFSET: usize = META_HEADER_BYTES;
+
     pub fn decode(bytes: &[u8]) -> Option<Meta> {
         let (kind, expire_at_ms) = Self::decode_header(bytes)?;
         let body = &bytes[META_HEADER_BYTES..];

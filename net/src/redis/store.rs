@@ -45,6 +45,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::rc::Rc;
 
+use lumadb_engine::batch::{BatchOp, Edit, OpKind};
 use lumadb_engine::db::Engine;
 use lumadb_engine::key::ValueKind;
 use lumadb_engine::storage::Storage;
@@ -423,7 +424,7 @@ impl<S: Storage> Store<S> {
     fn settle(&self, batch: &WriteBatch, ticket: u64) {
         let mut overlay = self.overlay.borrow_mut();
         for op in batch.iter() {
-            if op.kind == ValueKind::RangeDelete {
+            if op.kind == OpKind::Value(ValueKind::RangeDelete) {
                 overlay.settle_clear(op.key, op.value, ticket);
             } else {
                 overlay.settle(op.key, ticket);
@@ -535,12 +536,13 @@ pub struct Tx<'a, S: Storage> {
 
 /// The point writes of a transaction's batch, in order: key and value
 /// (`None`: deleted). Unreachable ranges and values with an engine expiry
-/// are never read back through a transaction, so they are left out.
+/// are never read back through a transaction, so they are left out; so
+/// are edits, whose values [`Tx::edited`] builds.
 fn point_writes(batch: &WriteBatch) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
     batch.iter().filter_map(|op| match op.kind {
-        ValueKind::Put => Some((op.key, Some(op.value))),
-        ValueKind::Delete => Some((op.key, None)),
-        ValueKind::RangeDelete | ValueKind::PutExpiring => None,
+        OpKind::Value(ValueKind::Put) => Some((op.key, Some(op.value))),
+        OpKind::Value(ValueKind::Delete) => Some((op.key, None)),
+        OpKind::Value(ValueKind::RangeDelete | ValueKind::PutExpiring) | OpKind::Edit => None,
     })
 }
 
@@ -560,6 +562,9 @@ impl<S: Storage> Tx<'_, S> {
     /// This transaction's own newest write of `key`: `Some(None)` if it
     /// deleted the key, `None` if it has not written it.
     fn own(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        if let Some(v) = self.edited(key) {
+            return Some(v);
+        }
         if let Some(index) = &self.index {
             return index.get(key).map(|v| v.as_ref().map(|v| v.to_vec()));
         }
@@ -580,7 +585,105 @@ impl<S: Storage> Tx<'_, S> {
         }
         // Collecting into a map keeps the newest write per key.
         let newest: BTreeMap<&[u8], Option<&[u8]>> = point_writes(&self.batch).filter(|(k, _)| in_range(k)).collect();
-        newest.into_iter().map(|(k, v)| (k.to_vec(), v.map(Rc::from))).collect()
+        let mut own: Vec<PendingEntry> = newest.into_iter().map(|(k, v)| (k.to_vec(), v.map(Rc::from))).collect();
+        if self.batch.edit_count() > 0 {
+            for op in self
+                .batch
+                .iter()
+                .filter(|op| op.kind == OpKind::Edit && in_range(op.key))
+            {
+                let value = self.edited(op.key).expect("an edited key").map(Rc::from);
+                match own.binary_search_by(|(k, _)| k.as_slice().cmp(op.key)) {
+                    Ok(i) => own[i].1 = value,
+                    Err(i) => own.insert(i, (op.key.to_vec(), value)),
+                }
+            }
+        }
+        own
+    }
+
+    /// The newest value this transaction gives `key`, if it edited it
+    /// ([`Tx::edit`]): the edit applied to the value in the active
+    /// memtable, then the transaction's later writes of the key.
+    fn edited(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        if self.batch.edit_count() == 0 {
+            return None;
+        }
+        let mut ops = self
+            .batch
+            .iter()
+            .filter(|op| op.key == key && op.kind != OpKind::Value(ValueKind::RangeDelete));
+        let first = ops.next()?;
+        let edit = first.edit()?;
+        // An edit is the first write of its key (`Tx::edit`), and nothing
+        // ran since it was checked, so the memtable still holds its value.
+        let mut value = self.store.engine.edited_value(self.store.ks, key, &edit);
+        assert!(value.is_some(), "an edited value left the memtable before its commit");
+        for op in ops {
+            match op.kind {
+                OpKind::Value(ValueKind::Put) => value = Some(op.value.to_vec()),
+                OpKind::Value(ValueKind::Delete) => value = None,
+                OpKind::Edit => {
+                    let edit = op.edit().expect("an edit op");
+                    let applied = value.as_mut().is_some_and(|v| edit.apply(v));
+                    assert!(applied, "a transaction edits a value it deleted");
+                }
+                OpKind::Value(ValueKind::PutExpiring | ValueKind::RangeDelete) => {}
+            }
+        }
+        Some(value)
+    }
+
+    /// Changes part of `key`'s value, logged and applied as just that
+    /// change, when the engine can take it at once: nothing is queued
+    /// ahead (so the engine holds what readers see), the value is in its
+    /// active memtable, and this transaction has not written the key yet.
+    /// Returns false, having done nothing, otherwise: the caller then
+    /// writes the whole value. The transaction must commit before any
+    /// await (nothing may move the value out of the memtable meanwhile).
+    pub fn edit(&mut self, key: &[u8], edit: Edit<'_>) -> StoreResult<bool> {
+        let store = self.store;
+        let untouched = || {
+            self.batch.iter().all(|op| match op.kind {
+                OpKind::Value(ValueKind::RangeDelete) => !(op.key <= key && key < op.value),
+                _ => op.key != key,
+            })
+        };
+        if self.index.is_some()
+            || store.in_flight.get() != 0
+            || !self.cleared.is_empty()
+            || !store.engine.editable(store.ks, key, &edit)
+            || !untouched()
+        {
+            return Ok(false);
+        }
+        self.batch.edit(store.ks, key, edit)?;
+        Ok(true)
+    }
+
+    /// The batch with each edit replaced by the whole value it makes, for
+    /// the paths that cannot log an edit (queued, held).
+    fn without_edits(&self) -> StoreResult<WriteBatch> {
+        let mut whole = WriteBatch::with_capacity(self.batch.encoded_size());
+        for op in self.batch.iter() {
+            match op.kind {
+                OpKind::Edit => {
+                    let value = self
+                        .edited_at(op)
+                        .ok_or_else(|| StoreError("an edited value left memory before its commit".into()))?;
+                    whole.put(self.store.ks, op.key, &value)?;
+                }
+                OpKind::Value(_) => whole.push_op(&op)?,
+            }
+        }
+        Ok(whole)
+    }
+
+    /// The value the edit `op` of this batch makes: of the memtable's value
+    /// when it is the key's first write here (as [`Tx::edit`] keeps it).
+    fn edited_at(&self, op: BatchOp<'_>) -> Option<Vec<u8>> {
+        let edit = op.edit()?;
+        self.store.engine.edited_value(self.store.ks, op.key, &edit)
     }
 
     pub async fn get(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
@@ -672,9 +775,9 @@ impl<S: Storage> Tx<'_, S> {
         let mut overlay = self.store.overlay.borrow_mut();
         for op in self.batch.iter() {
             let value = match op.kind {
-                ValueKind::Put => Some(Rc::from(op.value)),
-                ValueKind::Delete => None,
-                ValueKind::RangeDelete => {
+                OpKind::Value(ValueKind::Put) => Some(Rc::from(op.value)),
+                OpKind::Value(ValueKind::Delete) => None,
+                OpKind::Value(ValueKind::RangeDelete) => {
                     if self
                         .cleared
                         .iter()
@@ -684,7 +787,8 @@ impl<S: Storage> Tx<'_, S> {
                     }
                     continue;
                 }
-                ValueKind::PutExpiring => continue,
+                OpKind::Value(ValueKind::PutExpiring) => continue,
+                OpKind::Edit => unreachable!("edits are made whole before they are shown"),
             };
             overlay.set(op.key, Pending { ticket, value });
         }
@@ -693,9 +797,12 @@ impl<S: Storage> Tx<'_, S> {
     /// Adds the writes to `held` ([`Store::hold`]) instead of the engine:
     /// every reader sees them at once; they reach the engine with the
     /// rest of `held`.
-    pub fn commit_held(self, held: &mut Held) -> StoreResult<()> {
+    pub fn commit_held(mut self, held: &mut Held) -> StoreResult<()> {
         if self.batch.is_empty() {
             return Ok(());
+        }
+        if self.batch.edit_count() > 0 {
+            self.batch = self.without_edits()?;
         }
         held.batch.extend(&self.batch)?;
         self.show(held.ticket);
@@ -706,7 +813,7 @@ impl<S: Storage> Tx<'_, S> {
     /// handle resolves once they are durable under the sync mode's
     /// promise (at once when there were none, or when they went in at
     /// once).
-    pub fn commit(self) -> Durable {
+    pub fn commit(mut self) -> Durable {
         let store = self.store;
         if self.batch.is_empty() {
             store.recycle(self.batch);
@@ -720,6 +827,12 @@ impl<S: Storage> Tx<'_, S> {
                 }
                 Some(Err(e)) => return Durable::failed(e.into()),
                 None => {}
+            }
+        }
+        if self.batch.edit_count() > 0 {
+            match self.without_edits() {
+                Ok(whole) => self.batch = whole,
+                Err(e) => return Durable::failed(e),
             }
         }
         let ticket = store.next_ticket.get();

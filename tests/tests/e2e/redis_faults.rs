@@ -93,6 +93,97 @@ fn sigkill_in_relaxed_modes_keeps_writes_older_than_the_wal_window() {
     }
 }
 
+/// APPEND and SETRANGE change a string held in memory in place, logged
+/// as just the change: pipelined edits (with overwrites inside the
+/// string, patches past its end, edits inside MULTI, and a flush moving
+/// the string to a table halfway) leave exactly the string Redis would
+/// build, live, after a restart and after a SIGKILL (which replays the
+/// logged changes onto the value before them); a WATCH on the string sees
+/// an edit.
+#[test]
+fn in_place_string_edits_build_the_right_value_and_survive_a_sigkill() {
+    for mode in ["interval", "sync"] {
+        let mut s = LumaServer::start(ServerOptions::default().shards(2).sync_mode(mode));
+        let mut conn = s.conn();
+        let mut expected: Vec<u8> = Vec::new();
+        let mut sent = 0;
+        for i in 0..3000usize {
+            let piece = format!("<{i}>");
+            if i % 97 == 0 {
+                let patch = format!("#{i}#");
+                let at = (i * 7) % (expected.len() + 5);
+                conn.send(&["SETRANGE", "log", &at.to_string(), &patch]);
+                if expected.len() < at + patch.len() {
+                    expected.resize(at + patch.len(), 0);
+                }
+                expected[at..at + patch.len()].copy_from_slice(patch.as_bytes());
+            } else {
+                conn.send(&["APPEND", "log", &piece]);
+                expected.extend_from_slice(piece.as_bytes());
+            }
+            sent += 1;
+            if i == 1500 {
+                for _ in 0..sent {
+                    conn.read_reply().unwrap();
+                }
+                sent = 0;
+                let flushed = s.http("POST", "/admin/compaction", None);
+                assert_eq!(flushed.status, 202, "{mode}: {}", flushed.body);
+                assert_eq!(conn.cmd("MULTI").text().as_deref(), Some("OK"));
+                assert_eq!(conn.cmd("APPEND log [tx]").text().as_deref(), Some("QUEUED"));
+                assert!(matches!(conn.cmd("EXEC"), Value::Array(_)));
+                expected.extend_from_slice(b"[tx]");
+            }
+        }
+        for _ in 0..sent {
+            let (raw, _) = conn.read_reply().unwrap();
+            assert!(raw.starts_with(b":"), "{mode}: {}", String::from_utf8_lossy(&raw));
+        }
+        let live = conn.call(&["GET", "log"]);
+        assert_eq!(live, Value::Bulk(expected.clone()), "{mode}: live value");
+        assert_eq!(conn.call(&["STRLEN", "log"]), Value::Int(expected.len() as i64));
+
+        // A WATCH on the string is broken by an in-place APPEND.
+        let mut other = s.conn();
+        assert_eq!(conn.cmd("WATCH log").text().as_deref(), Some("OK"));
+        assert_eq!(other.cmd("APPEND log !"), Value::Int(expected.len() as i64 + 1));
+        expected.push(b'!');
+        assert_eq!(conn.cmd("MULTI").text().as_deref(), Some("OK"));
+        assert_eq!(conn.cmd("SET log gone").text().as_deref(), Some("QUEUED"));
+        assert_eq!(conn.cmd("EXEC"), Value::Nil, "{mode}: the WATCH saw the APPEND");
+        drop((conn, other));
+
+        s.stop();
+        s.restart();
+        let mut conn = s.conn();
+        assert_eq!(
+            conn.call(&["GET", "log"]),
+            Value::Bulk(expected.clone()),
+            "{mode}: after a restart"
+        );
+        for i in 0..200 {
+            let piece = format!("({i})");
+            assert_eq!(
+                conn.call(&["APPEND", "log", &piece]),
+                Value::Int((expected.len() + piece.len()) as i64)
+            );
+            expected.extend_from_slice(piece.as_bytes());
+        }
+        drop(conn);
+        // The timer has written the WAL out well before this.
+        std::thread::sleep(Duration::from_secs(1));
+        s.kill9();
+        s.restart();
+        let mut conn = s.conn();
+        assert_eq!(
+            conn.call(&["GET", "log"]),
+            Value::Bulk(expected.clone()),
+            "{mode}: after a SIGKILL\n{}",
+            s.output()
+        );
+    }
+}
+
 /// Sets `g{thread}:{i}` for i = 0, 1, ... until the server stops
 /// answering OK; returns how many were acknowledged, and the reply that
 /// was not OK, if one came (rather than the connection closing).

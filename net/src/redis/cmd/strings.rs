@@ -2,10 +2,11 @@
 //! ([`Meta::string`]); its expiry is the meta's `expire_at_ms`.
 
 use bytes::Bytes;
+use lumadb_engine::batch::Edit;
 use lumadb_engine::storage::Storage;
 
 use crate::redis::db::{int_arg, not_float, not_integer, syntax_error, wrongtype, CmdError, CmdResult, Db};
-use crate::redis::keys::{Kind, Meta};
+use crate::redis::keys::{self, Kind, Meta};
 use crate::redis::store::Tx;
 use crate::resp::num::{format_long_double, parse_f64, parse_i64};
 use crate::resp::{errors, Reply};
@@ -376,8 +377,45 @@ async fn incrbyfloat<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes])
     Ok(bulk(text))
 }
 
+/// Edits the string at `key` where it sits in memory, without reading or
+/// rewriting the rest of it ([`Tx::edit`]): `edit` gets the string's
+/// length and gives the change to its bytes and the length after it, or
+/// `None` to decline. `None` when the caller must take the whole-value
+/// path: the key is not a live string in the engine's active memtable,
+/// `edit` declined, or the change cannot go in as one. A growing string then costs what it adds, not its size.
+fn edit_in_memory<'e, S: Storage>(
+    db: &Db<S>,
+    tx: &mut Tx<'_, S>,
+    key: &[u8],
+    edit: impl FnOnce(usize) -> Result<Option<(Edit<'e>, usize)>, CmdError>,
+) -> Result<Option<usize>, CmdError> {
+    let mk = keys::meta_key(key);
+    let Some((expire_at_ms, len)) = db.store.peek(&mk, Meta::peek_string).flatten() else {
+        return Ok(None);
+    };
+    if expire_at_ms != 0 && expire_at_ms <= db.now_in(tx) {
+        return Ok(None);
+    }
+    let Some((change, new_len)) = edit(len)? else {
+        return Ok(None);
+    };
+    let change = Edit {
+        at: change.at + if change.from_end { 0 } else { Meta::STRING_OFFSET },
+        ..change
+    };
+    Ok(tx.edit(&mk, change)?.then_some(new_len))
+}
+
 async fn append<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> CmdResult {
     let key = &args[1][..];
+    let tail = &args[2][..];
+    let grown = edit_in_memory(db, tx, key, |len| {
+        check_string_len(len as u64 + tail.len() as u64)?;
+        Ok(Some((Edit::append(tail), len + tail.len())))
+    })?;
+    if let Some(len) = grown {
+        return Ok(Reply::Int(len as i64));
+    }
     let old = string_meta_write(db, tx, key).await?;
     let mut value = old.as_ref().map_or_else(Vec::new, |m| m.value.clone());
     check_string_len(value.len() as u64 + args[2].len() as u64)?;
@@ -438,6 +476,14 @@ async fn setrange<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) ->
     let offset = offset as u64;
     check_string_len(offset.saturating_add(patch.len() as u64))?;
     let offset = offset as usize;
+    // In place when the patch starts inside the string (past its end, the
+    // zeros before it are written whole).
+    let patched = edit_in_memory(db, tx, key, |len| {
+        Ok((offset <= len).then(|| (Edit::overwrite(offset, patch), len.max(offset + patch.len()))))
+    })?;
+    if let Some(len) = patched {
+        return Ok(Reply::Int(len as i64));
+    }
     let mut value = old.as_ref().map_or_else(Vec::new, |m| m.value.clone());
     let end = offset + patch.len();
     if value.len() < end {
