@@ -4,7 +4,7 @@
 //! ```text
 //! lumadb-data/
 //!   LOCK           flock'ed by the running server; holds its pid
-//!   LAYOUT         "lumadb data layout 1\nshards = N\n"
+//!   LAYOUT         "lumadb data layout 2\nshards = N\n"
 //!   shard-000/     shard 0's engine (WAL, tables, manifest)
 //!   shard-001/
 //!   log/           server.log, error.log, access.log, slow-query.log
@@ -23,7 +23,10 @@ use crate::error::RuntimeError;
 
 pub const LAYOUT_FILE_NAME: &str = "LAYOUT";
 pub const LOCK_FILE_NAME: &str = "LOCK";
-const LAYOUT_HEADER: &str = "lumadb data layout 1";
+const LAYOUT_HEADER: &str = "lumadb data layout 2";
+/// Layout 1 stored each list element under its own key; layout 2 stores
+/// them in chunks. Nothing converts one to the other.
+const LAYOUT_1_HEADER: &str = "lumadb data layout 1";
 /// Largest layout file read.
 const LAYOUT_FILE_BYTES_MAX: u64 = 4096;
 
@@ -131,7 +134,15 @@ impl DataDir {
 /// The shard count a layout file records.
 fn parse_layout(text: &str) -> Result<usize, String> {
     let mut lines = text.lines();
-    if lines.next() != Some(LAYOUT_HEADER) {
+    let first = lines.next();
+    if first == Some(LAYOUT_1_HEADER) {
+        return Err(format!(
+            "written in data layout 1, which stored each list element under its own key; this version \
+             reads layout 2 (\"{LAYOUT_HEADER}\"), which stores lists in chunks, and does not convert: \
+             open it with the version that wrote it"
+        ));
+    }
+    if first != Some(LAYOUT_HEADER) {
         return Err(format!(
             "not a LumaDB layout file (first line is not {LAYOUT_HEADER:?})"
         ));
@@ -197,8 +208,10 @@ mod tests {
         let err = DataDir::open(dir.path(), 1).err().unwrap().to_string();
         assert!(err.contains("not a LumaDB layout file"), "{err}");
         assert_eq!(
-            parse_layout("lumadb data layout 1\nshards = 0\n"),
+            parse_layout("lumadb data layout 2\nshards = 0\n"),
             Err("bad shard count \"0\"".into())
         );
+        let old = parse_layout("lumadb data layout 1\nshards = 2\n").unwrap_err();
+        assert!(old.contains("layout 1") && old.contains("does not convert"), "{old}");
     }
 }
