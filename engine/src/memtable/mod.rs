@@ -300,12 +300,19 @@ impl MemTable {
     /// nothing changed, unless [`MemTable::editable`].
     pub fn edit(&self, key: &[u8], seq: SeqNo, edit: &Edit<'_>, history: History) -> bool {
         assert!(!self.frozen.get(), "edit of a frozen memtable");
-        if !self.editable(key, edit) {
-            return false;
-        }
+        // `editable`'s test, on the record found once for the change too.
+        let covered_at = self.covering_tombstone_seq(key, SeqNo::MAX);
         let mut keys = self.keys.borrow_mut();
         let at = keys.locate(key);
-        let versions = keys.get_mut_at(at, key).expect("editable: the key is here");
+        let Some(versions) = keys.get_mut_at(at, key) else {
+            return false;
+        };
+        let fits = edit
+            .result_len(versions.newest.value.len())
+            .is_some_and(|len| len <= VALUE_SIZE_MAX);
+        if versions.newest.kind != ValueKind::Put || covered_at >= versions.newest.seq || !fits {
+            return false;
+        }
         assert!(versions.newest.seq < seq, "memtable versions out of order");
         let old_len = versions.newest.value.len();
         let mut grown = match std::mem::replace(&mut versions.newest.value, StoredValue::Inline(InlineBytes::EMPTY)) {
@@ -537,6 +544,40 @@ mod tests {
         let mut out = Vec::new();
         m.all_versions_after(None, 10, &mut out);
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn edits_change_a_plain_put_in_place_or_beside_it_and_nothing_else() {
+        use crate::batch::Edit;
+        let m = MemTable::new(1);
+        m.insert(b"s", 1, ValueKind::Put, b"short", History::Drop);
+        assert!(m.edit(b"s", 2, &Edit::append(b" and now longer than inline"), History::Drop));
+        assert!(m.edit(b"s", 3, &Edit::overwrite(0, b"SH"), History::Drop));
+        assert_eq!(
+            &*m.get(b"s", u64::MAX).unwrap().value,
+            b"SHort and now longer than inline"
+        );
+        assert_eq!(m.get(b"s", 2), None, "in place: the older value is gone");
+        assert_eq!(m.entry_count(), 1);
+        // Under a snapshot the edit is a new version beside the old one.
+        assert!(m.edit(b"s", 4, &Edit::append(b"!"), History::Keep));
+        assert_eq!(&*m.get(b"s", 3).unwrap().value, b"SHort and now longer than inline");
+        assert_eq!(&*m.get(b"s", 4).unwrap().value, b"SHort and now longer than inline!");
+        // Nothing to edit: missing, deleted, expiring, covered, or past the end.
+        assert!(!m.edit(b"missing", 5, &Edit::append(b"x"), History::Drop));
+        m.insert(b"d", 6, ValueKind::Delete, b"", History::Drop);
+        assert!(!m.edit(b"d", 7, &Edit::append(b"x"), History::Drop));
+        m.insert(b"e", 8, ValueKind::PutExpiring, &[0u8; 9], History::Drop);
+        assert!(!m.editable(b"e", &Edit::append(b"x")));
+        m.insert(b"r", 9, ValueKind::Put, b"v", History::Drop);
+        m.add_range_delete(b"q", b"rz", 10);
+        assert!(!m.editable(b"r", &Edit::append(b"x")));
+        assert!(!m.edit(b"r", 11, &Edit::append(b"x"), History::Drop));
+        assert!(!m.edit(b"s", 12, &Edit::overwrite(100, b"x"), History::Drop));
+        assert_eq!(
+            &*m.get(b"s", u64::MAX).unwrap().value,
+            b"SHort and now longer than inline!"
+        );
     }
 
     #[test]

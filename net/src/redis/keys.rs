@@ -12,7 +12,9 @@
 //!     tag 's' member                       -> "" (set member)
 //!     tag 'z' member                       -> f64 score, 8 bytes BE bits
 //!     tag 'r' sortable(score) member       -> "" (sorted-set score order)
-//!     tag 'l' u64be(index ^ 1<<63)         -> list element
+//!     tag 'l' u64be(chunk ^ 1<<63)         -> list elements at indexes
+//!                                             chunk*32 .. chunk*32+32 that are
+//!                                             in the list, each varint(len) bytes
 //! 'x' u64be(expire_at_ms) key              -> "" (the active-expiry index)
 //! 'V'                                      -> u64 LE: versions reserved so far
 //! ```
