@@ -24,8 +24,10 @@ pub const TRAILER_SIZE: usize = 8;
 /// Largest user key the engine accepts (bytes).
 pub const USER_KEY_SIZE_MAX: usize = 64 * 1024;
 
-/// Largest value the engine accepts (bytes).
-pub const VALUE_SIZE_MAX: usize = 512 * 1024 * 1024;
+/// Largest value the engine accepts (bytes): 512 MiB and room for a
+/// caller's header over it (a Redis string may be 512 MiB, and the server
+/// stores it after a 9-byte header).
+pub const VALUE_SIZE_MAX: usize = 512 * 1024 * 1024 + 4096;
 
 /// What an entry means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -137,17 +137,24 @@ async fn read_range<S: Storage>(
     let (lo, hi) = (meta.head + from, meta.head + to);
     let (first, last) = (chunk_of(lo), chunk_of(hi - 1));
     let chunks = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
-    let rows = tx
-        .scan(&chunk_key(key, meta, first), &chunk_key(key, meta, last + 1), chunks)
-        .await?;
-    if rows.len() != chunks {
+    // One chunk (a pop, LINDEX, a short range) is a point read, cheaper
+    // than a scan.
+    let values: Vec<Vec<u8>> = if first == last {
+        tx.get(&chunk_key(key, meta, first)).await?.into_iter().collect()
+    } else {
+        let rows = tx
+            .scan(&chunk_key(key, meta, first), &chunk_key(key, meta, last + 1), chunks)
+            .await?;
+        rows.into_iter().map(|(_, v)| v).collect()
+    };
+    if values.len() != chunks {
         return Err(corrupt_list(
             key,
-            &format!("{} of its {chunks} chunks found", rows.len()),
+            &format!("{} of its {chunks} chunks found", values.len()),
         ));
     }
     let mut out = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0));
-    for (chunk, (_, value)) in (first..=last).zip(&rows) {
+    for (chunk, value) in (first..=last).zip(&values) {
         let span = chunk_span(meta, chunk);
         for (index, item) in span.zip(decode_chunk(key, meta, chunk, value)?) {
             if (lo..hi).contains(&index) {
