@@ -301,6 +301,7 @@ impl<S: Storage> Store<S> {
             index: None,
             cleared: Vec::new(),
             clock_ms: None,
+            edits_allowed: true,
         }
     }
 
@@ -532,6 +533,8 @@ pub struct Tx<'a, S: Storage> {
     cleared: Vec<(Vec<u8>, Vec<u8>)>,
     /// The time its commands run at, when fixed ([`Tx::set_clock`]).
     clock_ms: Option<u64>,
+    /// Whether [`Tx::edit`] may log edits ([`Tx::forbid_edits`]).
+    edits_allowed: bool,
 }
 
 /// The point writes of a transaction's batch, in order: key and value
@@ -640,7 +643,9 @@ impl<S: Storage> Tx<'_, S> {
     /// active memtable, and this transaction has not written the key yet.
     /// Returns false, having done nothing, otherwise: the caller then
     /// writes the whole value. The transaction must commit before any
-    /// await (nothing may move the value out of the memtable meanwhile).
+    /// await (nothing may move the value out of the memtable meanwhile),
+    /// so it reads nothing after an edit: a command that reads after it
+    /// changes a value calls [`Tx::forbid_edits`] first.
     pub fn edit(&mut self, key: &[u8], edit: Edit<'_>) -> StoreResult<bool> {
         let store = self.store;
         let untouched = || {
@@ -649,7 +654,8 @@ impl<S: Storage> Tx<'_, S> {
                 _ => op.key != key,
             })
         };
-        if self.index.is_some()
+        if !self.edits_allowed
+            || self.index.is_some()
             || store.in_flight.get() != 0
             || !self.cleared.is_empty()
             || !store.engine.editable(store.ks, key, &edit)
@@ -659,6 +665,12 @@ impl<S: Storage> Tx<'_, S> {
         }
         self.batch.edit(store.ks, key, edit)?;
         Ok(true)
+    }
+
+    /// Makes [`Tx::edit`] decline from now on, for a command that reads
+    /// (and may await) after it changes a value.
+    pub fn forbid_edits(&mut self) {
+        self.edits_allowed = false;
     }
 
     /// The batch with each edit replaced by the whole value it makes, for
@@ -687,6 +699,11 @@ impl<S: Storage> Tx<'_, S> {
     }
 
     pub async fn get(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        debug_assert_eq!(
+            self.batch.edit_count(),
+            0,
+            "a transaction reads (and may await) after an edit"
+        );
         if let Some(v) = self.own(key) {
             return Ok(v);
         }
@@ -694,6 +711,11 @@ impl<S: Storage> Tx<'_, S> {
     }
 
     pub async fn scan(&self, lower: &[u8], upper: &[u8], limit: usize) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        debug_assert_eq!(
+            self.batch.edit_count(),
+            0,
+            "a transaction reads (and may await) after an edit"
+        );
         let own = self.own_range(lower, upper);
         if own.is_empty() {
             return self.store.scan(lower, upper, limit).await;

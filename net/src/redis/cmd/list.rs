@@ -697,6 +697,8 @@ pub async fn lmove<S: Storage>(
     from_left: bool,
     to_left: bool,
 ) -> CmdResult {
+    // The pop's chunk changes before the destination is read.
+    tx.forbid_edits();
     let Some(mut src_meta) = write_meta(db, tx, src).await? else {
         return Ok(Reply::Null);
     };
