@@ -101,7 +101,8 @@ impl DataDir {
                         path: layout_path,
                         message: format!(
                             "the layout file is missing but {existing} shard directories exist; \
-                             restore it as \"{LAYOUT_HEADER}\\nshards = {existing}\\n\""
+                             if this version wrote them, restore it as \"{LAYOUT_HEADER}\\nshards = {existing}\\n\" \
+                             (a directory an earlier version wrote may be in another layout)"
                         ),
                     });
                 }

@@ -372,7 +372,8 @@ async fn pop_n<S: Storage>(
 
 async fn pop_cmd<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes], left: bool) -> CmdResult {
     if args.len() > 3 {
-        return Err(syntax_error());
+        // Redis's arity check counts the optional count as the last argument.
+        return Err(CmdError::msg(errors::wrong_arity(if left { "lpop" } else { "rpop" })));
     }
     let count = match args.get(2) {
         Some(c) => match crate::resp::num::parse_i64(c) {
@@ -761,6 +762,14 @@ mod tests {
         assert_eq!(t.cmd(&["LLEN", "l"]), Reply::Int(0));
         assert_eq!(t.cmd(&["LPOP", "l"]), Reply::Null);
         assert_eq!(t.cmd(&["LPOP", "l", "1"]), Reply::NullArray);
+        assert_eq!(
+            t.cmd(&["LPOP", "l", "1", "2"]),
+            err("ERR wrong number of arguments for 'lpop' command")
+        );
+        assert_eq!(
+            t.cmd(&["RPOP", "l", "1", "2"]),
+            err("ERR wrong number of arguments for 'rpop' command")
+        );
         assert_eq!(t.db.key_count(), 0);
         assert_eq!(t.cmd(&["LPUSHX", "l", "a"]), Reply::Int(0));
         assert_eq!(t.cmd(&["RPUSH", "l", "a"]), Reply::Int(1));
