@@ -103,6 +103,15 @@ pub struct Db<S: Storage> {
     pub expired_keys: Cell<u64>,
     /// SCAN, HSCAN, SSCAN and ZSCAN resume points on this shard.
     scan_cursors: RefCell<ScanCursors>,
+    /// Where active expiry resumes in the expiry index: every entry below
+    /// it was reclaimed, and only tombstones are left there, which a scan
+    /// from the start would walk again every cycle.
+    pub(crate) expire_cursor: Cell<u64>,
+    /// The earliest expiry time indexed since active expiry last took this
+    /// (`u64::MAX`: none), so that an entry written below the cursor (a
+    /// transaction's fixed clock, a key moved from another shard, a clock
+    /// set back) is still reached.
+    pub(crate) expire_floor: Cell<u64>,
 }
 
 /// Scan resume points kept per shard at most; past it the oldest go
@@ -177,6 +186,8 @@ impl<S: Storage> Db<S> {
             watched: RefCell::new(HashMap::new()),
             waiters: RefCell::new(Waiters::default()),
             expired_keys: Cell::new(0),
+            expire_cursor: Cell::new(0),
+            expire_floor: Cell::new(u64::MAX),
             scan_cursors: RefCell::new(ScanCursors::new()),
         };
         let (mut count, mut expiring) = (0, 0);
@@ -288,7 +299,7 @@ impl<S: Storage> Db<S> {
             self.keys.set(self.keys.get() + 1);
             if meta.expire_at_ms != 0 {
                 self.expires.set(self.expires.get() + 1);
-                tx.put(&keys::expire_key(meta.expire_at_ms, key), b"")?;
+                self.index_expiry(tx, key, meta.expire_at_ms)?;
             }
         }
         Ok(())
@@ -304,6 +315,12 @@ impl<S: Storage> Db<S> {
         } else {
             self.save_meta(tx, key, meta, existed)
         }
+    }
+
+    /// Adds `key`'s entry at `at_ms` to the expiry index.
+    fn index_expiry(&self, tx: &mut Tx<'_, S>, key: &[u8], at_ms: u64) -> StoreResult<()> {
+        self.expire_floor.set(self.expire_floor.get().min(at_ms));
+        tx.put(&keys::expire_key(at_ms, key), b"")
     }
 
     /// Removes `key` (whose current meta is `meta`) and everything it owns.
@@ -332,7 +349,7 @@ impl<S: Storage> Db<S> {
             self.expires.set(self.expires.get().saturating_sub(1));
         }
         if at_ms != 0 {
-            tx.put(&keys::expire_key(at_ms, key), b"")?;
+            self.index_expiry(tx, key, at_ms)?;
             self.expires.set(self.expires.get() + 1);
         }
         meta.expire_at_ms = at_ms;
@@ -354,7 +371,7 @@ impl<S: Storage> Db<S> {
                     self.expires.set(self.expires.get().saturating_sub(1));
                 }
                 if new.expire_at_ms != 0 {
-                    tx.put(&keys::expire_key(new.expire_at_ms, key), b"")?;
+                    self.index_expiry(tx, key, new.expire_at_ms)?;
                     self.expires.set(self.expires.get() + 1);
                 }
             }

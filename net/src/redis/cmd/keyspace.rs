@@ -566,20 +566,54 @@ pub async fn flush_local<S: Storage>(
 }
 
 /// Active expiry on this shard: reclaims up to `max_keys` keys whose
-/// expiry is at or before `now_ms`, walking the expiry index from its
-/// start. Index entries that no longer match their key's meta are
-/// dropped. Each batch is committed and waited on. Returns the number of
-/// keys reclaimed.
+/// expiry is at or before `now_ms`, walking the expiry index from where
+/// the last cycle stopped (`Db::expire_cursor`, lowered to any entry
+/// indexed below it since: `Db::expire_floor`). Index entries that no
+/// longer match their key's meta are dropped. Each batch is committed and
+/// waited on. Returns the number of keys reclaimed.
+///
+/// Starting over from the index's start each cycle walked every
+/// tombstone the earlier cycles left there: with keys expiring steadily,
+/// a cycle ran for over 100 ms without a pause.
 pub async fn active_expire_cycle<S: Storage>(db: &Db<S>, now_ms: u64, max_keys: usize) -> Result<usize, CmdError> {
-    let start = vec![keys::EXPIRE_PREFIX];
+    let floor = db.expire_floor.replace(u64::MAX);
+    let resume_at = db.expire_cursor.get().min(floor);
+    let result = expire_from(db, resume_at, now_ms, max_keys).await;
+    match result {
+        Ok((expired, next)) => {
+            db.expire_cursor.set(next);
+            Ok(expired)
+        }
+        Err(e) => {
+            // Nothing was skipped: the next cycle starts here again.
+            db.expire_floor.set(db.expire_floor.get().min(resume_at));
+            Err(e)
+        }
+    }
+}
+
+/// One active-expiry pass over the index from `resume_at`: the keys
+/// reclaimed, and where the next pass may start (every entry before it
+/// was reclaimed or dropped).
+async fn expire_from<S: Storage>(
+    db: &Db<S>,
+    resume_at: u64,
+    now_ms: u64,
+    max_keys: usize,
+) -> Result<(usize, u64), CmdError> {
     let end = keys::expire_key(now_ms.saturating_add(1), b"");
     let mut examined = 0;
     let mut expired = 0;
-    let mut from = start;
+    let mut from = keys::expire_key(resume_at, b"");
+    // Where the next pass starts: past `now_ms` once this one is done.
+    let mut next = resume_at;
     while examined < max_keys {
         let limit = EXPIRE_BATCH_MAX.min(max_keys - examined);
         let rows = db.store.scan(&from, &end, limit).await?;
-        let Some(last) = rows.last() else { break };
+        let Some(last) = rows.last() else {
+            next = now_ms.saturating_add(1);
+            break;
+        };
         from = successor(last.0.clone());
         examined += rows.len();
         let done = rows.len() < limit;
@@ -613,11 +647,17 @@ pub async fn active_expire_cycle<S: Storage>(db: &Db<S>, now_ms: u64, max_keys: 
         let durable = tx.commit();
         drop(guard);
         durable.wait().await?;
+        // Entries at the last one's time may follow it (keys sort after
+        // the time): the next pass starts at that time, not past it.
+        if let Some((at, _)) = entries.last() {
+            next = *at;
+        }
         if done {
+            next = now_ms.saturating_add(1);
             break;
         }
     }
-    Ok(expired)
+    Ok((expired, next))
 }
 
 #[cfg(test)]
@@ -897,6 +937,31 @@ mod tests {
         assert_eq!(t.cmd(&["EXISTS", "k1"]), int(0));
     }
 
+    /// Each cycle starts where the last one stopped, and still reaches a
+    /// key indexed below that point since (here: with the clock set back).
+    #[test]
+    fn active_expiry_resumes_and_reaches_keys_indexed_behind_it() {
+        let t = new_db();
+        let db = t.db.clone();
+        for i in 0..50 {
+            t.cmd(&["SET", &format!("a{i}"), "v", "PX", "10"]);
+        }
+        t.set_clock_ms(T0 + 20);
+        assert_eq!(t.run(active_expire_cycle(&db, T0 + 20, 30)).expect("cycle"), 30);
+        assert_eq!(t.run(active_expire_cycle(&db, T0 + 20, 100)).expect("cycle"), 20);
+        assert_eq!(db.expire_cursor.get(), T0 + 21);
+        // The clock goes back: a key expiring below the cursor.
+        t.set_clock_ms(T0);
+        t.cmd(&["SET", "late", "v", "PX", "5"]);
+        t.cmd(&["SET", "later", "v", "PX", "100"]);
+        t.set_clock_ms(T0 + 30);
+        assert_eq!(t.run(active_expire_cycle(&db, T0 + 30, 100)).expect("cycle"), 1);
+        assert_eq!(t.cmd(&["EXISTS", "late", "later"]), int(1));
+        t.set_clock_ms(T0 + 200);
+        assert_eq!(t.run(active_expire_cycle(&db, T0 + 200, 100)).expect("cycle"), 1);
+        assert_eq!(t.db.key_count(), 0);
+    }
+
     #[test]
     fn active_expiry() {
         let t = new_db();
@@ -920,11 +985,12 @@ mod tests {
         assert_eq!(t.cmd(&["TYPE", "h"]), simple("none"));
         assert_eq!(t.cmd(&["EXISTS", "k6", "k7", "k8", "k9", "keep"]), int(5));
         assert_eq!(hash_fields(&t, "h"), Vec::<String>::new());
-        // Stale index entries are dropped.
+        // Stale index entries are dropped (past where the last cycle
+        // stopped: below it, only what the server indexes is looked for).
         let db2 = db.clone();
         t.run(async move {
             let mut tx = db2.store.tx();
-            tx.put(&keys::expire_key(T0 + 1, b"ghost"), b"").expect("put");
+            tx.put(&keys::expire_key(T0 + 50, b"ghost"), b"").expect("put");
             tx.commit().wait().await.expect("durable");
         });
         t.set_clock_ms(T0 + 100);
