@@ -184,6 +184,27 @@ fn in_place_string_edits_build_the_right_value_and_survive_a_sigkill() {
     }
 }
 
+/// Active expiry keeps up with a burst of expiring keys: 60,000 keys
+/// with a 100 ms TTL are reclaimed (DBSIZE falls to 0, INFO counts them)
+/// without any client touching them, well before a single 256-key cycle
+/// per 100 ms could (about 23 s).
+#[test]
+fn active_expiry_reclaims_a_burst_of_expiring_keys() {
+    let s = LumaServer::start(ServerOptions::default().shards(1).sync_mode("interval"));
+    let mut conn = s.conn();
+    let n = 60_000;
+    for i in 0..n {
+        conn.send(&["SET", &format!("t{i}"), "v", "PX", "100"]);
+    }
+    for _ in 0..n {
+        conn.read_reply().unwrap();
+    }
+    let reclaimed = eventually(Duration::from_secs(15), || conn.cmd("DBSIZE") == Value::Int(0));
+    assert!(reclaimed, "DBSIZE {:?}", conn.cmd("DBSIZE"));
+    let info = conn.cmd("INFO stats").text().unwrap_or_default();
+    assert!(info.contains(&format!("expired_keys:{n}")), "{info}");
+}
+
 /// Sets `g{thread}:{i}` for i = 0, 1, ... until the server stops
 /// answering OK; returns how many were acknowledged, and the reply that
 /// was not OK, if one came (rather than the connection closing).
