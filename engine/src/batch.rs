@@ -85,6 +85,16 @@ impl<'a> BatchOp<'a> {
         }
     }
 
+    /// Whether this op writes `key` of keyspace `ks`: a point op on it,
+    /// or a range delete holding it.
+    pub fn writes(&self, ks: KeyspaceId, key: &[u8]) -> bool {
+        self.keyspace == ks
+            && match self.kind {
+                OpKind::Value(ValueKind::RangeDelete) => self.key <= key && key < self.value,
+                _ => self.key == key,
+            }
+    }
+
     /// For an edit, the change.
     pub fn edit(&self) -> Option<Edit<'a>> {
         match self.kind {

@@ -24,7 +24,7 @@
 //! is behind) makes the next group write it inline, which bounds memory.
 
 use super::Engine;
-use crate::batch::{BatchOp, KeyspaceId, OpKind, WriteBatch};
+use crate::batch::{KeyspaceId, OpKind, WriteBatch};
 use crate::key::{SeqNo, ValueKind};
 use crate::memtable::{History, MemTable};
 use crate::options::{CompactionStyle, SyncMode};
@@ -374,14 +374,8 @@ impl<S: Storage> Engine<S> {
         let st = self.inner.state.borrow();
         batch.iter().enumerate().all(|(i, op)| {
             let Some(edit) = op.edit() else { return true };
-            let touches = |o: &BatchOp<'_>| {
-                o.keyspace == op.keyspace
-                    && match o.kind {
-                        OpKind::Value(ValueKind::RangeDelete) => o.key <= op.key && op.key < o.value,
-                        _ => o.key == op.key,
-                    }
-            };
-            st.keyspaces[&op.keyspace].mem.editable(op.key, &edit) && !batch.iter().take(i).any(|o| touches(&o))
+            st.keyspaces[&op.keyspace].mem.editable(op.key, &edit)
+                && !batch.iter().take(i).any(|o| o.writes(op.keyspace, op.key))
         })
     }
 

@@ -162,6 +162,18 @@ impl std::fmt::Debug for StoredValue {
     }
 }
 
+/// Whether `edit` applies to a key whose newest version is `newest` and
+/// whose newest covering range tombstone is at `covered_at` (0: none): a
+/// plain put, uncovered, that the edit starts inside and keeps within the
+/// value size limit.
+fn takes_edit(newest: &Version, covered_at: SeqNo, edit: &Edit<'_>) -> bool {
+    newest.kind == ValueKind::Put
+        && covered_at < newest.seq
+        && edit
+            .result_len(newest.value.len())
+            .is_some_and(|len| len <= VALUE_SIZE_MAX)
+}
+
 /// A user key and one of its versions, copied out of the memtable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -286,12 +298,7 @@ impl MemTable {
         let Some(versions) = keys.get(key) else {
             return false;
         };
-        let newest = &versions.newest;
-        newest.kind == ValueKind::Put
-            && self.covering_tombstone_seq(key, SeqNo::MAX) < newest.seq
-            && edit
-                .result_len(newest.value.len())
-                .is_some_and(|len| len <= VALUE_SIZE_MAX)
+        takes_edit(&versions.newest, self.covering_tombstone_seq(key, SeqNo::MAX), edit)
     }
 
     /// Applies `edit` to `key`'s newest value as version `seq`: in place
@@ -307,10 +314,7 @@ impl MemTable {
         let Some(versions) = keys.get_mut_at(at, key) else {
             return false;
         };
-        let fits = edit
-            .result_len(versions.newest.value.len())
-            .is_some_and(|len| len <= VALUE_SIZE_MAX);
-        if versions.newest.kind != ValueKind::Put || covered_at >= versions.newest.seq || !fits {
+        if !takes_edit(&versions.newest, covered_at, edit) {
             return false;
         }
         assert!(versions.newest.seq < seq, "memtable versions out of order");

@@ -648,12 +648,7 @@ impl<S: Storage> Tx<'_, S> {
     /// changes a value calls [`Tx::forbid_edits`] first.
     pub fn edit(&mut self, key: &[u8], edit: Edit<'_>) -> StoreResult<bool> {
         let store = self.store;
-        let untouched = || {
-            self.batch.iter().all(|op| match op.kind {
-                OpKind::Value(ValueKind::RangeDelete) => !(op.key <= key && key < op.value),
-                _ => op.key != key,
-            })
-        };
+        let untouched = || !self.batch.iter().any(|op| op.writes(store.ks, key));
         if !self.edits_allowed
             || self.index.is_some()
             || store.in_flight.get() != 0

@@ -214,6 +214,13 @@ async fn rewrite<S: Storage>(
     Ok(())
 }
 
+/// The stored value of chunk `chunk`, which `meta` says holds elements.
+async fn read_chunk<S: Storage>(tx: &Tx<'_, S>, key: &[u8], meta: &Meta, chunk: i64) -> Result<Vec<u8>, CmdError> {
+    tx.get(&chunk_key(key, meta, chunk))
+        .await?
+        .ok_or_else(|| corrupt_list(key, &format!("chunk {chunk} is missing")))
+}
+
 /// Applies `edit` to chunk `chunk`: in place when the store can
 /// ([`Tx::edit`]), else to the value read whole.
 async fn edit_chunk<S: Storage>(
@@ -227,10 +234,7 @@ async fn edit_chunk<S: Storage>(
     if tx.edit(&ck, edit)? {
         return Ok(());
     }
-    let mut value = tx
-        .get(&ck)
-        .await?
-        .ok_or_else(|| corrupt_list(key, &format!("chunk {chunk} is missing")))?;
+    let mut value = read_chunk(tx, key, meta, chunk).await?;
     if !edit.apply(&mut value) {
         return Err(corrupt_list(
             key,
@@ -487,10 +491,7 @@ async fn lset<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> Cmd
     let index = meta.head + i;
     let chunk = chunk_of(index);
     let ck = chunk_key(key, &meta, chunk);
-    let old = tx
-        .get(&ck)
-        .await?
-        .ok_or_else(|| corrupt_list(key, &format!("chunk {chunk} is missing")))?;
+    let old = read_chunk(tx, key, &meta, chunk).await?;
     let mut value = Vec::with_capacity(old.len() + args[3].len());
     let span = chunk_span(&meta, chunk);
     for (at, item) in span.zip(decode_chunk(key, &meta, chunk, &old)?) {
@@ -551,10 +552,7 @@ async fn ltrim<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> Cm
                 tx.delete(&chunk_key(key, &meta, chunk))?;
             } else if keep != span {
                 let ck = chunk_key(key, &meta, chunk);
-                let old = tx
-                    .get(&ck)
-                    .await?
-                    .ok_or_else(|| corrupt_list(key, &format!("chunk {chunk} is missing")))?;
+                let old = read_chunk(tx, key, &meta, chunk).await?;
                 let mut value = Vec::with_capacity(old.len());
                 for (at, item) in span.zip(decode_chunk(key, &meta, chunk, &old)?) {
                     if keep.contains(&at) {

@@ -382,7 +382,8 @@ async fn incrbyfloat<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes])
 /// length and gives the change to its bytes and the length after it, or
 /// `None` to decline. `None` when the caller must take the whole-value
 /// path: the key is not a live string in the engine's active memtable,
-/// `edit` declined, or the change cannot go in as one. A growing string then costs what it adds, not its size.
+/// `edit` declined, or the change cannot go in as one. A growing string
+/// then costs what it adds, not its size.
 fn edit_in_memory<'e, S: Storage>(
     db: &Db<S>,
     tx: &mut Tx<'_, S>,
