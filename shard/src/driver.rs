@@ -131,7 +131,11 @@ pub fn spawn_background(engine: &Engine<DmaStorage>, tq: TaskQueueHandle) -> Bac
                 if e.is_closed() {
                     break;
                 }
-                let r = if sync { e.sync_wal().await } else { e.write_wal().await };
+                let r = if sync {
+                    e.sync_wal().await.map(|_| ())
+                } else {
+                    e.write_wal().await
+                };
                 // The engine may have closed while the call waited its turn.
                 if let Err(err) = r {
                     if e.is_closed() {

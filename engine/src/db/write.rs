@@ -7,10 +7,19 @@
 //! the memtables, publishes the new visible sequence number and wakes each
 //! writer with its result. Leadership then passes to the writer at the
 //! front of the queue. So N concurrent writers cost one fsync per group,
-//! not one each, and a write is never visible before it is durable.
+//! not one each, and a queued write is never visible before it is durable.
 //!
 //! Cost: with fdatasync at ~200 µs and G writers per group, the WAL
 //! sustains ~G × 5,000 writes/s on one core.
+//!
+//! A writer that finds the queue empty may instead go in at once
+//! ([`Engine::try_write_now`]): its batch is appended to the WAL's buffer
+//! and applied to the memtables there and then, without waiting. In `sync`
+//! mode it is then visible before it is durable, and durable once a later
+//! [`Engine::sync_wal`] (or group) has synced the log past it: the caller
+//! answers its client only after that, as Redis's `appendfsync always`
+//! answers after the fsync that follows the command. Many such writes share
+//! one fdatasync, and none pays the queue's hand-offs.
 //!
 //! In the relaxed sync modes (`interval`, `none`) no writer waits for the
 //! disk: a write is appended to the WAL's write-behind buffer and applied
@@ -126,12 +135,14 @@ impl<S: Storage> Engine<S> {
         r
     }
 
-    /// Applies `batch` at once, without waiting, when the sync mode allows
-    /// it and nothing is ahead of it: appends it to the WAL's write-behind
-    /// buffer and to the memtables, and makes it visible. Returns `None`
-    /// when the batch must go through [`Engine::write`] instead:
+    /// Applies `batch` at once, without waiting, when nothing is ahead of
+    /// it: appends it to the WAL's buffer and to the memtables, and makes
+    /// it visible. In `sync` mode it is durable only once a later
+    /// [`Engine::sync_wal`] (or a group's sync) returns a sequence number
+    /// at or past the one returned here; until then a crash loses it, so
+    /// the caller acknowledges it to nobody before. Returns `None` when the
+    /// batch must go through [`Engine::write`] instead:
     ///
-    /// - in `sync` mode, where a write becomes visible only once durable;
     /// - while a group is being committed or writers are queued, so writes
     ///   keep their order;
     /// - while writes are stalled behind flushes or compactions;
@@ -148,7 +159,7 @@ impl<S: Storage> Engine<S> {
     /// Checked and applied without a pause in between, an edit logged to
     /// the WAL always finds its value when the log is replayed.
     pub fn try_write_now(&self, batch: &WriteBatch) -> Option<Result<SeqNo>> {
-        if self.inner.opts.sync_mode == SyncMode::Sync || batch.is_empty() {
+        if batch.is_empty() {
             return None;
         }
         if let Err(e) = self.check_writable() {
@@ -230,13 +241,20 @@ impl<S: Storage> Engine<S> {
         self.write(b).await
     }
 
-    /// Makes every acknowledged write durable (write-out and fdatasync of
-    /// the WAL). The runtime calls it every `interval_ms` in `interval`
-    /// mode. Writers do not wait for it: they keep appending meanwhile.
-    pub async fn sync_wal(&self) -> Result<()> {
+    /// Makes every write so far durable (write-out and fdatasync of the
+    /// WAL); returns the sequence number durable from then on. The runtime
+    /// calls it every `interval_ms` in `interval` mode; in `sync` mode the
+    /// writers that went in at once ([`Engine::try_write_now`]) wait for
+    /// it. Writers do not wait for it to append: the writes that arrive
+    /// meanwhile are the next call's.
+    pub async fn sync_wal(&self) -> Result<SeqNo> {
         self.check_writable()?;
+        // Every write numbered up to here is appended to the log already
+        // (appends precede applies), so the write-out takes it.
+        let last = self.inner.state.borrow().last_seq;
         self.write_out_wal().await?;
-        self.sync_wal_file().await
+        self.sync_wal_file().await?;
+        Ok(last)
     }
 
     /// Writes the WAL's write-behind buffer out (no fdatasync): the

@@ -523,14 +523,41 @@ fn one_put(ks: u32, key: &[u8], value: &[u8]) -> lumadb_engine::WriteBatch {
     b
 }
 
+/// In `sync` mode a write that goes in at once is visible at once and
+/// durable only once `sync_wal` returns its sequence number or a later
+/// one: a crash before loses it (its caller has acknowledged it to
+/// nobody), a crash after keeps it. A queued write's group sync also
+/// takes the writes that went in at once before it.
 #[test]
-fn write_now_is_refused_in_sync_mode() {
+fn write_now_in_sync_mode_is_durable_from_the_next_sync() {
     run(async {
         let storage = MemStorage::new();
-        let e = open(&storage, &tiny_options(CompactionStyle::Leveled)).await;
+        let opts = tiny_options(CompactionStyle::Leveled);
+        assert_eq!(opts.sync_mode, SyncMode::Sync);
+        let e = open(&storage, &opts).await;
         let ks = e.keyspace("default").unwrap();
-        assert!(e.try_write_now(&one_put(ks, b"k", b"v")).is_none());
-        assert_eq!(e.get(ks, b"k").await.unwrap(), None);
+        let first = e.try_write_now(&one_put(ks, b"lost", b"v")).unwrap().unwrap();
+        assert_eq!(e.get(ks, b"lost").await.unwrap().as_deref(), Some(&b"v"[..]));
+        let after = open(&storage.crash(None), &opts).await;
+        assert_eq!(after.get(ks, b"lost").await.unwrap(), None, "not synced, not durable");
+
+        let second = e.try_write_now(&one_put(ks, b"kept", b"w")).unwrap().unwrap();
+        assert!(second > first);
+        let durable = e.sync_wal().await.unwrap();
+        assert!(
+            durable >= second,
+            "sync_wal answers a sequence number covering the write"
+        );
+        let after = open(&storage.crash(None), &opts).await;
+        assert_eq!(after.get(ks, b"kept").await.unwrap().as_deref(), Some(&b"w"[..]));
+
+        let third = e.try_write_now(&one_put(ks, b"grouped", b"x")).unwrap().unwrap();
+        let queued = e.write(one_put(ks, b"queued", b"y")).await.unwrap();
+        assert!(queued > third);
+        let after = open(&storage.crash(None), &opts).await;
+        for (k, v) in [(&b"grouped"[..], &b"x"[..]), (b"queued", b"y")] {
+            assert_eq!(after.get(ks, k).await.unwrap().as_deref(), Some(v), "{k:?}");
+        }
     });
 }
 

@@ -7,13 +7,18 @@
 //! transaction ([`Tx`], which reads its own writes) and reach the engine
 //! at [`Tx::commit`] by one of two paths:
 //!
-//! - **At once** (`interval` and `none` modes, while nothing is queued):
-//!   the engine appends the batch to its WAL buffer and memtable there
-//!   and then ([`Engine::try_write_now`]); that is all those modes
-//!   promise, so the reply may leave with no wait. Nothing awaits, so a
-//!   pipeline's replies still leave together.
-//! - **Queued** (`sync` mode, or while the engine or the committer is
-//!   busy): the batch's writes go into an in-memory map (`overlay`),
+//! - **At once** (while nothing is queued): the engine appends the batch
+//!   to its WAL buffer and memtable there and then
+//!   ([`Engine::try_write_now`]). In the `interval` and `none` modes that
+//!   is all they promise, so the reply may leave with no wait; nothing
+//!   awaits, so a pipeline's replies still leave together. In `sync` mode
+//!   the reply waits until the committer has synced the log past the
+//!   write ([`Synced`]): every write that went in meanwhile shares that
+//!   fdatasync, as Redis's `appendfsync always` has one fsync per event
+//!   loop turn.
+//! - **Queued** (while the engine or the committer is busy, or a
+//!   transaction holds writes back): the batch's writes go into an
+//!   in-memory map (`overlay`),
 //!   tagged with the transaction's ticket, and the batch into the
 //!   committer's queue. Collection elements, which range reads walk, are
 //!   kept ordered; other keys (metadata, the expiry index) are hashed, so
@@ -23,10 +28,11 @@
 //! - **Committer.** Queued batches go in submission order; one task per
 //!   shard ([`Store::run_committer`]) merges everything queued into one
 //!   engine write (one WAL group, one fdatasync in `sync` mode), then
-//!   wakes each transaction's waiter. While a sync runs, the next group
-//!   gathers. So a hot key's INCRs run at memory speed and share fsyncs.
-//!   A batch goes at once only while the queue is empty and the
-//!   committer idle, so writes reach the engine in commit order.
+//!   wakes each transaction's waiter. With nothing queued, it syncs the
+//!   log for the `sync`-mode writes that went in at once. While a sync
+//!   runs, the next group gathers. So a hot key's INCRs run at memory
+//!   speed and share fsyncs. A batch goes at once only while the queue is
+//!   empty, so writes reach the engine in commit order.
 //! - **Key locks.** A command holds shared (read) or exclusive (write)
 //!   locks on its keys from its first read until its batch is committed,
 //!   never across the fsync. MULTI/EXEC takes all of a transaction's
@@ -34,9 +40,8 @@
 //!   locks sit under a shard-wide gate that FLUSHALL takes exclusive, so
 //!   no command reads before a flush and writes after it.
 //!
-//! Readers may see a write a moment before it is durable (as with Redis's
-//! `appendfsync always`); the writer's client never hears "OK" before it
-//! is. If the engine fails a write, the shard is poisoned (fail-stop) and
+//! Readers may see a write a moment before it is durable; the writer's
+//! client never hears "OK" before it is. If the engine fails a write, the shard is poisoned (fail-stop) and
 //! every waiting writer gets the error.
 
 use hashbrown::HashMap;
@@ -86,6 +91,51 @@ struct Queued {
     batch: WriteBatch,
     ticket: u64,
     done: Rc<Slot<StoreResult<()>>>,
+}
+
+/// In `sync` mode, how far the log is durable, for the writes that went
+/// into the engine at once ([`Engine::try_write_now`]) and wait for a
+/// sync before their replies: they raise `wanted`, the committer syncs
+/// the log and publishes the engine's answer in `durable`.
+#[derive(Default)]
+pub struct Synced {
+    /// The newest sequence number a waiting write needs durable.
+    wanted: Cell<u64>,
+    /// Every write numbered up to here is durable.
+    durable: Cell<u64>,
+    /// Why the log could not be synced: every waiter gets it (the engine
+    /// is poisoned and takes no more writes).
+    failed: RefCell<Option<StoreError>>,
+    /// Woken when `durable` moves or the sync fails.
+    changed: Notify,
+}
+
+impl Synced {
+    fn publish(&self, outcome: StoreResult<u64>) {
+        match outcome {
+            Ok(seq) => self.durable.set(self.durable.get().max(seq)),
+            Err(e) => *self.failed.borrow_mut() = Some(e),
+        }
+        self.changed.notify_all();
+    }
+
+    fn behind(&self) -> bool {
+        self.wanted.get() > self.durable.get() && self.failed.borrow().is_none()
+    }
+
+    async fn wait(&self, seq: u64) -> StoreResult<()> {
+        loop {
+            // Registered before the check, so a publish in between counts.
+            let changed = self.changed.notified();
+            if self.durable.get() >= seq {
+                return Ok(());
+            }
+            if let Some(e) = &*self.failed.borrow() {
+                return Err(e.clone());
+            }
+            changed.await;
+        }
+    }
 }
 
 /// Writes not yet durable, by key (see the module doc).
@@ -223,6 +273,9 @@ pub struct Store<S: Storage> {
     /// A committed transaction's emptied batch, whose buffer the next
     /// transaction writes into ([`Store::recycle`]).
     spare: Cell<Option<WriteBatch>>,
+    /// `sync` mode: writes that went in at once wait on this for the
+    /// committer's sync before their replies. `None` in the relaxed modes.
+    synced: Option<Rc<Synced>>,
 }
 
 /// The parts of `[lower, upper)` outside every range of `cleared`, in
@@ -276,7 +329,6 @@ fn merge_rows(base: Vec<(Vec<u8>, Vec<u8>)>, writes: Vec<PendingEntry>, limit: u
 impl<S: Storage> Store<S> {
     pub fn new(engine: Engine<S>, ks: KeyspaceId) -> Rc<Self> {
         Rc::new(Store {
-            engine,
             ks,
             overlay: RefCell::new(Overlay::default()),
             queue: RefCell::new(VecDeque::new()),
@@ -286,6 +338,8 @@ impl<S: Storage> Store<S> {
             next_ticket: Cell::new(1),
             locks: KeyLocks::default(),
             spare: Cell::new(None),
+            synced: (engine.options().sync_mode == lumadb_engine::SyncMode::Sync).then(Rc::default),
+            engine,
         })
     }
 
@@ -443,14 +497,16 @@ impl<S: Storage> Store<S> {
         self.overlay.borrow().len()
     }
 
-    /// Ends the committer once the queue is empty.
+    /// Ends the committer once the queue is empty and the writes waiting
+    /// for a sync are synced.
     pub fn close(&self) {
         self.closed.set(true);
         self.queued.notify_all();
     }
 
     /// The committer: one per store, spawned by the shard. Returns after
-    /// [`Store::close`] once everything queued is written.
+    /// [`Store::close`] once everything queued is written and everything
+    /// that went in at once in `sync` mode is synced.
     pub async fn run_committer(self: Rc<Self>) {
         loop {
             let wait = self.queued.notified();
@@ -469,6 +525,12 @@ impl<S: Storage> Store<S> {
                 g
             };
             if group.is_empty() {
+                if let Some(synced) = self.synced.as_ref().filter(|s| s.behind()) {
+                    // The writes that went in at once since the last sync
+                    // share this one; those arriving meanwhile, the next.
+                    synced.publish(self.engine.sync_wal().await.map_err(StoreError::from));
+                    continue;
+                }
                 if self.closed.get() {
                     return;
                 }
@@ -493,7 +555,18 @@ impl<S: Storage> Store<S> {
                     Err(e) => Err(e),
                 }
             };
-            let result = result.map(|_| ()).map_err(StoreError::from);
+            let result = result.map_err(StoreError::from);
+            if let Some(synced) = &self.synced {
+                match &result {
+                    // A group's sync takes every write appended before it.
+                    Ok(_) => synced.publish(result.clone()),
+                    // A failed sync poisons the engine: no later sync can
+                    // make the waiting writes durable.
+                    Err(_) if self.engine.poisoned().is_some() => synced.publish(result.clone()),
+                    Err(_) => {}
+                }
+            }
+            let result = result.map(|_| ());
             for q in &group {
                 self.settle(&q.batch, q.ticket);
             }
@@ -838,9 +911,18 @@ impl<S: Storage> Tx<'_, S> {
         }
         if store.in_flight.get() == 0 {
             match store.engine.try_write_now(&self.batch) {
-                Some(Ok(_)) => {
+                Some(Ok(seq)) => {
                     store.recycle(self.batch);
-                    return Durable::ready();
+                    let Some(synced) = &store.synced else {
+                        return Durable::ready();
+                    };
+                    if synced.wanted.get() < seq {
+                        synced.wanted.set(seq);
+                        store.queued.notify_all();
+                    }
+                    return Durable {
+                        state: DurableState::Synced(synced.clone(), seq),
+                    };
                 }
                 Some(Err(e)) => return Durable::failed(e.into()),
                 None => {}
@@ -877,6 +959,9 @@ enum DurableState {
     Ready,
     Failed(StoreError),
     Waiting(Rc<Slot<StoreResult<()>>>),
+    /// Went into the engine at once in `sync` mode: durable once the log
+    /// is synced through this sequence number.
+    Synced(Rc<Synced>, u64),
 }
 
 impl Durable {
@@ -897,6 +982,7 @@ impl Durable {
             DurableState::Ready => Ok(()),
             DurableState::Failed(e) => Err(e),
             DurableState::Waiting(slot) => slot.wait().await,
+            DurableState::Synced(synced, seq) => synced.wait(seq).await,
         }
     }
 }
@@ -1200,6 +1286,8 @@ impl Drop for LockGuard {
 mod tests {
     use super::*;
     use crate::redis::testkit::TestDb;
+    use lumadb_engine::storage::mem::MemStorage;
+    use lumadb_engine::SyncMode;
 
     fn poll_once<F: std::future::Future>(f: &mut std::pin::Pin<Box<F>>) -> Option<F::Output> {
         let waker = futures::task::noop_waker();
@@ -1454,28 +1542,50 @@ mod tests {
         });
     }
 
+    /// In `sync` mode a write with nothing queued goes into the engine at
+    /// once, visible there, and its reply waits for the committer's sync;
+    /// writes that go in together share that one sync; a crash before it
+    /// loses them (none was acknowledged), after it keeps them.
     #[test]
-    fn sync_mode_keeps_writes_pending_until_durable() {
+    fn sync_mode_answers_a_write_once_the_log_is_synced() {
         let t = TestDb::new_sync();
         let store = &t.db.store;
-        let mut tx = store.tx();
-        tx.put(b"mk", b"1").unwrap();
-        let durable = tx.commit();
-        assert_eq!((store.pending_keys(), store.queued()), (1, 1));
+        let syncs = || store.engine().stats().counters.wal_syncs;
+        let put = |k: &[u8], v: &[u8]| {
+            let mut tx = store.tx();
+            tx.put(k, v).unwrap();
+            tx.commit()
+        };
+        let before = syncs();
+        let durable = put(b"tk", b"1");
+        assert_eq!((store.pending_keys(), store.queued()), (0, 0), "nothing queued");
+        let lost = t.storage.crash(None);
         t.run(async {
-            assert_eq!(store.get(b"mk").await.unwrap().as_deref(), Some(&b"1"[..]));
             assert_eq!(
-                store.engine().get(store.ks, b"mk").await.unwrap(),
-                None,
-                "not in the engine before durable"
+                store.engine().get(store.ks, b"tk").await.unwrap().as_deref(),
+                Some(&b"1"[..]),
+                "in the engine at once"
             );
+            assert_eq!(syncs(), before, "not synced yet");
             durable.wait().await.unwrap();
-            assert_eq!(store.pending_keys(), 0);
-            assert_eq!(
-                store.engine().get(store.ks, b"mk").await.unwrap().as_deref(),
-                Some(&b"1"[..])
-            );
+            assert_eq!(syncs(), before + 1);
+
+            let waiting: Vec<Durable> = (0..20u8).map(|i| put(&[b't', i], b"2")).collect();
+            for d in waiting {
+                d.wait().await.unwrap();
+            }
+            assert_eq!(syncs(), before + 2, "twenty writes, one sync");
         });
+        let kept = t.storage.crash(None);
+        let read = |storage: MemStorage, key: &'static [u8]| {
+            let t = TestDb::open_with(storage, SyncMode::Sync);
+            let ks = t.db.store.ks;
+            let engine = t.db.store.engine().clone();
+            t.run(async move { engine.get(ks, key).await.unwrap() })
+        };
+        assert_eq!(read(lost, b"tk"), None, "crashed before the sync");
+        assert_eq!(read(kept.clone(), b"tk").as_deref(), Some(&b"1"[..]));
+        assert_eq!(read(kept, &[b't', 19]).as_deref(), Some(&b"2"[..]));
     }
 
     fn pending(ticket: u64, value: &[u8]) -> Pending {
