@@ -7,7 +7,7 @@ use lumadb_engine::storage::Storage;
 
 use super::cmd;
 use super::db::{CmdResult, Db};
-use super::store::Tx;
+use super::store::{Durable, Tx};
 use crate::resp::command::CommandSpec;
 
 /// Runs `args` (name first; arity already checked) in `tx`. The caller
@@ -66,6 +66,38 @@ pub fn touch_written<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>, spec: &'static Comm
 /// Runs one command alone on this shard: locks its keys, executes,
 /// queues its writes, releases the locks, and waits until the writes are
 /// durable before answering.
+pub async fn run_one<S: Storage>(db: &Db<S>, spec: &'static CommandSpec, args: &[Bytes]) -> crate::resp::Reply {
+    run_deferred(db, spec, args).await.reply().await
+}
+
+/// A command that has run and committed its writes: its reply, held
+/// until the writes are durable ([`Ran::reply`]).
+#[must_use = "a reply is sent only once its writes are durable"]
+pub struct Ran {
+    reply: crate::resp::Reply,
+    durable: Durable,
+    /// The reply is an error already, and stands whatever becomes of the
+    /// writes (a failed command may still have written, e.g. reclaimed
+    /// an expired key; that must be durable before the error is sent).
+    failed: bool,
+}
+
+impl Ran {
+    /// The reply, once the writes are durable; the storage error instead
+    /// if they cannot be made so.
+    pub async fn reply(self) -> crate::resp::Reply {
+        match self.durable.wait().await {
+            Err(e) if !self.failed => super::db::CmdError::Store(e).into_reply(),
+            _ => self.reply,
+        }
+    }
+}
+
+/// [`run_one`] up to the wait for durability, which the caller does with
+/// [`Ran::reply`]: a pipeline's commands all run first, then wait once
+/// (in `sync` mode one fdatasync covers them all), as Redis's
+/// `appendfsync always` answers an event loop turn's commands after one
+/// fsync.
 ///
 /// **Elided locks.** Most commands find their data in memory and run to
 /// the end without suspending, so no other task can run while they do;
@@ -74,10 +106,11 @@ pub fn touch_written<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>, spec: &'static Comm
 /// held or queued), a command runs with no lock entry, and takes its
 /// locks at the first point where it suspends (a disk read), before any
 /// other task can run: the same as having held them from the start.
-pub async fn run_one<S: Storage>(db: &Db<S>, spec: &'static CommandSpec, args: &[Bytes]) -> crate::resp::Reply {
+pub async fn run_deferred<S: Storage>(db: &Db<S>, spec: &'static CommandSpec, args: &[Bytes]) -> Ran {
     // A pipeline's commands run back to back without awaiting (writes go
-    // to the engine at once in the relaxed modes); the shard offers the
-    // core between them (`server::join`), never here with the locks held.
+    // to the engine at once while nothing is queued); the shard offers
+    // the core between them (`server::join`), never here with the locks
+    // held.
     let locks = &db.store.locks;
     let mut guard = if locks.free_for(lock_set(spec, args)) {
         None
@@ -100,15 +133,15 @@ pub async fn run_one<S: Storage>(db: &Db<S>, spec: &'static CommandSpec, args: &
     let durable = tx.commit();
     drop(guard);
     match result {
-        Ok(reply) => match durable.wait().await {
-            Ok(()) => reply,
-            Err(e) => super::db::CmdError::Store(e).into_reply(),
+        Ok(reply) => Ran {
+            reply,
+            durable,
+            failed: false,
         },
-        Err(e) => {
-            // A failed command may still have written (e.g. reclaimed an
-            // expired key); that must be durable before the error is sent.
-            let _ = durable.wait().await;
-            e.into_reply()
-        }
+        Err(e) => Ran {
+            reply: e.into_reply(),
+            durable,
+            failed: true,
+        },
     }
 }
