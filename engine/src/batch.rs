@@ -188,7 +188,7 @@ impl<'a> Edit<'a> {
 
 /// An ordered set of writes applied atomically. Later operations on the
 /// same key win (each operation gets its own, higher sequence number).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct WriteBatch {
     rep: Vec<u8>,
     count: usize,
@@ -198,7 +198,21 @@ pub struct WriteBatch {
     /// needs to know: nearly every batch writes one, which it then checks
     /// once instead of once per operation.
     keyspaces: Keyspaces,
+    /// The engine's memtable epoch at which every edit of the batch was
+    /// found to apply ([`crate::Engine::edit_into`]); `None` once an edit
+    /// came in unchecked. While the epoch holds, they still apply.
+    pub(crate) edits_checked: Option<u64>,
 }
+
+/// Batches are equal when their operations are: how their edits were
+/// checked is not part of them.
+impl PartialEq for WriteBatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.rep == other.rep && self.count == other.count
+    }
+}
+
+impl Eq for WriteBatch {}
 
 /// The keyspaces of a batch's operations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -244,6 +258,7 @@ impl WriteBatch {
             count: 0,
             edits: 0,
             keyspaces: Keyspaces::None,
+            edits_checked: None,
         }
     }
 
@@ -309,6 +324,7 @@ impl WriteBatch {
         put_varint(&mut head, edit.remove as u64);
         self.push_tagged(EDIT_TAG, ks, key, &head, edit.insert)?;
         self.edits += 1;
+        self.edits_checked = None;
         Ok(())
     }
 
@@ -319,7 +335,10 @@ impl WriteBatch {
             OpKind::Edit => EDIT_TAG,
         };
         self.push_tagged(tag, op.keyspace, op.key, &[], op.value)?;
-        self.edits += usize::from(op.kind == OpKind::Edit);
+        if op.kind == OpKind::Edit {
+            self.edits += 1;
+            self.edits_checked = None;
+        }
         Ok(())
     }
 
@@ -333,7 +352,10 @@ impl WriteBatch {
         self.check_room(other.rep.len(), other.count)?;
         self.rep.extend_from_slice(&other.rep);
         self.count += other.count;
-        self.edits += other.edits;
+        if other.edits > 0 {
+            self.edits += other.edits;
+            self.edits_checked = None;
+        }
         self.keyspaces.merge(other.keyspaces);
         Ok(())
     }
@@ -363,6 +385,7 @@ impl WriteBatch {
         self.count = 0;
         self.edits = 0;
         self.keyspaces = Keyspaces::None;
+        self.edits_checked = None;
     }
 
     /// The keyspace every operation writes to, when there is exactly one
@@ -414,6 +437,7 @@ impl WriteBatch {
             count,
             edits,
             keyspaces,
+            edits_checked: None,
         })
     }
 

@@ -93,6 +93,10 @@ pub(crate) struct State<S: Storage> {
     pub(crate) next_file_number: u64,
     /// Highest sequence number handed out.
     pub(crate) last_seq: SeqNo,
+    /// Moves whenever an active memtable changes after open (a write
+    /// applied, a memtable replaced): an edit found to apply at one epoch
+    /// still applies at the same epoch ([`Engine::edit_into`]).
+    pub(crate) mem_epoch: u64,
     /// Highest sequence number readers may see (acknowledged writes).
     pub(crate) visible_seq: SeqNo,
     /// The WAL segment being written.

@@ -252,6 +252,7 @@ impl<S: Storage> Engine<S> {
             names,
             next_file_number,
             last_seq,
+            mem_epoch: 0,
             visible_seq: last_seq,
             wal_segment: 0,
             wal_segments: segments.iter().map(|&s| (s, 0)).collect(),

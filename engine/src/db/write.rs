@@ -33,7 +33,7 @@
 //! is behind) makes the next group write it inline, which bounds memory.
 
 use super::Engine;
-use crate::batch::{KeyspaceId, OpKind, WriteBatch};
+use crate::batch::{Edit, KeyspaceId, OpKind, WriteBatch};
 use crate::key::{SeqNo, ValueKind};
 use crate::memtable::{History, MemTable};
 use crate::options::{CompactionStyle, SyncMode};
@@ -177,7 +177,10 @@ impl<S: Storage> Engine<S> {
         if self.stall_reason(batch).is_some() || !self.keyspaces_to_freeze(&[]).is_empty() {
             return None;
         }
-        if batch.edit_count() > 0 && !self.edits_apply(batch) {
+        if batch.edit_count() > 0
+            && batch.edits_checked != Some(self.inner.state.borrow().mem_epoch)
+            && !self.edits_apply(batch)
+        {
             return None;
         }
         let wal_bytes = wal_record_bytes(batch);
@@ -383,6 +386,29 @@ impl<S: Storage> Engine<S> {
             Some(ks) => known(ks),
             None => batch.iter().try_for_each(|op| known(op.keyspace)),
         }
+    }
+
+    /// Appends `edit` of `key` to `batch` when it applies to the active
+    /// memtable as it is now (see [`Engine::editable`]) and no operation
+    /// of `batch` writes the key; returns false, with `batch` unchanged,
+    /// otherwise (the caller then writes the whole value). Until a write
+    /// is applied or a memtable replaced, [`Engine::try_write_now`] takes
+    /// the batch without checking its edits again.
+    pub fn edit_into(&self, batch: &mut WriteBatch, ks: KeyspaceId, key: &[u8], edit: Edit<'_>) -> Result<bool> {
+        let epoch = {
+            let st = self.inner.state.borrow();
+            match st.keyspaces.get(&ks) {
+                Some(k) if k.mem.editable(key, &edit) => st.mem_epoch,
+                _ => return Ok(false),
+            }
+        };
+        if batch.iter().any(|op| op.writes(ks, key)) {
+            return Ok(false);
+        }
+        let checked = batch.edit_count() == 0 || batch.edits_checked == Some(epoch);
+        batch.edit(ks, key, edit)?;
+        batch.edits_checked = checked.then_some(epoch);
+        Ok(true)
     }
 
     /// Whether every edit of `batch` applies to the active memtables as
@@ -616,6 +642,7 @@ impl<S: Storage> Engine<S> {
         let last = seq - 1;
         st.last_seq = last;
         st.visible_seq = last;
+        st.mem_epoch += 1;
         st.stats.write_groups += 1;
         st.stats.wal_bytes_written += wal_bytes;
         let segment = st.wal_segment;
@@ -696,6 +723,7 @@ impl<S: Storage> Engine<S> {
             let mut st = self.inner.state.borrow_mut();
             st.wal_segment = number;
             st.wal_segments.insert(number, 0);
+            st.mem_epoch += 1;
             for id in to_freeze {
                 let ks = st.keyspaces.get_mut(&id).expect("keyspace exists");
                 ks.mem.freeze();

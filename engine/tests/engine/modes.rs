@@ -602,6 +602,63 @@ fn write_now_is_visible_at_once_in_order_and_durable_with_the_next_sync() {
     });
 }
 
+/// `edit_into` appends an edit only when it applies now and the batch
+/// does not write the key; `try_write_now` then takes it unchecked while
+/// nothing changed the memtable, and checks again once something did (a
+/// write that deleted the value makes it decline, never misapply).
+#[test]
+fn edits_checked_by_edit_into_are_checked_again_after_a_write() {
+    use lumadb_engine::batch::Edit;
+    run(async {
+        let storage = MemStorage::new();
+        let mut opts = tiny_options(CompactionStyle::Leveled);
+        opts.memtable_size = 1 << 20;
+        opts.sync_mode = SyncMode::Interval { interval_ms: 50 };
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        let mut b = WriteBatch::new();
+        assert!(
+            !e.edit_into(&mut b, ks, b"k", Edit::append(b"x")).unwrap(),
+            "no value yet"
+        );
+        assert!(b.is_empty());
+        e.try_write_now(&one_put(ks, b"k", b"ab")).unwrap().unwrap();
+
+        let mut b = WriteBatch::new();
+        assert!(e.edit_into(&mut b, ks, b"k", Edit::append(b"c")).unwrap());
+        assert!(
+            !e.edit_into(&mut b, ks, b"k", Edit::append(b"d")).unwrap(),
+            "the batch writes k"
+        );
+        b.put(ks, b"other", b"1").unwrap();
+        e.try_write_now(&b).unwrap().unwrap();
+        assert_eq!(e.get(ks, b"k").await.unwrap().as_deref(), Some(&b"abc"[..]));
+
+        // Checked, then the value deleted by another write: declined.
+        let mut stale = WriteBatch::new();
+        assert!(e.edit_into(&mut stale, ks, b"k", Edit::append(b"e")).unwrap());
+        let mut del = WriteBatch::new();
+        del.delete(ks, b"k").unwrap();
+        e.try_write_now(&del).unwrap().unwrap();
+        assert!(e.try_write_now(&stale).is_none());
+        assert_eq!(e.get(ks, b"k").await.unwrap(), None);
+
+        // Checked, then a write to another key: checked again, applies.
+        e.try_write_now(&one_put(ks, b"k", b"x")).unwrap().unwrap();
+        let mut again = WriteBatch::new();
+        assert!(e.edit_into(&mut again, ks, b"k", Edit::append(b"y")).unwrap());
+        e.try_write_now(&one_put(ks, b"elsewhere", b"z")).unwrap().unwrap();
+        e.try_write_now(&again).unwrap().unwrap();
+        assert_eq!(e.get(ks, b"k").await.unwrap().as_deref(), Some(&b"xy"[..]));
+
+        // A crash replays them all.
+        e.sync_wal().await.unwrap();
+        let after = open(&storage.crash(None), &opts).await;
+        assert_eq!(after.get(ks, b"k").await.unwrap().as_deref(), Some(&b"xy"[..]));
+        assert_eq!(after.get(ks, b"other").await.unwrap().as_deref(), Some(&b"1"[..]));
+    });
+}
+
 /// Edits (appends and overwrites of part of a value) go in at once while
 /// their value is in the active memtable, changed in place, and are
 /// declined otherwise (the caller writes the whole value); a snapshot

@@ -454,6 +454,12 @@ impl<S: Storage> Db<S> {
         self.watched.borrow().get(key).map_or(0, |e| e.1)
     }
 
+    /// Whether any key is watched here: without one, [`Db::touch`] has
+    /// nothing to do, and writers need not look for the keys they wrote.
+    pub fn has_watches(&self) -> bool {
+        !self.watched.borrow().is_empty()
+    }
+
     /// Records a write to `key` for WATCH (called for every key of every
     /// write command).
     pub fn touch(&self, key: &[u8]) {

@@ -54,7 +54,7 @@ pub fn lock_set<'a>(spec: &'static CommandSpec, args: &'a [Bytes]) -> impl Itera
 /// Moves the WATCH stamp of each key argument that `tx` wrote (as Redis
 /// signals the keys a command modified).
 pub fn touch_written<S: Storage>(db: &Db<S>, tx: &Tx<'_, S>, spec: &'static CommandSpec, args: &[Bytes]) {
-    if spec.is_write() && !tx.is_empty() {
+    if spec.is_write() && !tx.is_empty() && db.has_watches() {
         for i in spec.key_indexes(args) {
             if let Some(k) = args.get(i).filter(|k| tx.writes_key(k)) {
                 db.touch(k);

@@ -721,18 +721,10 @@ impl<S: Storage> Tx<'_, S> {
     /// changes a value calls [`Tx::forbid_edits`] first.
     pub fn edit(&mut self, key: &[u8], edit: Edit<'_>) -> StoreResult<bool> {
         let store = self.store;
-        let untouched = || !self.batch.iter().any(|op| op.writes(store.ks, key));
-        if !self.edits_allowed
-            || self.index.is_some()
-            || store.in_flight.get() != 0
-            || !self.cleared.is_empty()
-            || !store.engine.editable(store.ks, key, &edit)
-            || !untouched()
-        {
+        if !self.edits_allowed || self.index.is_some() || store.in_flight.get() != 0 || !self.cleared.is_empty() {
             return Ok(false);
         }
-        self.batch.edit(store.ks, key, edit)?;
-        Ok(true)
+        Ok(store.engine.edit_into(&mut self.batch, store.ks, key, edit)?)
     }
 
     /// Makes [`Tx::edit`] decline from now on, for a command that reads
