@@ -83,6 +83,11 @@ pub struct Ran {
 }
 
 impl Ran {
+    /// Whether the command failed (its reply is an error).
+    pub fn failed(&self) -> bool {
+        matches!(self.reply, crate::resp::Reply::Error(_))
+    }
+
     /// The reply, once the writes are durable; the storage error instead
     /// if they cannot be made so.
     pub async fn reply(self) -> crate::resp::Reply {

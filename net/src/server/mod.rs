@@ -467,9 +467,12 @@ impl Shard {
     }
 
     /// Runs one command on this shard, refusing writes in read-only mode,
-    /// up to the wait for its writes' durability ([`Shard::answer`]).
-    /// `clock` is the end time of the previous command of the same batch
-    /// (or the batch's start): its run starts there.
+    /// up to the wait for its writes' durability ([`Shard::answer`]), and
+    /// records its run time: as Redis's SLOWLOG and command statistics,
+    /// that time leaves out the wait for the disk, which one fdatasync
+    /// shares among every write of a batch. `clock` is the end time of
+    /// the previous command of the same batch (or the batch's start): one
+    /// clock read per command times them all.
     pub async fn run_command(&self, spec: &'static CommandSpec, args: &[Bytes], clock: &Cell<Instant>) -> Executed {
         let started = clock.get();
         let ran = if spec.is_write() { self.refuse_write() } else { None };
@@ -477,45 +480,34 @@ impl Shard {
             Some(r) => Err(r),
             None => Ok(exec::run_deferred(&self.db, spec, args).await),
         };
-        clock.set(Instant::now());
-        Executed {
-            name: spec.name,
-            started,
-            ran,
-        }
-    }
-
-    /// [`Shard::answer`] for a lone command.
-    pub async fn answer_one(&self, executed: Executed) -> Reply {
-        let reply = match executed.ran {
-            Ok(ran) => ran.reply().await,
-            Err(refused) => refused,
-        };
-        let micros = executed.started.elapsed().as_micros() as u64;
-        self.record(executed.name, !matches!(reply, Reply::Error(_)), micros);
-        reply
-    }
-
-    /// Answers a batch's commands run by [`Shard::run_command`] once their
-    /// writes are durable, and records each one's time, the wait
-    /// included. The waits resolve together: one sync (or group) covers
-    /// every write of the batch.
-    pub async fn answer(&self, executed: Vec<Executed>) -> Vec<Reply> {
-        let mut replies = Vec::with_capacity(executed.len());
-        let mut times = Vec::with_capacity(executed.len());
-        for e in executed {
-            times.push((e.name, e.started));
-            replies.push(match e.ran {
-                Ok(ran) => ran.reply().await,
-                Err(refused) => refused,
-            });
-        }
         let now = Instant::now();
-        for ((name, started), reply) in times.into_iter().zip(&replies) {
-            let micros = now.saturating_duration_since(started).as_micros() as u64;
-            self.record(name, !matches!(reply, Reply::Error(_)), micros);
+        clock.set(now);
+        let micros = now.saturating_duration_since(started).as_micros() as u64;
+        let failed = match &ran {
+            Ok(ran) => ran.failed(),
+            Err(_) => true,
+        };
+        self.record(spec.name, !failed, micros);
+        ran
+    }
+
+    /// The replies of a batch's commands run by [`Shard::run_command`],
+    /// once their writes are durable. The waits resolve together: one
+    /// sync (or group) covers every write of the batch.
+    pub async fn answer(executed: Vec<Executed>) -> Vec<Reply> {
+        let mut replies = Vec::with_capacity(executed.len());
+        for e in executed {
+            replies.push(Self::answer_one(e).await);
         }
         replies
+    }
+
+    /// [`Shard::answer`] for one command.
+    pub async fn answer_one(executed: Executed) -> Reply {
+        match executed {
+            Ok(ran) => ran.reply().await,
+            Err(refused) => refused,
+        }
     }
 
     /// The error a write gets in read-only mode or on a poisoned shard.
@@ -686,13 +678,9 @@ impl Shard {
 }
 
 /// A command run on its shard whose reply waits for its writes'
-/// durability ([`Shard::answer`]).
-pub struct Executed {
-    name: &'static str,
-    started: Instant,
-    /// The run, or the refusal a write got (read-only, poisoned shard).
-    ran: Result<exec::Ran, Reply>,
-}
+/// durability ([`Shard::answer`]); or the refusal a write got (read-only,
+/// poisoned shard).
+pub type Executed = Result<exec::Ran, Reply>;
 
 impl Service for Shard {
     type Request = ShardRequest;
@@ -720,7 +708,7 @@ impl Service for Shard {
                     let clock = Cell::new(Instant::now());
                     if let [(spec, args)] = &cmds[..] {
                         let executed = self.run_command(spec, args, &clock).await;
-                        return ShardResponse::Reply(self.answer_one(executed).await);
+                        return ShardResponse::Reply(Self::answer_one(executed).await);
                     }
                     prefetch::prefetch_batch(&self.db.store, &cmds);
                     // Independent commands: run them concurrently so their
@@ -731,7 +719,7 @@ impl Service for Shard {
                     };
                     let offer = || self.db.store.engine().yield_if_needed();
                     let executed = join::join_in_order(cmds.len(), run, offer).await;
-                    ShardResponse::Replies(self.answer(executed).await)
+                    ShardResponse::Replies(Self::answer(executed).await)
                 }
                 ShardRequest::Lock {
                     txid,
