@@ -83,8 +83,8 @@ pub struct Ran {
 }
 
 impl Ran {
-    /// Whether the command failed (its reply is an error).
-    pub fn failed(&self) -> bool {
+    /// Whether the reply is an error (for the command statistics).
+    pub fn is_error(&self) -> bool {
         matches!(self.reply, crate::resp::Reply::Error(_))
     }
 

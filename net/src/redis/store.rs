@@ -41,8 +41,8 @@
 //!   no command reads before a flush and writes after it.
 //!
 //! Readers may see a write a moment before it is durable; the writer's
-//! client never hears "OK" before it is. If the engine fails a write, the shard is poisoned (fail-stop) and
-//! every waiting writer gets the error.
+//! client never hears "OK" before it is. If the engine fails a write, the
+//! shard is poisoned (fail-stop) and every waiting writer gets the error.
 
 use hashbrown::HashMap;
 use std::cell::{Cell, RefCell};

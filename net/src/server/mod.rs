@@ -484,7 +484,7 @@ impl Shard {
         clock.set(now);
         let micros = now.saturating_duration_since(started).as_micros() as u64;
         let failed = match &ran {
-            Ok(ran) => ran.failed(),
+            Ok(ran) => ran.is_error(),
             Err(_) => true,
         };
         self.record(spec.name, !failed, micros);
