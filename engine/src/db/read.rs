@@ -23,20 +23,35 @@ pub(crate) struct Found {
 
 /// Interprets the newest visible version of a key.
 pub(crate) fn resolve(found: Found, tombstone_seq: SeqNo, now_ms: u64) -> Option<ValueEntry> {
-    if found.seq < tombstone_seq {
+    let (start, expire_at_unix_ms) = live(found.seq, found.kind, &found.value, tombstone_seq, || now_ms)?;
+    let mut value = found.value;
+    value.drain(..start);
+    Some(ValueEntry {
+        value,
+        expire_at_unix_ms,
+    })
+}
+
+/// Whether the newest visible version of a key (`seq`, `kind`, its stored
+/// `value`) is live: where its value starts in `value` (past an expiry
+/// header) and when it expires; `None` if a newer range tombstone covers
+/// it, it is deleted or it has expired. `now_ms` is read only for a
+/// value with an expiry.
+fn live(
+    seq: SeqNo,
+    kind: ValueKind,
+    value: &[u8],
+    tombstone_seq: SeqNo,
+    now_ms: impl FnOnce() -> u64,
+) -> Option<(usize, Option<u64>)> {
+    if seq < tombstone_seq {
         return None;
     }
-    match found.kind {
-        ValueKind::Put => Some(ValueEntry {
-            value: found.value,
-            expire_at_unix_ms: None,
-        }),
+    match kind {
+        ValueKind::Put => Some((0, None)),
         ValueKind::PutExpiring => {
-            let (at, v) = key::split_expiring(&found.value)?;
-            (at > now_ms).then(|| ValueEntry {
-                value: v.to_vec(),
-                expire_at_unix_ms: Some(at),
-            })
+            let (at, rest) = key::split_expiring(value)?;
+            (at > now_ms()).then_some((value.len() - rest.len(), Some(at)))
         }
         ValueKind::Delete | ValueKind::RangeDelete => None,
     }
@@ -134,17 +149,15 @@ impl<S: Storage> Engine<S> {
             let mut tomb = 0;
             for m in std::iter::once(&k.mem).chain(k.imm.iter().rev()) {
                 tomb = tomb.max(m.covering_tombstone_seq(key, seq));
-                if let Some(v) = m.get(key, seq) {
-                    let now = match v.kind {
-                        ValueKind::PutExpiring => self.inner.storage.now_unix_ms(),
-                        _ => 0,
-                    };
-                    let found = Found {
-                        seq: v.seq,
-                        kind: v.kind,
-                        value: v.value.to_vec(),
-                    };
-                    return Ok(resolve(found, tomb, now));
+                let found = m.get_with(key, seq, |v| {
+                    let now = || self.inner.storage.now_unix_ms();
+                    live(v.seq, v.kind, &v.value, tomb, now).map(|(start, expire_at_unix_ms)| ValueEntry {
+                        value: v.value[start..].to_vec(),
+                        expire_at_unix_ms,
+                    })
+                });
+                if let Some(entry) = found {
+                    return Ok(entry);
                 }
             }
             (seq, tomb, self.read_view(ks, Some(key))?)

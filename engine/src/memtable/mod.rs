@@ -407,8 +407,15 @@ impl MemTable {
 
     /// The newest version of `key` with `seq <= snapshot`.
     pub fn get(&self, key: &[u8], snapshot: SeqNo) -> Option<Version> {
+        self.get_with(key, snapshot, Version::clone)
+    }
+
+    /// `f` of [`MemTable::get`]'s version, read in place: a point read
+    /// copies the value once, into its answer, not first into a clone.
+    /// `f` must not reach this memtable (it is borrowed meanwhile).
+    pub fn get_with<R>(&self, key: &[u8], snapshot: SeqNo, f: impl FnOnce(&Version) -> R) -> Option<R> {
         let keys = self.keys.borrow();
-        let found = keys.get(key)?.newest_first().find(|v| v.seq <= snapshot).cloned();
+        let found = keys.get(key)?.newest_first().find(|v| v.seq <= snapshot).map(f);
         found
     }
 
