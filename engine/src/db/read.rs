@@ -3,7 +3,7 @@
 //! Range tombstones met on the way (with their sequence numbers) decide
 //! whether that version is deleted.
 
-use super::{Engine, Snapshot, ValueEntry};
+use super::{Engine, KeyspaceState, Snapshot, ValueEntry};
 use crate::batch::{Edit, KeyspaceId};
 use crate::key::{self, SeqNo, ValueKind};
 use crate::memtable::MemTable;
@@ -146,21 +146,16 @@ impl<S: Storage> Engine<S> {
                 .ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))?;
             // The memtables first, newest first, in place: most point reads
             // end here, and then need no view of the tables.
-            let mut tomb = 0;
-            for m in std::iter::once(&k.mem).chain(k.imm.iter().rev()) {
-                tomb = tomb.max(m.covering_tombstone_seq(key, seq));
-                let found = m.get_with(key, seq, |v| {
-                    let now = || self.inner.storage.now_unix_ms();
-                    live(v.seq, v.kind, &v.value, tomb, now).map(|(start, expire_at_unix_ms)| ValueEntry {
-                        value: v.value[start..].to_vec(),
-                        expire_at_unix_ms,
-                    })
-                });
-                if let Some(entry) = found {
-                    return Ok(entry);
-                }
+            let found = self.memtables_get(k, key, seq, |v| {
+                v.map(|(value, expire_at_unix_ms)| ValueEntry {
+                    value: value.to_vec(),
+                    expire_at_unix_ms,
+                })
+            });
+            match found {
+                Ok(entry) => return Ok(entry),
+                Err(tomb) => (seq, tomb, self.read_view(ks, Some(key))?),
             }
-            (seq, tomb, self.read_view(ks, Some(key))?)
         };
         let now = self.inner.storage.now_unix_ms();
         for (meta, table) in &view.tables {
@@ -181,6 +176,57 @@ impl<S: Storage> Engine<S> {
             }
         }
         Ok(None)
+    }
+
+    /// `f` of `key`'s value (`None`: deleted or expired), read in place
+    /// without a copy, when the memtables decide it (they hold its newest
+    /// version); `Ok(None)` when the tables must be read
+    /// ([`Engine::get`]). `f` must not call the engine.
+    pub fn get_in_memory<R>(
+        &self,
+        ks: KeyspaceId,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<Option<R>> {
+        let st = self.inner.state.borrow();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        let k = st
+            .keyspaces
+            .get(&ks)
+            .ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))?;
+        Ok(self
+            .memtables_get(k, key, st.visible_seq, |v| f(v.map(|(value, _)| value)))
+            .ok())
+    }
+
+    /// The point read's memtable part, newest memtable first: `f` of the
+    /// live value and its expiry (`None`: deleted or expired) once a
+    /// memtable holds a version of `key` visible at `seq`; otherwise the
+    /// sequence number of the newest range tombstone they hold over
+    /// `key` (0: none), for the read of the tables.
+    fn memtables_get<R>(
+        &self,
+        k: &KeyspaceState,
+        key: &[u8],
+        seq: SeqNo,
+        f: impl FnOnce(Option<(&[u8], Option<u64>)>) -> R,
+    ) -> std::result::Result<R, SeqNo> {
+        let mut f = Some(f);
+        let mut tomb = 0;
+        for m in std::iter::once(&k.mem).chain(k.imm.iter().rev()) {
+            tomb = tomb.max(m.covering_tombstone_seq(key, seq));
+            let found = m.get_with(key, seq, |v| {
+                let now = || self.inner.storage.now_unix_ms();
+                let value = live(v.seq, v.kind, &v.value, tomb, now).map(|(start, at)| (&v.value[start..], at));
+                f.take().expect("a read finds one version")(value)
+            });
+            if let Some(r) = found {
+                return Ok(r);
+            }
+        }
+        Err(tomb)
     }
 
     /// A point lookup in one table, through the row cache when the

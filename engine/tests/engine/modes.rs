@@ -602,6 +602,44 @@ fn write_now_is_visible_at_once_in_order_and_durable_with_the_next_sync() {
     });
 }
 
+/// `get_in_memory` answers as `get` does wherever the memtables hold the
+/// key (a value, a delete, a range delete, an expiry past or to come),
+/// and defers to the tables (`None`) once the key was flushed.
+#[test]
+fn get_in_memory_answers_as_get_or_defers_to_the_tables() {
+    run(async {
+        let storage = MemStorage::new();
+        storage.set_clock_ms(Some(1_000));
+        let mut opts = tiny_options(CompactionStyle::Leveled);
+        opts.memtable_size = 1 << 20;
+        let e = open(&storage, &opts).await;
+        let ks = e.keyspace("default").unwrap();
+        let copy = |v: Option<&[u8]>| v.map(<[u8]>::to_vec);
+        e.put(ks, b"flushed", b"old").await.unwrap();
+        e.flush().await.unwrap();
+        assert_eq!(e.get_in_memory(ks, b"flushed", copy).unwrap(), None, "in a table");
+        assert_eq!(e.get_in_memory(ks, b"absent", copy).unwrap(), None, "nowhere in memory");
+        e.put(ks, b"plain", &[7u8; 300]).await.unwrap();
+        e.put(ks, b"gone", b"x").await.unwrap();
+        e.delete(ks, b"gone").await.unwrap();
+        e.put_expiring(ks, b"later", b"soon", 5_000).await.unwrap();
+        e.put_expiring(ks, b"past", b"was", 500).await.unwrap();
+        e.put(ks, b"r1", b"in range").await.unwrap();
+        e.delete_range(ks, b"r0", b"r9").await.unwrap();
+        e.put(ks, b"flushed", b"new").await.unwrap();
+        for key in [&b"plain"[..], b"gone", b"later", b"past", b"r1", b"flushed"] {
+            let got = e.get(ks, key).await.unwrap();
+            assert_eq!(e.get_in_memory(ks, key, copy).unwrap(), Some(got), "{key:?}");
+        }
+        assert_eq!(
+            e.get_in_memory(ks, b"later", copy).unwrap(),
+            Some(Some(b"soon".to_vec()))
+        );
+        assert_eq!(e.get_in_memory(ks, b"past", copy).unwrap(), Some(None), "expired");
+        assert_eq!(e.get_in_memory(ks, b"r1", copy).unwrap(), Some(None), "range-deleted");
+    });
+}
+
 /// `edit_into` appends an edit only when it applies now and the batch
 /// does not write the key; `try_write_now` then takes it unchecked while
 /// nothing changed the memtable, and checks again once something did (a

@@ -770,6 +770,39 @@ impl<S: Storage> Tx<'_, S> {
         self.store.get(key).await
     }
 
+    /// `f` of what [`Tx::get`] reads of `key`, given the value where it
+    /// lies (this transaction's writes, the overlay, a memtable) instead
+    /// of a copy; read from the tables only when it is not in memory. `f`
+    /// must not reach the store.
+    pub async fn read_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> StoreResult<R> {
+        debug_assert_eq!(
+            self.batch.edit_count(),
+            0,
+            "a transaction reads (and may await) after an edit"
+        );
+        if let Some(v) = self.own(key) {
+            return Ok(f(v.as_deref()));
+        }
+        let store = self.store;
+        {
+            let overlay = store.overlay.borrow();
+            if overlay.len() > 0 {
+                if let Some(v) = overlay.read(key) {
+                    return Ok(f(v.map(|v| &v[..])));
+                }
+            }
+        }
+        let mut f = Some(f);
+        let in_memory = store
+            .engine
+            .get_in_memory(store.ks, key, |v| f.take().expect("read once")(v))?;
+        if let Some(r) = in_memory {
+            return Ok(r);
+        }
+        let value = store.engine.get(store.ks, key).await?;
+        Ok(f.take().expect("not read in memory")(value.as_deref()))
+    }
+
     pub async fn scan(&self, lower: &[u8], upper: &[u8], limit: usize) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
         debug_assert_eq!(
             self.batch.edit_count(),

@@ -137,11 +137,30 @@ async fn read_range<S: Storage>(
     let (lo, hi) = (meta.head + from, meta.head + to);
     let (first, last) = (chunk_of(lo), chunk_of(hi - 1));
     let chunks = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
+    let take = |chunk: i64, value: &[u8], out: &mut Vec<Vec<u8>>| -> Result<(), CmdError> {
+        let span = chunk_span(meta, chunk);
+        for (index, item) in span.zip(decode_chunk(key, meta, chunk, value)?) {
+            if (lo..hi).contains(&index) {
+                out.push(item.to_vec());
+            }
+        }
+        Ok(())
+    };
+    let mut out = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0));
     // One chunk (a pop, LINDEX, a short range) is a point read, cheaper
-    // than a scan.
-    let values: Vec<Vec<u8>> = if first == last {
-        tx.get(&chunk_key(key, meta, first)).await?.into_iter().collect()
-    } else {
+    // than a scan, and takes its elements from the chunk where it lies.
+    if first == last {
+        let found = tx
+            .read_with(&chunk_key(key, meta, first), |value| {
+                value.map(|value| take(first, value, &mut out))
+            })
+            .await?;
+        return match found {
+            Some(taken) => taken.map(|()| out),
+            None => Err(corrupt_list(key, "0 of its 1 chunks found")),
+        };
+    }
+    let values: Vec<Vec<u8>> = {
         let rows = tx
             .scan(&chunk_key(key, meta, first), &chunk_key(key, meta, last + 1), chunks)
             .await?;
@@ -153,14 +172,8 @@ async fn read_range<S: Storage>(
             &format!("{} of its {chunks} chunks found", values.len()),
         ));
     }
-    let mut out = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0));
     for (chunk, value) in (first..=last).zip(&values) {
-        let span = chunk_span(meta, chunk);
-        for (index, item) in span.zip(decode_chunk(key, meta, chunk, value)?) {
-            if (lo..hi).contains(&index) {
-                out.push(item.to_vec());
-            }
-        }
+        take(chunk, value, &mut out)?;
     }
     Ok(out)
 }
