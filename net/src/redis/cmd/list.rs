@@ -160,19 +160,16 @@ async fn read_range<S: Storage>(
             None => Err(corrupt_list(key, "0 of its 1 chunks found")),
         };
     }
-    let values: Vec<Vec<u8>> = {
-        let rows = tx
-            .scan(&chunk_key(key, meta, first), &chunk_key(key, meta, last + 1), chunks)
-            .await?;
-        rows.into_iter().map(|(_, v)| v).collect()
-    };
-    if values.len() != chunks {
+    let rows = tx
+        .scan(&chunk_key(key, meta, first), &chunk_key(key, meta, last + 1), chunks)
+        .await?;
+    if rows.len() != chunks {
         return Err(corrupt_list(
             key,
-            &format!("{} of its {chunks} chunks found", values.len()),
+            &format!("{} of its {chunks} chunks found", rows.len()),
         ));
     }
-    for (chunk, value) in (first..=last).zip(&values) {
+    for (chunk, (_, value)) in (first..=last).zip(&rows) {
         take(chunk, value, &mut out)?;
     }
     Ok(out)
