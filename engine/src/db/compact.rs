@@ -288,10 +288,7 @@ impl<S: Storage> Engine<S> {
             self.check_writable()?;
             let step = {
                 let st = self.inner.state.borrow();
-                let k = st
-                    .keyspaces
-                    .get(&ks)
-                    .ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))?;
+                let k = st.keyspace(ks)?;
                 compaction::manual(&k.version, &k.opts, &k.busy, range, None)
             };
             match step {

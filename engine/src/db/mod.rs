@@ -118,6 +118,15 @@ pub(crate) struct State<S: Storage> {
     pub(crate) recovery: RecoveryReport,
 }
 
+impl<S: Storage> State<S> {
+    /// Keyspace `ks`, or the error a call naming an unknown one gets.
+    pub(crate) fn keyspace(&self, ks: KeyspaceId) -> Result<&KeyspaceState> {
+        self.keyspaces
+            .get(&ks)
+            .ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))
+    }
+}
+
 /// One keyspace's LSM tree.
 pub(crate) struct KeyspaceState {
     pub(crate) id: KeyspaceId,

@@ -92,16 +92,9 @@ impl<S: Storage> Engine<S> {
         st.keyspaces.get(&ks)?.mem.peek_newest(key, f)
     }
 
-    /// Whether [`Engine::try_write_now`] can apply `edit` to `key`'s value
-    /// as the active memtable holds it now (see [`MemTable::editable`]).
-    pub fn editable(&self, ks: KeyspaceId, key: &[u8], edit: &Edit<'_>) -> bool {
-        let st = self.inner.state.borrow();
-        st.keyspaces.get(&ks).is_some_and(|k| k.mem.editable(key, edit))
-    }
-
     /// The value `edit` makes of `key`'s value in the active memtable,
-    /// when [`Engine::editable`]: what a caller writes whole when the
-    /// edit cannot go in as one.
+    /// when it applies there ([`MemTable::editable`]): what a caller
+    /// writes whole when the edit cannot go in as one.
     pub fn edited_value(&self, ks: KeyspaceId, key: &[u8], edit: &Edit<'_>) -> Option<Vec<u8>> {
         let st = self.inner.state.borrow();
         let mem = &st.keyspaces.get(&ks)?.mem;
@@ -140,10 +133,7 @@ impl<S: Storage> Engine<S> {
                 return Err(Error::Closed);
             }
             let seq = snapshot.map_or(st.visible_seq, |s| s.seq());
-            let k = st
-                .keyspaces
-                .get(&ks)
-                .ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))?;
+            let k = st.keyspace(ks)?;
             // The memtables first, newest first, in place: most point reads
             // end here, and then need no view of the tables.
             let found = self.memtables_get(k, key, seq, |v| {
@@ -192,10 +182,7 @@ impl<S: Storage> Engine<S> {
         if st.closed {
             return Err(Error::Closed);
         }
-        let k = st
-            .keyspaces
-            .get(&ks)
-            .ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))?;
+        let k = st.keyspace(ks)?;
         Ok(self
             .memtables_get(k, key, st.visible_seq, |v| f(v.map(|(value, _)| value)))
             .ok())
@@ -258,10 +245,7 @@ impl<S: Storage> Engine<S> {
     /// hold `key` (all tables when `key` is `None`), newest first.
     pub(crate) fn read_view(&self, ks: KeyspaceId, key: Option<&[u8]>) -> Result<ReadView<S::File>> {
         let st = self.inner.state.borrow();
-        let k = st
-            .keyspaces
-            .get(&ks)
-            .ok_or_else(|| Error::InvalidArgument(format!("no keyspace with id {ks}")))?;
+        let k = st.keyspace(ks)?;
         let mut tables = Vec::new();
         for (level, files) in k.version.levels.iter().enumerate() {
             let candidates: Vec<&Rc<FileMeta>> = match key {

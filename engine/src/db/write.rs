@@ -389,7 +389,7 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Appends `edit` of `key` to `batch` when it applies to the active
-    /// memtable as it is now (see [`Engine::editable`]) and no operation
+    /// memtable as it is now ([`MemTable::editable`]) and no operation
     /// of `batch` writes the key; returns false, with `batch` unchanged,
     /// otherwise (the caller then writes the whole value). Until a write
     /// is applied or a memtable replaced, [`Engine::try_write_now`] takes

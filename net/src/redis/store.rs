@@ -388,15 +388,30 @@ impl<S: Storage> Store<S> {
 
     /// The newest value of `key`: pending writes first, then the engine.
     pub async fn get(&self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        self.read_with(key, |v| v.map(<[u8]>::to_vec)).await
+    }
+
+    /// `f` of the newest value of `key`, given where it lies (the
+    /// overlay, a memtable) instead of a copy; read from the tables only
+    /// when it is not in memory. `f` must not reach the store.
+    pub async fn read_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> StoreResult<R> {
         {
             let overlay = self.overlay.borrow();
             if overlay.len() > 0 {
                 if let Some(v) = overlay.read(key) {
-                    return Ok(v.map(|v| v.to_vec()));
+                    return Ok(f(v.map(|v| &v[..])));
                 }
             }
         }
-        Ok(self.engine.get(self.ks, key).await?)
+        let mut f = Some(f);
+        let in_memory = self
+            .engine
+            .get_in_memory(self.ks, key, |v| f.take().expect("read once")(v))?;
+        if let Some(r) = in_memory {
+            return Ok(r);
+        }
+        let value = self.engine.get(self.ks, key).await?;
+        Ok(f.take().expect("not read in memory")(value.as_deref()))
     }
 
     /// Up to `limit` live pairs in `[lower, upper)`, pending writes merged
@@ -770,10 +785,8 @@ impl<S: Storage> Tx<'_, S> {
         self.store.get(key).await
     }
 
-    /// `f` of what [`Tx::get`] reads of `key`, given the value where it
-    /// lies (this transaction's writes, the overlay, a memtable) instead
-    /// of a copy; read from the tables only when it is not in memory. `f`
-    /// must not reach the store.
+    /// `f` of what [`Tx::get`] reads of `key`: this transaction's own
+    /// write, else [`Store::read_with`]. `f` must not reach the store.
     pub async fn read_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> StoreResult<R> {
         debug_assert_eq!(
             self.batch.edit_count(),
@@ -783,24 +796,7 @@ impl<S: Storage> Tx<'_, S> {
         if let Some(v) = self.own(key) {
             return Ok(f(v.as_deref()));
         }
-        let store = self.store;
-        {
-            let overlay = store.overlay.borrow();
-            if overlay.len() > 0 {
-                if let Some(v) = overlay.read(key) {
-                    return Ok(f(v.map(|v| &v[..])));
-                }
-            }
-        }
-        let mut f = Some(f);
-        let in_memory = store
-            .engine
-            .get_in_memory(store.ks, key, |v| f.take().expect("read once")(v))?;
-        if let Some(r) = in_memory {
-            return Ok(r);
-        }
-        let value = store.engine.get(store.ks, key).await?;
-        Ok(f.take().expect("not read in memory")(value.as_deref()))
+        self.store.read_with(key, f).await
     }
 
     pub async fn scan(&self, lower: &[u8], upper: &[u8], limit: usize) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {

@@ -224,9 +224,10 @@ async fn rewrite<S: Storage>(
     Ok(())
 }
 
-/// The stored value of chunk `chunk`, which `meta` says holds elements.
-async fn read_chunk<S: Storage>(tx: &Tx<'_, S>, key: &[u8], meta: &Meta, chunk: i64) -> Result<Vec<u8>, CmdError> {
-    tx.get(&chunk_key(key, meta, chunk))
+/// The stored value of chunk `chunk` (engine key `ck`) of the list at
+/// `key`, which its meta says holds elements.
+async fn read_chunk<S: Storage>(tx: &Tx<'_, S>, key: &[u8], ck: &[u8], chunk: i64) -> Result<Vec<u8>, CmdError> {
+    tx.get(ck)
         .await?
         .ok_or_else(|| corrupt_list(key, &format!("chunk {chunk} is missing")))
 }
@@ -244,7 +245,7 @@ async fn edit_chunk<S: Storage>(
     if tx.edit(&ck, edit)? {
         return Ok(());
     }
-    let mut value = read_chunk(tx, key, meta, chunk).await?;
+    let mut value = read_chunk(tx, key, &ck, chunk).await?;
     if !edit.apply(&mut value) {
         return Err(corrupt_list(
             key,
@@ -501,7 +502,7 @@ async fn lset<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> Cmd
     let index = meta.head + i;
     let chunk = chunk_of(index);
     let ck = chunk_key(key, &meta, chunk);
-    let old = read_chunk(tx, key, &meta, chunk).await?;
+    let old = read_chunk(tx, key, &ck, chunk).await?;
     let mut value = Vec::with_capacity(old.len() + args[3].len());
     let span = chunk_span(&meta, chunk);
     for (at, item) in span.zip(decode_chunk(key, &meta, chunk, &old)?) {
@@ -562,7 +563,7 @@ async fn ltrim<S: Storage>(db: &Db<S>, tx: &mut Tx<'_, S>, args: &[Bytes]) -> Cm
                 tx.delete(&chunk_key(key, &meta, chunk))?;
             } else if keep != span {
                 let ck = chunk_key(key, &meta, chunk);
-                let old = read_chunk(tx, key, &meta, chunk).await?;
+                let old = read_chunk(tx, key, &ck, chunk).await?;
                 let mut value = Vec::with_capacity(old.len());
                 for (at, item) in span.zip(decode_chunk(key, &meta, chunk, &old)?) {
                     if keep.contains(&at) {
